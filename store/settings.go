@@ -1,0 +1,110 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+)
+
+// SettingDef documents one setting where it is defined: the admin page and `mailstead settings`
+// are generated from this list.
+type SettingDef struct {
+	Key     string
+	Default string
+	Help    string
+}
+
+// settingDefs is every setting mailstead knows. Add new ones here, with a default and one line.
+var settingDefs = []SettingDef{
+	{"hostname", "", "the mail server's own name (MX target, EHLO name, certificate name)"},
+	{"smtp.max_message_size", "52428800", "largest accepted message in bytes"},
+	{"smtp.max_recipients", "100", "recipients per message"},
+	{"smtp.max_line_length", "4096", "longest command line accepted, in bytes"},
+	{"smtp.idle_timeout", "5m", "time allowed between two reads from an SMTP client"},
+	{"smtp.max_connections", "500", "concurrent SMTP connections in all"},
+	{"smtp.max_connections_per_ip", "20", "concurrent SMTP connections from one IP"},
+	{"smtp.max_errors", "10", "protocol errors allowed per SMTP session before it is closed"},
+	{"setup.token", "", "one-time token of the setup wizard; empty once setup is done"},
+}
+
+// Settings lists every known setting.
+func Settings() []SettingDef {
+	out := append([]SettingDef(nil), settingDefs...)
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
+func settingDef(key string) (SettingDef, bool) {
+	for _, d := range settingDefs {
+		if d.Key == key {
+			return d, true
+		}
+	}
+	return SettingDef{}, false
+}
+
+// ErrUnknownSetting is returned for a key that is not in the settings list.
+var ErrUnknownSetting = errors.New("unknown setting")
+
+// Setting returns the value of key, or its default when unset.
+func (s *Store) Setting(ctx context.Context, key string) (string, error) {
+	def, ok := settingDef(key)
+	if !ok {
+		return "", fmt.Errorf("%q: %w", key, ErrUnknownSetting)
+	}
+	var v string
+	err := s.db.QueryRowContext(ctx, "SELECT value FROM settings WHERE key = ?", key).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return def.Default, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("setting %s: %w", key, err)
+	}
+	return v, nil
+}
+
+// SettingInt returns an integer setting.
+func (s *Store) SettingInt(ctx context.Context, key string) (int64, error) {
+	v, err := s.Setting(ctx, key)
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("setting %s=%q: not an integer", key, v)
+	}
+	return n, nil
+}
+
+// SettingDuration returns a duration setting such as "5m".
+func (s *Store) SettingDuration(ctx context.Context, key string) (time.Duration, error) {
+	v, err := s.Setting(ctx, key)
+	if err != nil {
+		return 0, err
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, fmt.Errorf("setting %s=%q: not a duration", key, v)
+	}
+	return d, nil
+}
+
+// SetSetting stores value for key. An empty value restores the default.
+func (s *Store) SetSetting(ctx context.Context, key, value string) error {
+	if _, ok := settingDef(key); !ok {
+		return fmt.Errorf("%q: %w", key, ErrUnknownSetting)
+	}
+	return s.Update(ctx, func(t *Tx) error {
+		if value == "" {
+			_, err := t.Exec("DELETE FROM settings WHERE key = ?", key)
+			return err
+		}
+		_, err := t.Exec(`INSERT INTO settings (key, value) VALUES (?, ?)
+			ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value)
+		return err
+	})
+}

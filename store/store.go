@@ -1,0 +1,143 @@
+// Package store owns every durable byte of mailstead: one SQLite database in the data directory
+// holding settings, domains, accounts, mailboxes, messages, blobs and the outbound queue.
+//
+// It is the only package that speaks SQL and it imports nothing of ours. All writes go through a
+// single writer goroutine that commits concurrent requests together (group commit) and publishes
+// change events after each commit, in commit order. A write that returned nil is durable.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+
+	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
+)
+
+// DBFile is the name of the database inside the data directory.
+const DBFile = "mailstead.db"
+
+// Options tune a Store. The zero value is usable.
+type Options struct {
+	Logger *slog.Logger
+
+	// Describe, if set, parses a message at delivery into its IMAP ENVELOPE and BODYSTRUCTURE,
+	// stored with each message so that fetching them never reparses the body.
+	Describe func(msg []byte) (envelope, structure []byte)
+
+	// MaxSchema stops migrations after this version (tests of upgrades). Zero applies all.
+	MaxSchema int
+}
+
+// Store is an open data directory.
+type Store struct {
+	dir    string
+	log    *slog.Logger
+	opts   Options
+	db     *sql.DB // readers
+	wdb    *sql.DB // the single writer connection
+	jobs   chan *job
+	hub    hub
+	auth   authCache
+	closed chan struct{}
+	done   chan struct{}
+	once   sync.Once
+
+	commits counter // number of write transactions committed, for the group-commit benchmark
+}
+
+// ErrClosed is returned by writes after Close.
+var ErrClosed = errors.New("store closed")
+
+// Open opens (creating if needed) the data directory dir and brings its schema up to date.
+func Open(dir string, opts Options) (*Store, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	path := filepath.Join(dir, DBFile)
+	// synchronous=FULL: a commit returns only after the WAL is fsynced (the 250 contract).
+	dsn := "file:" + path + "?_journal_mode=WAL&_synchronous=FULL&_foreign_keys=on&_busy_timeout=15000&_txlock=immediate&cache=private"
+	wdb, err := sql.Open("sqlite3", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	wdb.SetMaxOpenConns(1)
+	wdb.SetMaxIdleConns(1)
+	wdb.SetConnMaxLifetime(0)
+	if err := migrate(context.Background(), wdb, opts.MaxSchema); err != nil {
+		wdb.Close()
+		return nil, fmt.Errorf("migrate %s: %w", path, err)
+	}
+	db, err := sql.Open("sqlite3", "file:"+path+"?_journal_mode=WAL&_foreign_keys=on&_busy_timeout=15000&_query_only=1&cache=private")
+	if err != nil {
+		wdb.Close()
+		return nil, fmt.Errorf("open %s for reading: %w", path, err)
+	}
+	db.SetMaxOpenConns(16)
+	db.SetMaxIdleConns(16)
+	s := &Store{
+		dir:    dir,
+		log:    opts.Logger,
+		opts:   opts,
+		db:     db,
+		wdb:    wdb,
+		jobs:   make(chan *job, 1024),
+		closed: make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+	go s.writeLoop()
+	return s, nil
+}
+
+// Dir is the data directory.
+func (s *Store) Dir() string { return s.dir }
+
+// Path is the database file.
+func (s *Store) Path() string { return filepath.Join(s.dir, DBFile) }
+
+// DB gives read-only SQL access for tools inside this package's tests and for backup.
+// Protocol packages must not use it.
+func (s *Store) readDB() *sql.DB { return s.db }
+
+// Close waits for queued writes to finish and closes the database cleanly.
+func (s *Store) Close() error {
+	s.once.Do(func() { close(s.closed) })
+	<-s.done
+	err1 := s.db.Close()
+	// A clean close checkpoints the WAL into the main file.
+	_, _ = s.wdb.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
+	err2 := s.wdb.Close()
+	return errors.Join(err1, err2)
+}
+
+// Commits reports how many write transactions have been committed since Open.
+func (s *Store) Commits() int64 { return s.commits.load() }
+
+// IntegrityCheck runs SQLite's integrity check and returns its findings ("ok" when sound).
+func (s *Store) IntegrityCheck(ctx context.Context) (string, error) {
+	rows, err := s.db.QueryContext(ctx, "PRAGMA integrity_check")
+	if err != nil {
+		return "", fmt.Errorf("integrity check: %w", err)
+	}
+	defer rows.Close()
+	var out string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			return "", err
+		}
+		if out != "" {
+			out += "\n"
+		}
+		out += line
+	}
+	return out, rows.Err()
+}

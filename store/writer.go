@@ -1,0 +1,164 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"runtime/debug"
+	"sync/atomic"
+)
+
+// maxBatch bounds how many writes share one commit, so one fsync never waits on an unbounded batch.
+const maxBatch = 256
+
+// Tx is one write inside a group-committed transaction. Its events are published only if the
+// write's changes commit.
+type Tx struct {
+	tx     *sql.Tx
+	ctx    context.Context
+	events []Event
+}
+
+// Exec runs a statement in the write transaction.
+func (t *Tx) Exec(query string, args ...any) (sql.Result, error) {
+	return t.tx.ExecContext(t.ctx, query, args...)
+}
+
+// QueryRow runs a query that returns at most one row in the write transaction.
+func (t *Tx) QueryRow(query string, args ...any) *sql.Row {
+	return t.tx.QueryRowContext(t.ctx, query, args...)
+}
+
+// Query runs a query in the write transaction.
+func (t *Tx) Query(query string, args ...any) (*sql.Rows, error) {
+	return t.tx.QueryContext(t.ctx, query, args...)
+}
+
+// Publish queues ev for delivery to subscribers once the transaction has committed.
+func (t *Tx) Publish(ev Event) { t.events = append(t.events, ev) }
+
+type job struct {
+	fn   func(*Tx) error
+	err  error
+	done chan struct{}
+}
+
+// Update runs fn in the single writer. It returns after fn's changes are committed and synced to
+// disk (nil), or rolled back (fn's error, or the commit's). Concurrent Updates share commits.
+// Update waits for the outcome even when ctx ends, because the write may already be committed.
+func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
+	j := &job{fn: fn, done: make(chan struct{})}
+	select {
+	case <-s.closed:
+		return ErrClosed
+	default:
+	}
+	select {
+	case s.jobs <- j:
+	case <-s.closed:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	<-j.done
+	return j.err
+}
+
+func (s *Store) writeLoop() {
+	defer close(s.done)
+	for {
+		var first *job
+		select {
+		case first = <-s.jobs:
+		case <-s.closed:
+			// Drain what was queued before Close so no accepted write is dropped.
+			for {
+				select {
+				case j := <-s.jobs:
+					s.commitBatch([]*job{j})
+				default:
+					return
+				}
+			}
+		}
+		batch := []*job{first}
+	gather:
+		for len(batch) < maxBatch {
+			select {
+			case j := <-s.jobs:
+				batch = append(batch, j)
+			default:
+				break gather
+			}
+		}
+		s.commitBatch(batch)
+	}
+}
+
+// commitBatch runs every job of the batch in one transaction, each inside its own savepoint so
+// that one failing job does not undo the others, then commits once.
+func (s *Store) commitBatch(batch []*job) {
+	ctx := context.Background()
+	finish := func(err error) {
+		for _, j := range batch {
+			if j.err == nil {
+				j.err = err
+			}
+			close(j.done)
+		}
+	}
+	tx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		finish(fmt.Errorf("begin write: %w", err))
+		return
+	}
+	txs := make([]*Tx, len(batch))
+	for i, j := range batch {
+		t := &Tx{tx: tx, ctx: ctx}
+		txs[i] = t
+		if _, err := tx.ExecContext(ctx, "SAVEPOINT job"); err != nil {
+			tx.Rollback()
+			finish(fmt.Errorf("savepoint: %w", err))
+			return
+		}
+		j.err = runJob(j.fn, t)
+		if j.err != nil {
+			t.events = nil
+			if _, err := tx.ExecContext(ctx, "ROLLBACK TO job"); err != nil {
+				tx.Rollback()
+				finish(fmt.Errorf("rollback to savepoint: %w", err))
+				return
+			}
+		}
+		if _, err := tx.ExecContext(ctx, "RELEASE job"); err != nil {
+			tx.Rollback()
+			finish(fmt.Errorf("release savepoint: %w", err))
+			return
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		finish(fmt.Errorf("commit: %w", err))
+		return
+	}
+	s.commits.add(1)
+	for _, t := range txs {
+		for _, ev := range t.events {
+			s.hub.publish(ev)
+		}
+	}
+	finish(nil)
+}
+
+func runJob(fn func(*Tx) error, t *Tx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("write panicked: %v\n%s", r, debug.Stack())
+		}
+	}()
+	return fn(t)
+}
+
+type counter struct{ n atomic.Int64 }
+
+func (c *counter) add(d int64) { c.n.Add(d) }
+func (c *counter) load() int64 { return c.n.Load() }
