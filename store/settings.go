@@ -29,6 +29,16 @@ var settingDefs = []SettingDef{
 	{"smtp.max_connections_per_ip", "20", "concurrent SMTP connections from one IP"},
 	{"smtp.max_errors", "10", "protocol errors allowed per SMTP session before it is closed"},
 	{"setup.token", "", "one-time token of the setup wizard; empty once setup is done"},
+	{"queue.retry_initial", "5m", "first retry delay of an outbound message; each later one doubles it"},
+	{"queue.retry_max", "4h", "longest delay between two delivery attempts of an outbound message"},
+	{"queue.max_age", "120h", "how long an outbound message is retried before it bounces"},
+	{"queue.delay_notice", "4h", "age of an undelivered message at which its sender is told of the delay (once)"},
+	{"queue.concurrency", "20", "outbound deliveries running at once in all"},
+	{"queue.per_destination", "4", "outbound deliveries running at once to one recipient domain"},
+	{"queue.timeout", "5m", "time allowed for each reply of a remote SMTP server"},
+	{"queue.smarthost", "", "HOST:PORT of a relay that takes all outbound mail (port 465: implicit TLS, else STARTTLS); empty: deliver to each domain's MX"},
+	{"queue.smarthost_user", "", "user name for AUTH at the smarthost"},
+	{"queue.smarthost_password", "", "password for AUTH at the smarthost"},
 }
 
 // Settings lists every known setting.
