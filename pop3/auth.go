@@ -1,0 +1,206 @@
+package pop3
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+const insecureAuthReply = "-ERR authentication requires TLS: use STLS or the POP3S port"
+
+// cmdUser takes the name for PASS (RFC 1939 §7). The name is the rest of
+// the line.
+func (s *session) cmdUser(arg string) error {
+	if !s.authAllowed() {
+		return s.failCmd(insecureAuthReply)
+	}
+	if arg == "" {
+		return s.failCmd("-ERR USER takes a name")
+	}
+	s.user = arg
+	s.reply("+OK send PASS")
+	return nil
+}
+
+// cmdPass completes USER/PASS. The password is the rest of the line, spaces
+// included (RFC 1939 §7 allows a server to treat it so).
+func (s *session) cmdPass(arg string) error {
+	if !s.authAllowed() {
+		return s.failCmd(insecureAuthReply)
+	}
+	if s.user == "" {
+		return s.failCmd("-ERR USER first")
+	}
+	user := s.user
+	s.user = ""
+	return s.login(user, arg)
+}
+
+// cmdAuth runs a SASL exchange (RFC 5034): PLAIN (RFC 4616) with or without
+// initial response, and LOGIN, which clients still use. AUTH without a
+// mechanism lists the mechanisms, as older clients expect.
+func (s *session) cmdAuth(arg string) error {
+	if !s.authAllowed() {
+		return s.failCmd(insecureAuthReply)
+	}
+	args := strings.Fields(arg)
+	if len(args) == 0 {
+		s.reply("+OK supported mechanisms follow")
+		s.reply("PLAIN")
+		s.reply("LOGIN")
+		s.reply(".")
+		return nil
+	}
+	if len(args) > 2 {
+		return s.failCmd("-ERR too many arguments")
+	}
+	var initial *string
+	if len(args) == 2 {
+		initial = &args[1]
+	}
+	switch strings.ToUpper(args[0]) {
+	case "PLAIN":
+		resp, err := s.saslStep("", initial)
+		if err != nil {
+			return s.saslError(err)
+		}
+		// authzid NUL authcid NUL passwd (RFC 4616 §2).
+		parts := bytes.Split(resp, []byte{0})
+		if len(parts) != 3 {
+			return s.authFailed("")
+		}
+		authz, user, pass := string(parts[0]), string(parts[1]), string(parts[2])
+		if authz != "" && authz != user {
+			return s.authFailed(user) // no logging in as someone else
+		}
+		return s.login(user, pass)
+	case "LOGIN":
+		user, err := s.saslStep("Username:", initial)
+		if err != nil {
+			return s.saslError(err)
+		}
+		pass, err := s.saslStep("Password:", nil)
+		if err != nil {
+			return s.saslError(err)
+		}
+		return s.login(string(user), string(pass))
+	}
+	return s.failCmd("-ERR [AUTH] unsupported SASL mechanism")
+}
+
+var (
+	errSASLCancelled = errors.New("authentication cancelled")
+	errSASLBase64    = errors.New("invalid base64")
+)
+
+// saslStep returns the initial response when given, and otherwise sends the
+// challenge and reads the client's response (RFC 5034 §4). "=" is an empty
+// initial response; "*" cancels.
+func (s *session) saslStep(challenge string, initial *string) ([]byte, error) {
+	var line string
+	if initial != nil {
+		line = *initial
+		if line == "=" {
+			return nil, nil
+		}
+	} else {
+		s.reply("+ " + base64.StdEncoding.EncodeToString([]byte(challenge)))
+		var err error
+		line, err = s.readLine(maxSASLLine)
+		if err != nil {
+			return nil, err
+		}
+	}
+	if line == "*" {
+		return nil, errSASLCancelled
+	}
+	b, err := base64.StdEncoding.DecodeString(line)
+	if err != nil {
+		return nil, errSASLBase64
+	}
+	return b, nil
+}
+
+func (s *session) saslError(err error) error {
+	switch {
+	case errors.Is(err, errSASLCancelled):
+		return s.failCmd("-ERR authentication cancelled")
+	case errors.Is(err, errSASLBase64):
+		return s.authFailed("")
+	case errors.Is(err, errLineTooLong):
+		return s.failCmd("-ERR line too long")
+	}
+	return err
+}
+
+// login checks the credentials, takes the maildrop lock and the snapshot
+// and enters TRANSACTION (RFC 1939 §4).
+func (s *session) login(user, pass string) error {
+	md, err := s.srv.cfg.Backend.Login(s.ctx, user, pass, s.raw.RemoteAddr())
+	switch {
+	case errors.Is(err, ErrAuthFailed):
+		return s.authFailed(user)
+	case errors.Is(err, ErrInUse):
+		s.reply("-ERR [IN-USE] maildrop is in use by another session")
+		return nil
+	case err != nil:
+		s.log.Error("pop3 login backend", "proto", "pop3", "ip", s.ip, "user", user, "err", err)
+		s.reply("-ERR [SYS/TEMP] cannot open maildrop, try again later")
+		return nil
+	}
+	s.srv.throttle.succeeded(throttleUser(user))
+	s.md, s.authedUser = md, user
+	key := md.Key()
+	if !s.srv.lock(key) {
+		s.releaseMaildrop()
+		s.reply("-ERR [IN-USE] maildrop is in use by another session")
+		return nil
+	}
+	s.lockKey = key
+	msgs, err := md.Messages(s.ctx)
+	if err != nil {
+		s.releaseMaildrop()
+		if errors.Is(err, ErrInUse) {
+			s.reply("-ERR [IN-USE] maildrop is in use by another session")
+			return nil
+		}
+		s.log.Error("pop3 maildrop listing", "proto", "pop3", "ip", s.ip, "user", user, "err", err)
+		s.reply("-ERR [SYS/TEMP] cannot open maildrop, try again later")
+		return nil
+	}
+	s.msgs, s.deleted = msgs, make([]bool, len(msgs))
+	s.state = stateTransaction
+	s.log.Info("login", "proto", "pop3", "ip", s.ip, "user", user)
+	count, size := s.totals()
+	s.reply(fmt.Sprintf("+OK maildrop has %d messages (%d octets)", count, size))
+	return nil
+}
+
+// authFailed logs the fail2ban line (see the package doc), waits the
+// growing delay and answers -ERR [AUTH] (RFC 3206, RFC 5034 §6).
+func (s *session) authFailed(user string) error {
+	s.log.Warn("auth failed", "proto", "pop3", "ip", s.ip, "user", user)
+	delay := s.srv.throttle.failed(s.limitKey, throttleUser(user))
+	if delay > 0 {
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-s.srv.closingCh:
+			t.Stop()
+			return errShutdown
+		}
+	}
+	s.authFails++
+	if s.authFails >= s.srv.cfg.MaxAuthFailures {
+		s.reply("-ERR [AUTH] authentication failed, closing connection")
+		return errQuit
+	}
+	return s.failCmd("-ERR [AUTH] authentication failed")
+}
+
+func throttleUser(user string) string {
+	return strings.ToLower(strings.TrimSpace(user))
+}
