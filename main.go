@@ -1,0 +1,178 @@
+// Command mailstead is a personal mail server in one binary. This file only parses the command
+// line; everything else lives in the packages it calls.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"mailstead/server"
+	"mailstead/store"
+)
+
+const usageText = `mailstead — a personal mail server in one binary
+
+usage:
+  mailstead serve    [--data DIR] [--dev] [--bind IP] [--port-offset N] [--dns HOST:PORT] [--log-json]
+  mailstead setup    --hostname FQDN --domain DOMAIN --admin ADDRESS   (password on stdin)
+  mailstead domain   add|list|remove DOMAIN
+  mailstead account  add|list|remove|passwd ADDRESS                    (password on stdin)
+  mailstead alias    add|list|remove ALIAS TARGET...                   (ALIAS @domain: catch-all)
+  mailstead settings list|get|set KEY [VALUE]
+  mailstead version
+
+Every command takes --data DIR (default $MAILSTEAD_DATA, else ./mailstead-data). Management
+commands go through the running server when there is one, else open the data directory directly.
+`
+
+// flags are the options DESIGN.md fixes; they may appear anywhere on the command line.
+type flags struct {
+	data       string
+	dev        bool
+	bind       string
+	portOffset int
+	dns        string
+	logJSON    bool
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	f, args, err := parseFlags(argv)
+	if err != nil {
+		fmt.Fprintln(stderr, "mailstead:", err)
+		return 2
+	}
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprint(stdout, usageText)
+		return 0
+	}
+	cmd, rest := args[0], args[1:]
+	switch {
+	case cmd == "serve":
+		err = serve(f, stdout, stderr)
+	case cmd == "version":
+		fmt.Fprintln(stdout, "mailstead", version(), "schema", store.SchemaVersion())
+	case server.IsManageCommand(cmd):
+		err = manage(f, cmd, rest, stdin, stdout)
+	default:
+		fmt.Fprintf(stderr, "mailstead: unknown command %q\n\n%s", cmd, usageText)
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "mailstead:", err)
+		if errors.Is(err, server.ErrUsage) {
+			return 2
+		}
+		return 1
+	}
+	return 0
+}
+
+func parseFlags(argv []string) (flags, []string, error) {
+	f := flags{data: os.Getenv("MAILSTEAD_DATA")}
+	if f.data == "" {
+		f.data = "mailstead-data"
+	}
+	var rest []string
+	for i := 0; i < len(argv); i++ {
+		name, value, hasValue := strings.Cut(strings.TrimLeft(argv[i], "-"), "=")
+		if !strings.HasPrefix(argv[i], "-") {
+			rest = append(rest, argv[i])
+			continue
+		}
+		takeValue := func() (string, error) {
+			if hasValue {
+				return value, nil
+			}
+			if i+1 >= len(argv) {
+				return "", fmt.Errorf("flag --%s needs a value", name)
+			}
+			i++
+			return argv[i], nil
+		}
+		var err error
+		switch name {
+		case "data":
+			f.data, err = takeValue()
+		case "bind":
+			f.bind, err = takeValue()
+		case "dns":
+			f.dns, err = takeValue()
+		case "port-offset":
+			var v string
+			if v, err = takeValue(); err == nil {
+				f.portOffset, err = strconv.Atoi(v)
+			}
+		case "dev":
+			f.dev = true
+		case "log-json":
+			f.logJSON = true
+		default:
+			rest = append(rest, argv[i]) // a command's own flag, such as setup --hostname
+		}
+		if err != nil {
+			return f, nil, err
+		}
+	}
+	return f, rest, nil
+}
+
+func serve(f flags, stdout, stderr io.Writer) error {
+	var handler slog.Handler = slog.NewTextHandler(stderr, nil)
+	if f.logJSON {
+		handler = slog.NewJSONHandler(stderr, nil)
+	}
+	srv, err := server.New(server.Options{
+		DataDir: f.data, Dev: f.dev, Bind: f.bind, PortOffset: f.portOffset, DNS: f.dns,
+		Logger: slog.New(handler), Out: stdout,
+	})
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	return srv.Run(ctx)
+}
+
+func manage(f flags, cmd string, args []string, stdin io.Reader, stdout io.Writer) error {
+	req := server.Request{Command: cmd, Args: args}
+	if needsPassword(cmd, args) {
+		if fi, err := os.Stdin.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 && stdin == os.Stdin {
+			fmt.Fprint(os.Stderr, "password: ")
+		}
+		b, err := io.ReadAll(io.LimitReader(stdin, 4096))
+		if err != nil {
+			return fmt.Errorf("read password from stdin: %w", err)
+		}
+		req.Stdin = string(b)
+	}
+	out, err := server.Manage(context.Background(), f.data, req)
+	fmt.Fprint(stdout, out)
+	return err
+}
+
+func needsPassword(cmd string, args []string) bool {
+	if cmd == "setup" {
+		return true
+	}
+	return cmd == "account" && len(args) > 0 && (args[0] == "add" || args[0] == "passwd")
+}
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}

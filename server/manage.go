@@ -1,0 +1,238 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"mailstead/store"
+)
+
+// Request is one management command, as the CLI sends it over the control socket.
+type Request struct {
+	Command string   `json:"command"` // "domain", "account", …
+	Args    []string `json:"args"`    // sub-command and operands
+	Stdin   string   `json:"stdin"`   // password, when the command takes one
+}
+
+// Response is a management command's output.
+type Response struct {
+	Output string `json:"output"`
+	Error  string `json:"error,omitempty"`
+}
+
+// ErrUsage marks a command line that does not fit the command's usage.
+var ErrUsage = errors.New("usage")
+
+type manageFunc func(ctx context.Context, st *store.Store, args []string, stdin string) (string, error)
+
+// commands are the management commands shared by the CLI, the control socket and the admin page.
+var commands = map[string]manageFunc{
+	"domain":   manageDomain,
+	"account":  manageAccount,
+	"alias":    manageAlias,
+	"settings": manageSettings,
+	"setup":    manageSetup,
+}
+
+// IsManageCommand reports whether name is a management command (run in the server when it is up).
+func IsManageCommand(name string) bool { _, ok := commands[name]; return ok }
+
+// Execute runs a management command against st.
+func Execute(ctx context.Context, st *store.Store, req Request) (string, error) {
+	fn, ok := commands[req.Command]
+	if !ok {
+		return "", fmt.Errorf("%w: unknown command %q", ErrUsage, req.Command)
+	}
+	return fn(ctx, st, req.Args, req.Stdin)
+}
+
+func usage(format string) error { return fmt.Errorf("%w: mailstead %s", ErrUsage, format) }
+
+func manageDomain(ctx context.Context, st *store.Store, args []string, _ string) (string, error) {
+	if len(args) == 1 && args[0] == "list" {
+		ds, err := st.Domains(ctx)
+		if err != nil {
+			return "", err
+		}
+		var b strings.Builder
+		for _, d := range ds {
+			fmt.Fprintln(&b, d.Name)
+		}
+		return b.String(), nil
+	}
+	if len(args) != 2 {
+		return "", usage("domain add|list|remove DOMAIN")
+	}
+	switch args[0] {
+	case "add":
+		d, err := st.AddDomain(ctx, args[1])
+		if err != nil {
+			return "", err
+		}
+		return "added domain " + d.Name + "\n", nil
+	case "remove":
+		if err := st.RemoveDomain(ctx, args[1]); err != nil {
+			return "", err
+		}
+		return "removed domain " + args[1] + "\n", nil
+	}
+	return "", usage("domain add|list|remove DOMAIN")
+}
+
+func manageAccount(ctx context.Context, st *store.Store, args []string, stdin string) (string, error) {
+	if len(args) == 1 && args[0] == "list" {
+		as, err := st.Accounts(ctx)
+		if err != nil {
+			return "", err
+		}
+		var b strings.Builder
+		for _, a := range as {
+			admin := ""
+			if a.IsAdmin {
+				admin = " (admin)"
+			}
+			fmt.Fprintf(&b, "%s%s\n", a.Address, admin)
+		}
+		return b.String(), nil
+	}
+	if len(args) != 2 {
+		return "", usage("account add|list|remove|passwd ADDRESS (password on stdin)")
+	}
+	pw := firstLine(stdin)
+	switch args[0] {
+	case "add":
+		if pw == "" {
+			return "", errors.New("account add: give the password on stdin")
+		}
+		a, err := st.AddAccount(ctx, args[1], pw, false)
+		if err != nil {
+			return "", err
+		}
+		return "added account " + a.Address + "\n", nil
+	case "passwd":
+		if pw == "" {
+			return "", errors.New("account passwd: give the new password on stdin")
+		}
+		if err := st.SetPassword(ctx, args[1], pw); err != nil {
+			return "", err
+		}
+		return "changed password of " + args[1] + "\n", nil
+	case "remove":
+		if err := st.RemoveAccount(ctx, args[1]); err != nil {
+			return "", err
+		}
+		return "removed account " + args[1] + " and its mail\n", nil
+	}
+	return "", usage("account add|list|remove|passwd ADDRESS")
+}
+
+func manageAlias(ctx context.Context, st *store.Store, args []string, _ string) (string, error) {
+	if len(args) == 1 && args[0] == "list" {
+		as, err := st.Aliases(ctx)
+		if err != nil {
+			return "", err
+		}
+		var b strings.Builder
+		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+		for _, a := range as {
+			fmt.Fprintf(tw, "%s\t%s\n", a.Address, strings.Join(a.Targets, ", "))
+		}
+		tw.Flush()
+		return b.String(), nil
+	}
+	if len(args) < 2 {
+		return "", usage("alias add|list|remove ALIAS TARGET... (ALIAS @domain is the catch-all)")
+	}
+	switch args[0] {
+	case "add":
+		if len(args) < 3 {
+			return "", usage("alias add ALIAS TARGET...")
+		}
+		if err := st.AddAlias(ctx, args[1], args[2:]); err != nil {
+			return "", err
+		}
+		return "added alias " + args[1] + " → " + strings.Join(args[2:], ", ") + "\n", nil
+	case "remove":
+		if err := st.RemoveAlias(ctx, args[1], args[2:]); err != nil {
+			return "", err
+		}
+		return "removed alias " + args[1] + "\n", nil
+	}
+	return "", usage("alias add|list|remove ALIAS TARGET...")
+}
+
+func manageSettings(ctx context.Context, st *store.Store, args []string, _ string) (string, error) {
+	switch {
+	case len(args) == 1 && args[0] == "list":
+		var b strings.Builder
+		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+		defs := store.Settings()
+		sort.Slice(defs, func(i, j int) bool { return defs[i].Key < defs[j].Key })
+		for _, d := range defs {
+			v, err := st.Setting(ctx, d.Key)
+			if err != nil {
+				return "", err
+			}
+			if strings.Contains(d.Key, "password") && v != "" {
+				v = "(set)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t# %s\n", d.Key, v, d.Help)
+		}
+		tw.Flush()
+		return b.String(), nil
+	case len(args) == 2 && args[0] == "get":
+		v, err := st.Setting(ctx, args[1])
+		return v + "\n", err
+	case len(args) == 3 && args[0] == "set":
+		if err := st.SetSetting(ctx, args[1], args[2]); err != nil {
+			return "", err
+		}
+		return args[1] + " = " + args[2] + "\n", nil
+	}
+	return "", usage("settings list|get|set KEY [VALUE]")
+}
+
+// manageSetup is the scripted form of the web wizard: hostname, first domain, admin account.
+func manageSetup(ctx context.Context, st *store.Store, args []string, stdin string) (string, error) {
+	var host, domain, admin string
+	for i := 0; i+1 < len(args); i += 2 {
+		switch strings.TrimLeft(args[i], "-") {
+		case "hostname":
+			host = args[i+1]
+		case "domain":
+			domain = args[i+1]
+		case "admin":
+			admin = args[i+1]
+		}
+	}
+	pw := firstLine(stdin)
+	if host == "" || domain == "" || admin == "" || pw == "" {
+		return "", usage("setup --hostname FQDN --domain DOMAIN --admin ADDRESS (password on stdin)")
+	}
+	if _, err := store.CanonicalDomain(host); err != nil {
+		return "", fmt.Errorf("hostname: %w", err)
+	}
+	if err := st.SetSetting(ctx, "hostname", strings.ToLower(host)); err != nil {
+		return "", err
+	}
+	if _, err := st.AddDomain(ctx, domain); err != nil && !errors.Is(err, store.ErrExists) {
+		return "", err
+	}
+	a, err := st.AddAccount(ctx, admin, pw, true)
+	if err != nil {
+		return "", err
+	}
+	if err := st.SetSetting(ctx, "setup.token", ""); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("set up %s for %s with admin %s\nrestart the server (or it picks the hostname up at its next start)\n", host, domain, a.Address), nil
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return strings.TrimRight(line, "\r")
+}

@@ -1,0 +1,352 @@
+// Package server is the appliance: it opens the store, builds the one TLS source, starts every
+// listener with its limits, and stops them in order. Protocol packages meet only here; this
+// package holds no protocol logic of its own.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"mailstead/acme"
+	"mailstead/dns"
+	"mailstead/smtp"
+	"mailstead/store"
+)
+
+// Options are what must be known before the database is open.
+type Options struct {
+	DataDir    string
+	Dev        bool   // loopback, port offset 10000, self-signed TLS, a ready account
+	Bind       string // IP to listen on; "" means all addresses (127.0.0.1 in dev mode)
+	PortOffset int    // added to every listening port and to the remote SMTP port
+	DNS        string // HOST:PORT that every DNS query goes to; "" means the system's
+	Logger     *slog.Logger
+	Out        io.Writer // where the setup URL or dev credentials are printed
+
+	// EphemeralPorts makes every listener take a free port (tests); Addr tells which.
+	EphemeralPorts bool
+	// ShutdownGrace bounds how long transactions in flight may take to finish.
+	ShutdownGrace time.Duration
+}
+
+// Server is a running mailstead.
+type Server struct {
+	opts     Options
+	log      *slog.Logger
+	store    *store.Store
+	resolver *dns.Resolver
+	certs    *acme.Manager
+	hostname string
+
+	mu        sync.Mutex
+	addrs     map[int]string // standard port → actual listening address
+	stoppers  []func(context.Context) error
+	wg        sync.WaitGroup
+	cancelBg  context.CancelFunc
+	control   net.Listener
+	setupInfo string
+}
+
+// New opens the data directory and prepares the server without listening yet.
+func New(opts Options) (*Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Out == nil {
+		opts.Out = io.Discard
+	}
+	if opts.Dev {
+		if opts.Bind == "" {
+			opts.Bind = "127.0.0.1"
+		}
+		if opts.PortOffset == 0 && !opts.EphemeralPorts {
+			opts.PortOffset = DevPortOffset
+		}
+	}
+	if opts.ShutdownGrace == 0 {
+		opts.ShutdownGrace = 30 * time.Second
+	}
+	st, err := OpenStore(opts.DataDir, opts.Logger)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{opts: opts, log: opts.Logger, store: st, resolver: dns.New(opts.DNS), addrs: map[int]string{}}
+	if err := s.bootstrap(context.Background()); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// OpenStore opens a data directory the way the server does (used by CLI commands too).
+func OpenStore(dir string, logger *slog.Logger) (*store.Store, error) {
+	st, err := store.Open(dir, store.Options{Logger: logger, Describe: describe})
+	if err != nil {
+		return nil, fmt.Errorf("open data directory %s: %w", dir, err)
+	}
+	return st, nil
+}
+
+// Store is the server's store (tests and the control socket use it).
+func (s *Server) Store() *store.Store { return s.store }
+
+// Hostname is the mail hostname in use.
+func (s *Server) Hostname() string { return s.hostname }
+
+// Addr returns the address the listener for a standard port (25, 587, …) is bound to.
+func (s *Server) Addr(stdPort int) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addrs[stdPort]
+}
+
+// bootstrap prepares an empty data directory: in dev mode a domain and an account whose password
+// is printed; otherwise a one-time setup token for the web wizard.
+func (s *Server) bootstrap(ctx context.Context) error {
+	domains, err := s.store.Domains(ctx)
+	if err != nil {
+		return err
+	}
+	host, err := s.store.Setting(ctx, "hostname")
+	if err != nil {
+		return err
+	}
+	if len(domains) == 0 && s.opts.Dev {
+		const domain, addr = "mailstead.test", "dev@mailstead.test"
+		if host == "" {
+			host = "mail." + domain
+			if err := s.store.SetSetting(ctx, "hostname", host); err != nil {
+				return err
+			}
+		}
+		pw := randomToken(12)
+		if _, err := s.store.AddDomain(ctx, domain); err != nil {
+			return err
+		}
+		if _, err := s.store.AddAccount(ctx, addr, pw, true); err != nil {
+			return err
+		}
+		s.setupInfo = fmt.Sprintf("dev mode: account %s with password %s\n", addr, pw)
+	} else if len(domains) == 0 {
+		token, err := s.store.Setting(ctx, "setup.token")
+		if err != nil {
+			return err
+		}
+		if token == "" {
+			token = randomToken(16)
+			if err := s.store.SetSetting(ctx, "setup.token", token); err != nil {
+				return err
+			}
+		}
+		s.setupInfo = "setup: open " + s.setupURL(token) + " to finish setting up (no mail is accepted until then)\n"
+	}
+	if host == "" {
+		host, _ = os.Hostname()
+		if !strings.Contains(host, ".") {
+			host = "mailstead.invalid"
+		}
+	}
+	s.hostname = host
+	return nil
+}
+
+func (s *Server) setupURL(token string) string {
+	host := s.opts.Bind
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		if h, _ := s.store.Setting(context.Background(), "hostname"); h != "" {
+			host = h
+		} else if h, err := os.Hostname(); err == nil {
+			host = h
+		}
+	}
+	port := PortHTTPS + s.opts.PortOffset
+	return "https://" + net.JoinHostPort(host, strconv.Itoa(port)) + "/setup?token=" + token
+}
+
+func randomToken(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return strings.NewReplacer("-", "x", "_", "y").Replace(base64.RawURLEncoding.EncodeToString(b))
+}
+
+// Start opens every listener and background worker. It returns once all listen.
+func (s *Server) Start(ctx context.Context) error {
+	bg, cancel := context.WithCancel(context.Background())
+	s.cancelBg = cancel
+	certs, err := acme.New(ctx, acme.Config{
+		Hostname:    s.hostname,
+		DisableACME: s.opts.Dev,
+		HTTPSPort:   PortHTTPS + s.opts.PortOffset,
+		ExtraHosts:  s.domainHosts,
+	}, s.store, s.resolver, s.log)
+	if err != nil {
+		return fmt.Errorf("certificates: %w", err)
+	}
+	s.certs = certs
+	s.goBackground(func() { certs.Run(bg) })
+
+	if err := s.startSMTP(ctx); err != nil {
+		s.Shutdown(context.Background())
+		return err
+	}
+	if err := s.startControl(); err != nil {
+		s.Shutdown(context.Background())
+		return err
+	}
+	if s.setupInfo != "" {
+		fmt.Fprint(s.opts.Out, s.setupInfo)
+	}
+	s.log.Info("mailstead started", "hostname", s.hostname, "data", s.opts.DataDir, "dev", s.opts.Dev,
+		"bind", s.opts.Bind, "port_offset", s.opts.PortOffset)
+	return nil
+}
+
+func (s *Server) domainHosts(ctx context.Context) ([]string, error) {
+	domains, err := s.store.Domains(ctx)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(domains))
+	for i, d := range domains {
+		names[i] = d.Name
+	}
+	return acme.DomainHosts(names), nil
+}
+
+func (s *Server) goBackground(fn func()) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		fn()
+	}()
+}
+
+// listen opens the listener for a standard port, honouring bind address and offset.
+func (s *Server) listen(stdPort int) (net.Listener, error) {
+	port := stdPort + s.opts.PortOffset
+	if s.opts.EphemeralPorts {
+		port = 0
+	}
+	addr := net.JoinHostPort(s.opts.Bind, strconv.Itoa(port))
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s (port %d): %w", addr, stdPort, err)
+	}
+	s.mu.Lock()
+	s.addrs[stdPort] = l.Addr().String()
+	s.mu.Unlock()
+	return l, nil
+}
+
+// serve runs a listener's accept loop in the background and registers how to stop it.
+func (s *Server) serve(name string, l net.Listener, serve func(net.Listener) error, stop func(context.Context) error) {
+	s.goBackground(func() {
+		if err := serve(l); err != nil && !errors.Is(err, net.ErrClosed) {
+			s.log.Error("listener stopped", "service", name, "addr", l.Addr().String(), "err", err)
+		}
+	})
+	s.mu.Lock()
+	s.stoppers = append(s.stoppers, stop)
+	s.mu.Unlock()
+}
+
+// Shutdown stops accepting, lets transactions in flight finish within the grace period, stops
+// background work and closes the store cleanly.
+func (s *Server) Shutdown(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.ShutdownGrace)
+	defer cancel()
+	if s.control != nil {
+		s.control.Close()
+	}
+	s.mu.Lock()
+	stoppers := s.stoppers
+	s.stoppers = nil
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, stop := range stoppers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := stop(ctx); err != nil {
+				s.log.Warn("shutdown", "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if s.cancelBg != nil {
+		s.cancelBg()
+	}
+	s.wg.Wait()
+	return s.store.Close()
+}
+
+// Run starts the server and serves until ctx ends, then shuts down.
+func (s *Server) Run(ctx context.Context) error {
+	if err := s.Start(ctx); err != nil {
+		s.store.Close()
+		return err
+	}
+	<-ctx.Done()
+	s.log.Info("mailstead stopping")
+	return s.Shutdown(context.Background())
+}
+
+func (s *Server) startSMTP(ctx context.Context) error {
+	lim, err := smtpLimits(ctx, s.store)
+	if err != nil {
+		return err
+	}
+	mx := smtp.NewMX(smtp.Config{
+		Store:     s.store,
+		Hostname:  func() string { return s.hostname },
+		TLSConfig: s.certs.TLSConfig(),
+		Logger:    s.log.With("service", "smtp"),
+		Limits:    lim,
+	})
+	l, err := s.listen(PortSMTP)
+	if err != nil {
+		return err
+	}
+	s.serve("smtp", l, mx.Serve, mx.Shutdown)
+	return nil
+}
+
+func smtpLimits(ctx context.Context, st *store.Store) (smtp.Limits, error) {
+	lim := smtp.DefaultLimits
+	ints := []struct {
+		key string
+		dst *int
+	}{
+		{"smtp.max_recipients", &lim.MaxRecipients},
+		{"smtp.max_line_length", &lim.MaxLineLength},
+		{"smtp.max_connections", &lim.MaxConns},
+		{"smtp.max_connections_per_ip", &lim.MaxConnsPerIP},
+		{"smtp.max_errors", &lim.MaxErrors},
+	}
+	for _, it := range ints {
+		v, err := st.SettingInt(ctx, it.key)
+		if err != nil {
+			return lim, err
+		}
+		*it.dst = int(v)
+	}
+	var err error
+	if lim.MaxMessageSize, err = st.SettingInt(ctx, "smtp.max_message_size"); err != nil {
+		return lim, err
+	}
+	if lim.IdleTimeout, err = st.SettingDuration(ctx, "smtp.idle_timeout"); err != nil {
+		return lim, err
+	}
+	return lim, nil
+}

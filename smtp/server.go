@@ -1,0 +1,132 @@
+// Package smtp runs mailstead's SMTP listeners on go-smtp: the MX receiver on port 25 and, with
+// authentication, submission on 587 and 465. It owns session policy (recipient checks, relay
+// rules, limits) and hands accepted mail to the store; it never relays for anyone it has not
+// authenticated and never acknowledges a message before the store has committed it.
+package smtp
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"sync/atomic"
+	"time"
+
+	gosmtp "github.com/emersion/go-smtp"
+
+	"mailstead/store"
+)
+
+// Limits bound what one client can make the server do.
+type Limits struct {
+	MaxMessageSize int64         // bytes; SIZE= above it → 552 5.3.4
+	MaxRecipients  int           // per message; more → 452 4.5.3
+	MaxLineLength  int           // bytes per command or message line
+	IdleTimeout    time.Duration // per read, not per transfer
+	MaxConns       int           // concurrent connections in all
+	MaxConnsPerIP  int           // concurrent connections from one IP; excess → 421 4.7.0
+	MaxErrors      int           // rejected commands per session before it is closed
+}
+
+// DefaultLimits are the limits used when settings do not say otherwise.
+var DefaultLimits = Limits{
+	MaxMessageSize: 50 << 20,
+	MaxRecipients:  100,
+	MaxLineLength:  16 << 10,
+	IdleTimeout:    5 * time.Minute,
+	MaxConns:       500,
+	MaxConnsPerIP:  20,
+	MaxErrors:      10,
+}
+
+// Config is what an SMTP listener needs.
+type Config struct {
+	Store     *store.Store
+	Hostname  func() string // our name in the greeting, EHLO reply and Received: lines
+	TLSConfig *tls.Config
+	Logger    *slog.Logger
+	Limits    Limits
+	// Inspect, if set, judges each message received on port 25 (SPF, DKIM, DMARC) and may
+	// reject it, defer it, or send it to Junk. It returns header lines to prepend.
+	Inspect func(ctx context.Context, in *Inbound) (Verdict, error)
+	// Delivered, if set, is told of every committed message (metrics, queue wake-up).
+	Delivered func(in *Inbound, remote int)
+}
+
+// Server is one SMTP listener's server.
+type Server struct {
+	cfg      Config
+	srv      *gosmtp.Server
+	draining atomic.Bool
+	submit   bool
+}
+
+// NewMX returns the receiver for port 25: no AUTH, mail only for local recipients.
+func NewMX(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Limits == (Limits{}) {
+		cfg.Limits = DefaultLimits
+	}
+	s := &Server{cfg: cfg}
+	srv := gosmtp.NewServer(gosmtp.BackendFunc(s.newSession))
+	srv.Domain = cfg.Hostname()
+	srv.TLSConfig = cfg.TLSConfig
+	srv.MaxMessageBytes = cfg.Limits.MaxMessageSize
+	srv.MaxRecipients = cfg.Limits.MaxRecipients
+	srv.MaxLineLength = cfg.Limits.MaxLineLength
+	srv.WriteTimeout = time.Minute
+	srv.EnableSMTPUTF8 = true
+	srv.EnableREQUIRETLS = true
+	srv.ErrorLog = log.New(slogWriter{cfg.Logger}, "", 0)
+	s.srv = srv
+	return s
+}
+
+// Serve accepts plain connections (port 25, STARTTLS offered) until Shutdown.
+func (s *Server) Serve(l net.Listener) error {
+	lim := s.cfg.Limits
+	return s.serve(newLimitListener(l, lim.MaxConns, lim.MaxConnsPerIP, lim.IdleTimeout, &s.draining))
+}
+
+// ServeTLS accepts implicit-TLS connections (port 465, RFC 8314).
+func (s *Server) ServeTLS(l net.Listener) error {
+	lim := s.cfg.Limits
+	return s.serve(tls.NewListener(newLimitListener(l, lim.MaxConns, lim.MaxConnsPerIP, lim.IdleTimeout, &s.draining), s.cfg.TLSConfig))
+}
+
+func (s *Server) serve(l net.Listener) error {
+	err := s.srv.Serve(l)
+	if errors.Is(err, gosmtp.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting, ends idle sessions, lets transfers in progress finish until ctx ends,
+// then closes what is left. A message whose transfer is cut off was never acknowledged.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
+	err := s.srv.Shutdown(ctx)
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		s.srv.Close()
+	}
+	if errors.Is(err, gosmtp.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// slogWriter routes go-smtp's own log lines (accept errors, panics) into slog.
+type slogWriter struct{ l *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	w.l.Error("smtp", "detail", string(p))
+	return len(p), nil
+}
+
+var _ io.Writer = slogWriter{}
