@@ -30,3 +30,5 @@ tool (
 	github.com/letsencrypt/pebble/v2/cmd/pebble
 	github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv
 )
+
+replace github.com/emersion/go-smtp => ./third_party/go-smtp

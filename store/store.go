@@ -141,3 +141,15 @@ func (s *Store) IntegrityCheck(ctx context.Context) (string, error) {
 	}
 	return out, rows.Err()
 }
+
+// CountRows counts the rows of a table (verification and tests).
+func (s *Store) CountRows(ctx context.Context, table string) (int, error) {
+	switch table {
+	case "blobs", "messages", "mailboxes", "accounts", "domains", "aliases", "queue":
+	default:
+		return 0, fmt.Errorf("count rows: unknown table %q", table)
+	}
+	var n int
+	err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM "+table).Scan(&n)
+	return n, err
+}
