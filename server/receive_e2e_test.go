@@ -104,9 +104,9 @@ func TestReceiveDeliversToEachKindOfRecipient(t *testing.T) {
 	addr := srv.Opts.Addr(25)
 	msg := []byte("From: someone@remote.test\r\nTo: x\r\nSubject: hello\r\n\r\nbody line\r\n.starts with a dot\r\n..two dots\r\n")
 	tests := []struct {
-		rcpt     string
-		account  string
-		delivTo  string
+		rcpt    string
+		account string
+		delivTo string
 	}{
 		{"alice@example.test", "alice@example.test", "alice@example.test"},
 		{"Alice@EXAMPLE.test", "alice@example.test", "alice@example.test"},
