@@ -88,7 +88,7 @@ func (s *session) cmdAuth(arg string) error {
 		}
 		return s.login(string(user), string(pass))
 	}
-	return s.failCmd("-ERR [AUTH] unsupported SASL mechanism")
+	return s.failCmd("-ERR unsupported SASL mechanism")
 }
 
 var (

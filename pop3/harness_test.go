@@ -272,3 +272,13 @@ func stuff(msg string) string {
 	}
 	return b.String() + ".\r\n"
 }
+
+// waitBriefly yields while polling for something the server does
+// asynchronously (noticing a dropped connection).
+func waitBriefly() { time.Sleep(5 * time.Millisecond) }
+
+func manyErrors(c *pop3.Config) { c.MaxErrors = 1000 }
+
+func newTextLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}

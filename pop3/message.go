@@ -20,7 +20,13 @@ import (
 // number of message octets sent before stuffing, without that added CRLF: for
 // RETR of a CRLF-normalised message it equals Message.Size.
 func copyMessage(dst *bufio.Writer, src io.Reader, bodyLines int) (int64, error) {
-	br := bufio.NewReaderSize(src, 64<<10)
+	return copyMessageBuf(dst, src, bodyLines, 64<<10)
+}
+
+// copyMessageBuf is copyMessage reading through a buffer of bufSize octets;
+// tests make it small so lines cross buffer boundaries.
+func copyMessageBuf(dst *bufio.Writer, src io.Reader, bodyLines, bufSize int) (int64, error) {
+	br := bufio.NewReaderSize(src, bufSize)
 	var (
 		n         int64
 		lineLen   int // octets of the current line already written
