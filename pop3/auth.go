@@ -171,6 +171,12 @@ func (s *session) login(user, pass string) error {
 		s.reply("-ERR [SYS/TEMP] cannot open maildrop, try again later")
 		return nil
 	}
+	for _, m := range msgs {
+		if !validUIDL(m.UIDL) {
+			s.log.Error("pop3 backend returned an invalid UIDL", "proto", "pop3", "user", user, "uidl", m.UIDL)
+			break
+		}
+	}
 	s.msgs, s.deleted = msgs, make([]bool, len(msgs))
 	s.state = stateTransaction
 	s.log.Info("login", "proto", "pop3", "ip", s.ip, "user", user)
@@ -203,4 +209,18 @@ func (s *session) authFailed(user string) error {
 
 func throttleUser(user string) string {
 	return strings.ToLower(strings.TrimSpace(user))
+}
+
+// validUIDL checks a unique-id: 1 to 70 characters from 0x21 to 0x7E
+// (RFC 1939 §7).
+func validUIDL(uidl string) bool {
+	if len(uidl) == 0 || len(uidl) > 70 {
+		return false
+	}
+	for i := 0; i < len(uidl); i++ {
+		if uidl[i] < 0x21 || uidl[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }

@@ -43,9 +43,10 @@ type Maildrop interface {
 	// Open returns the raw message whose ID came from Messages. It returns
 	// ErrGone if the message has been removed meanwhile.
 	Open(ctx context.Context, id int64) (io.ReadCloser, error)
-	// Delete removes the messages in one transaction. It is called only in the
-	// UPDATE state (after QUIT), never for a dropped connection. IDs that are
-	// already gone are not an error.
+	// Delete removes the messages in one transaction and publishes the
+	// expunges like any other (so IMAP sessions see them). It is called only
+	// in the UPDATE state (after QUIT), never for a dropped connection. IDs
+	// that are already gone are not an error.
 	Delete(ctx context.Context, ids []int64) error
 	// Close releases whatever the maildrop holds. The server releases its lock
 	// after Close returns.

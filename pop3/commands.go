@@ -64,8 +64,10 @@ func (s *session) dispatch(line string) error {
 }
 
 // cmdCapa lists the capabilities of RFC 2449 §6. USER and SASL are listed
-// only where they may be used: after TLS, unless insecure auth is allowed
-// (RFC 2595 §4). STLS only on a plain connection in AUTHORIZATION.
+// only where they may be used: under TLS, unless insecure auth is allowed
+// (RFC 2595 §4); STLS only on a plain connection. The list does not depend
+// on the state: "capabilities available in the AUTHORIZATION state MUST be
+// announced in both states" (RFC 2449 §5).
 func (s *session) cmdCapa() error {
 	s.reply("+OK capability list follows")
 	s.reply("TOP")
@@ -73,14 +75,12 @@ func (s *session) cmdCapa() error {
 	s.reply("RESP-CODES")
 	s.reply("AUTH-RESP-CODE")
 	s.reply("PIPELINING")
-	if s.state == stateAuthorization {
-		if s.authAllowed() {
-			s.reply("USER")
-			s.reply("SASL PLAIN LOGIN")
-		}
-		if !s.isTLS && s.srv.cfg.TLSConfig != nil {
-			s.reply("STLS")
-		}
+	if s.authAllowed() {
+		s.reply("USER")
+		s.reply("SASL PLAIN LOGIN")
+	}
+	if !s.isTLS && s.srv.cfg.TLSConfig != nil {
+		s.reply("STLS")
 	}
 	s.reply("IMPLEMENTATION " + s.srv.cfg.Implementation)
 	s.reply(".")

@@ -28,9 +28,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Hostname is shown in the greeting. Default: none.
 	Hostname string
-	// AllowInsecureAuth permits USER/PASS and AUTH on a connection without
-	// TLS. Set it only for the dev mode on loopback; otherwise a client must
-	// use STLS or the implicit-TLS port first (RFC 2595 §4).
+	// AllowInsecureAuth permits USER/PASS and AUTH without TLS for clients
+	// on a loopback address (127.0.0.0/8, ::1), for the dev mode. Other
+	// clients must always use STLS or the implicit-TLS port first
+	// (RFC 2595 §4).
 	AllowInsecureAuth bool
 	// MaxConnections caps concurrent sessions over all listeners. Default 500.
 	MaxConnections int

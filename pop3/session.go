@@ -251,8 +251,15 @@ func (s *session) failCmd(line string) error {
 	return nil
 }
 
+// authAllowed reports whether credentials may be sent on this connection:
+// under TLS, or in clear text from a loopback client when the dev mode
+// allows it (RFC 2595 §4 lets a server refuse USER/PASS before STLS).
 func (s *session) authAllowed() bool {
-	return s.isTLS || s.srv.cfg.AllowInsecureAuth
+	if s.isTLS {
+		return true
+	}
+	ip := net.ParseIP(s.ip)
+	return s.srv.cfg.AllowInsecureAuth && ip != nil && ip.IsLoopback()
 }
 
 func (s *session) releaseMaildrop() {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -206,7 +207,8 @@ func Fetchmail(t testing.TB, target Target, keep bool, stateDir string) Fetchmai
 	cmd := exec.Command(bin, "-f", rcFile, "--nodetach", "--nosyslog", "-v",
 		"--idfile", filepath.Join(stateDir, "fetchids"),
 		"--pidfile", filepath.Join(stateDir, "fetchmail.pid"))
-	cmd.Env = append(os.Environ(), "HOME="+stateDir, "FETCHMAILHOME="+stateDir, "LC_ALL=C")
+	// FETCHMAILUSER: as root, fetchmail runs the MDA as this user.
+	cmd.Env = append(os.Environ(), "HOME="+stateDir, "FETCHMAILHOME="+stateDir, "LC_ALL=C", "FETCHMAILUSER="+currentUser())
 	logOut, err := cmd.CombinedOutput()
 	res := FetchmailResult{Output: string(logOut)}
 	if exitErr, ok := err.(*exec.ExitError); ok {
@@ -232,7 +234,7 @@ func Fetchmail(t testing.TB, target Target, keep bool, stateDir string) Fetchmai
 }
 
 // CheckFetchmail runs Fetchmail and fails t unless it delivered exactly want,
-// byte for byte, in order.
+// byte for byte, in order. Each message in want must end in CRLF.
 func CheckFetchmail(t testing.TB, target Target, want [][]byte, keep bool, stateDir string) {
 	t.Helper()
 	res := Fetchmail(t, target, keep, stateDir)
@@ -251,11 +253,11 @@ func quoteRC(s string) string {
 }
 
 func currentUser() string {
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
 	if u := os.Getenv("USER"); u != "" {
 		return u
 	}
-	if os.Getuid() == 0 {
-		return "root"
-	}
-	return "nobody"
+	return "root"
 }
