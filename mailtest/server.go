@@ -30,7 +30,7 @@ type Options struct {
 	// PortOffset is added to every standard port (and to the remote SMTP port). Zero means
 	// DefaultPortOffset.
 	PortOffset int
-	// DNS is the HOST:PORT of a fake zone (NewDNSZone(t).Addr()); empty means none.
+	// DNS is the HOST:PORT of a fake zone (NewDNSZone(t).Addr()); empty means a new empty zone.
 	DNS string
 	// Dir is the data directory; empty means a new t.TempDir().
 	Dir string
@@ -58,6 +58,9 @@ func (o *Options) fill(t testing.TB) {
 	}
 	if o.PortOffset == 0 {
 		o.PortOffset = DefaultPortOffset
+	}
+	if o.DNS == "" {
+		o.DNS = NewDNSZone(t).Addr() // an empty zone: no test ever asks a real DNS server
 	}
 	if o.Dir == "" {
 		o.Dir = t.TempDir()

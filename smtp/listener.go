@@ -19,10 +19,11 @@ type limitListener struct {
 	mu    sync.Mutex
 	total int
 	perIP map[string]int
+	conns map[*idleConn]bool
 }
 
 func newLimitListener(l net.Listener, maxConns, maxPerIP int, idle time.Duration, draining *atomic.Bool) *limitListener {
-	return &limitListener{Listener: l, maxConns: maxConns, maxPerIP: maxPerIP, idle: idle, draining: draining, perIP: map[string]int{}}
+	return &limitListener{Listener: l, maxConns: maxConns, maxPerIP: maxPerIP, idle: idle, draining: draining, perIP: map[string]int{}, conns: map[*idleConn]bool{}}
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
@@ -45,13 +46,31 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			c.Close()
 			continue
 		}
-		return &idleConn{Conn: c, idle: l.idle, draining: l.draining, release: func() { l.release(ip) }}, nil
+		ic := &idleConn{Conn: c, idle: l.idle, draining: l.draining}
+		ic.release = func() { l.release(ip, ic) }
+		l.mu.Lock()
+		l.conns[ic] = true
+		l.mu.Unlock()
+		return ic, nil
 	}
 }
 
-func (l *limitListener) release(ip string) {
+// wakeIdle interrupts the reads of sessions waiting for a command, so that a draining server
+// does not wait out their idle timeout.
+func (l *limitListener) wakeIdle() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	for c := range l.conns {
+		if !c.inData.Load() {
+			c.Conn.SetReadDeadline(time.Now())
+		}
+	}
+}
+
+func (l *limitListener) release(ip string, c *idleConn) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.conns, c)
 	l.total--
 	if l.perIP[ip]--; l.perIP[ip] <= 0 {
 		delete(l.perIP, ip)

@@ -12,6 +12,7 @@ import (
 	"log"
 	"log/slog"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -61,7 +62,9 @@ type Server struct {
 	cfg      Config
 	srv      *gosmtp.Server
 	draining atomic.Bool
-	submit   bool
+
+	mu        sync.Mutex
+	listeners []*limitListener
 }
 
 // NewMX returns the receiver for port 25: no AUTH, mail only for local recipients.
@@ -89,14 +92,21 @@ func NewMX(cfg Config) *Server {
 
 // Serve accepts plain connections (port 25, STARTTLS offered) until Shutdown.
 func (s *Server) Serve(l net.Listener) error {
+	return s.serve(s.limit(l))
+}
+
+func (s *Server) limit(l net.Listener) *limitListener {
 	lim := s.cfg.Limits
-	return s.serve(newLimitListener(l, lim.MaxConns, lim.MaxConnsPerIP, lim.IdleTimeout, &s.draining))
+	ll := newLimitListener(l, lim.MaxConns, lim.MaxConnsPerIP, lim.IdleTimeout, &s.draining)
+	s.mu.Lock()
+	s.listeners = append(s.listeners, ll)
+	s.mu.Unlock()
+	return ll
 }
 
 // ServeTLS accepts implicit-TLS connections (port 465, RFC 8314).
 func (s *Server) ServeTLS(l net.Listener) error {
-	lim := s.cfg.Limits
-	return s.serve(tls.NewListener(newLimitListener(l, lim.MaxConns, lim.MaxConnsPerIP, lim.IdleTimeout, &s.draining), s.cfg.TLSConfig))
+	return s.serve(tls.NewListener(s.limit(l), s.cfg.TLSConfig))
 }
 
 func (s *Server) serve(l net.Listener) error {
@@ -111,6 +121,11 @@ func (s *Server) serve(l net.Listener) error {
 // then closes what is left. A message whose transfer is cut off was never acknowledged.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
+	s.mu.Lock()
+	for _, l := range s.listeners {
+		l.wakeIdle()
+	}
+	s.mu.Unlock()
 	err := s.srv.Shutdown(ctx)
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		s.srv.Close()
