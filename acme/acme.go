@@ -1,0 +1,280 @@
+// Package acme owns the certificates of every TLS listener: one tls.Config
+// that picks a certificate by SNI, orders and renews certificates through ACME
+// (golang.org/x/crypto/acme/autocert, TLS-ALPN-01 on 443 and HTTP-01 on 80),
+// serves a self-signed fallback until a real certificate exists, or loads a
+// manually managed certificate from files.
+//
+// It keeps everything durable (ACME account key, certificates, the
+// self-signed fallback) in the store's key-value table through the KV
+// interface; it never speaks SQL, never listens on a socket itself and never
+// orders a certificate from inside a TLS handshake.
+package acme
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/acme/autocert"
+)
+
+// ACME directories of Let's Encrypt. Settings may name them by URL or by the
+// short names "production" and "staging".
+const (
+	LetsEncryptURL        = "https://acme-v02.api.letsencrypt.org/directory"
+	LetsEncryptStagingURL = "https://acme-staging-v02.api.letsencrypt.org/directory"
+)
+
+// Setting keys (the settings table). The server reads them into a Config.
+const (
+	SettingDirectory = "acme.directory" // ACME directory URL, "production" (default) or "staging"
+	SettingEmail     = "acme.email"     // contact address given to the CA; optional
+	SettingCertFile  = "tls.cert_file"  // manual mode: PEM certificate chain file
+	SettingKeyFile   = "tls.key_file"   // manual mode: PEM private key file
+)
+
+// Setting documents one settings key this package reads.
+type Setting struct {
+	Key     string
+	Default string
+	Help    string
+}
+
+// Settings lists the settings keys of this package with their defaults and a
+// one-line explanation, for `mailstead settings` and the admin page.
+func Settings() []Setting {
+	return []Setting{
+		{SettingDirectory, "production", `ACME directory: "production" (Let's Encrypt), "staging" (Let's Encrypt staging) or a directory URL`},
+		{SettingEmail, "", "contact address the certificate authority may write to about expiring or revoked certificates"},
+		{SettingCertFile, "", "manual mode: PEM certificate chain file to serve instead of ACME (set together with " + SettingKeyFile + "); reloaded when it changes"},
+		{SettingKeyFile, "", "manual mode: PEM private key file for " + SettingCertFile},
+	}
+}
+
+// KV is durable key-value storage: the store's kv table. GetKV returns an
+// error satisfying errors.Is(err, fs.ErrNotExist) when the key is absent.
+// Keys written by this package start with "acme/" or "tls/".
+type KV interface {
+	GetKV(ctx context.Context, key string) ([]byte, error)
+	PutKV(ctx context.Context, key string, value []byte) error
+	DeleteKV(ctx context.Context, key string) error
+}
+
+// Resolver looks up addresses; the dns package's Resolver satisfies it.
+type Resolver interface {
+	LookupIP(ctx context.Context, host string) ([]net.IP, error)
+}
+
+// Config is what the server fills from flags and settings.
+type Config struct {
+	// Hostname is the mail server's name (MX target, IMAP/SMTP host). Its
+	// certificate is served when a client sends no SNI or an unknown name.
+	Hostname string
+
+	// ExtraHosts returns the other names that may get a certificate, usually
+	// DomainHosts(all mail domains). Called from the background loop only,
+	// never during a handshake. May be nil.
+	ExtraHosts func(ctx context.Context) ([]string, error)
+
+	// Directory is the ACME directory: "" or "production" for Let's Encrypt,
+	// "staging" for its staging CA, or a URL (setting acme.directory).
+	Directory string
+
+	// Email is the ACME account contact (setting acme.email). Optional.
+	Email string
+
+	// CertFile and KeyFile switch to manual mode when both are set
+	// (settings tls.cert_file and tls.key_file): no ACME, the files are
+	// served and reloaded when they change.
+	CertFile, KeyFile string
+
+	// DisableACME serves only the self-signed certificate (--dev, tests).
+	DisableACME bool
+
+	// IsOwnIP reports whether ip is an address of this server. Ordering for a
+	// name starts only once every address it resolves to is ours. Nil means
+	// "an address of a local network interface"; servers behind NAT must
+	// supply their public address here.
+	IsOwnIP func(ip net.IP) bool
+
+	// HTTPSPort is the port that plain-HTTP requests are redirected to.
+	// Zero means 443. With --port-offset N pass 443+N.
+	HTTPSPort int
+
+	// HTTPClient talks to the ACME directory. Nil means a client on the
+	// system root pool, so SSL_CERT_FILE can point at a test CA.
+	HTTPClient *http.Client
+
+	// RenewBefore is how long before expiry a certificate is renewed.
+	// Zero means 30 days. When it is not shorter than a certificate's
+	// lifetime, a third of the lifetime is used instead.
+	RenewBefore time.Duration
+
+	// CheckInterval bounds how long the background loop sleeps between
+	// checks of certificates, expiry and manual files. Zero means one hour.
+	CheckInterval time.Duration
+}
+
+// DomainHosts returns the extra names a mail domain needs certificates for:
+// mta-sts.<domain> (RFC 8461 section 3.3 policy host) and autoconfig.<domain>.
+func DomainHosts(domains []string) []string {
+	var hosts []string
+	for _, d := range domains {
+		d = normalizeName(d)
+		if d == "" {
+			continue
+		}
+		hosts = append(hosts, "mta-sts."+d, "autoconfig."+d)
+	}
+	return hosts
+}
+
+// Source says where a served certificate comes from.
+type Source string
+
+const (
+	SourceSelfSigned Source = "self-signed"
+	SourceACME       Source = "acme"
+	SourceManual     Source = "manual"
+)
+
+// Manager is the one TLS source of the server. Build it with New, hand
+// TLSConfig to every TLS listener, HTTPHandler to port 80, and run Run in the
+// background.
+type Manager struct {
+	cfg         Config
+	kv          KV
+	resolver    Resolver
+	log         *slog.Logger
+	hostname    string
+	directory   string
+	renewBefore time.Duration
+	interval    time.Duration
+	retryBase   time.Duration
+	now         func() time.Time
+
+	cache  *kvCache
+	solver *autocert.Manager // answers challenges from the shared cache; never orders
+
+	selfSigned certPair
+	live       atomic.Pointer[certSet]
+	manual     *manualCert // nil unless manual mode
+	http01     atomic.Bool // HTTPHandler was asked for: HTTP-01 is served on port 80
+	wake       chan struct{}
+
+	mu     sync.Mutex
+	hosts  map[string]*hostState // guarded by mu
+	orders int                   // orders started, for tests; guarded by mu
+}
+
+// hostState is the background loop's view of one name.
+type hostState struct {
+	state     string // human words: "waiting for DNS", "ordering", "valid", ...
+	detail    string // why it waits, e.g. where the name resolves to
+	dnsSince  time.Time
+	lastErr   error
+	lastErrAt time.Time
+	failures  int
+	next      time.Time // earliest next ordering attempt or DNS check
+}
+
+// New builds a Manager. It loads or creates the self-signed fallback and
+// loads cached ACME or manual certificates, so TLSConfig is usable as soon as
+// New returns; ordering starts when Run is called.
+func New(ctx context.Context, cfg Config, kv KV, resolver Resolver, logger *slog.Logger) (*Manager, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	hostname := normalizeName(cfg.Hostname)
+	if hostname == "" || !strings.Contains(hostname, ".") {
+		return nil, fmt.Errorf("acme: hostname %q is not a fully qualified domain name", cfg.Hostname)
+	}
+	if kv == nil {
+		return nil, errors.New("acme: no key-value store")
+	}
+	dir, err := directoryURL(cfg.Directory)
+	if err != nil {
+		return nil, err
+	}
+	m := &Manager{
+		cfg:         cfg,
+		kv:          kv,
+		resolver:    resolver,
+		log:         logger.With("component", "acme"),
+		hostname:    hostname,
+		directory:   dir,
+		renewBefore: cfg.RenewBefore,
+		interval:    cfg.CheckInterval,
+		retryBase:   retryBase,
+		now:         time.Now,
+		wake:        make(chan struct{}, 1),
+		hosts:       map[string]*hostState{},
+	}
+	if m.renewBefore <= 0 {
+		m.renewBefore = 30 * 24 * time.Hour
+	}
+	if m.interval <= 0 {
+		m.interval = time.Hour
+	}
+	m.live.Store(&certSet{})
+	m.cache = &kvCache{kv: kv, onPut: m.installPEM, tokens: map[string][]byte{}}
+	m.solver = &autocert.Manager{Cache: m.cache, HostPolicy: m.challengePolicy}
+
+	if m.selfSigned, err = loadOrCreateSelfSigned(ctx, kv, hostname, m.now()); err != nil {
+		return nil, err
+	}
+	switch {
+	case cfg.CertFile != "" || cfg.KeyFile != "":
+		if cfg.CertFile == "" || cfg.KeyFile == "" {
+			return nil, fmt.Errorf("acme: manual mode needs both %s and %s", SettingCertFile, SettingKeyFile)
+		}
+		m.manual = &manualCert{certFile: cfg.CertFile, keyFile: cfg.KeyFile, log: m.log, now: m.now}
+		if _, err := m.manual.get(); err != nil {
+			// Keep serving (self-signed) so a typo does not stop mail; Status
+			// and the log say what is wrong.
+			m.log.Error("manual certificate not loaded, serving self-signed", "err", err)
+		}
+	case !cfg.DisableACME:
+		m.loadCached(ctx, []string{hostname})
+	}
+	return m, nil
+}
+
+func directoryURL(setting string) (string, error) {
+	switch s := strings.TrimSpace(setting); strings.ToLower(s) {
+	case "", "production", "letsencrypt":
+		return LetsEncryptURL, nil
+	case "staging", "letsencrypt-staging":
+		return LetsEncryptStagingURL, nil
+	default:
+		if !strings.HasPrefix(s, "https://") && !strings.HasPrefix(s, "http://") {
+			return "", fmt.Errorf("acme: %s %q is neither a URL nor production/staging", SettingDirectory, setting)
+		}
+		return s, nil
+	}
+}
+
+// normalizeName lowercases a DNS name and drops a trailing dot.
+func normalizeName(name string) string {
+	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(name)), ".")
+}
+
+// Refresh asks the background loop to check DNS and certificates now, for
+// example after the admin page added a domain or the user fixed DNS.
+func (m *Manager) Refresh() {
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+// errNotExist reports whether err means "no such key".
+func errNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }

@@ -1,0 +1,235 @@
+package acme
+
+import (
+	"context"
+	"crypto/rsa"
+	"crypto/tls"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// serveHTTPS runs an HTTPS server on ln the way server/ will: http.Server
+// with the manager's TLSConfig, ServeTLS adding h2 and http/1.1.
+func serveHTTPS(t *testing.T, ln net.Listener, cfg *tls.Config) *http.Server {
+	t.Helper()
+	srv := &http.Server{
+		Handler:   http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "admin page\n") }),
+		TLSConfig: cfg,
+		ErrorLog:  log.New(io.Discard, "", 0),
+	}
+	go srv.ServeTLS(ln, "", "")
+	t.Cleanup(func() { srv.Close() })
+	return srv
+}
+
+// httpsGet fetches / from the HTTPS listener at addr, asking for name.
+func httpsGet(t *testing.T, addr string, cfg *tls.Config) *http.Response {
+	t.Helper()
+	tr := &http.Transport{
+		TLSClientConfig:   cfg,
+		ForceAttemptHTTP2: true,
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		},
+	}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, Timeout: 30 * time.Second}).Get("https://" + cfg.ServerName + "/")
+	if err != nil {
+		t.Fatalf("HTTPS GET: %v", err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp
+}
+
+// Issuance by TLS-ALPN-01 on the HTTPS port, the certificate served on
+// every kind of listener without a restart, a restart that reuses it, and
+// renewal when it comes within 30 days of expiry.
+func TestTLSALPN01IssueRestartRenew(t *testing.T) {
+	https := listen(t)      // 443
+	imaps := listen(t)      // 993: implicit TLS
+	submission := listen(t) // 587: STARTTLS
+	noHTTP := freePort(t)   // nothing on 80: only TLS-ALPN-01 can succeed
+	ca := startPebble(t, noHTTP, portOf(https), testHost)
+
+	kv := newMemKV()
+	m := newTestManager(t, ca.config(portOf(https)), kv, ca.resolver)
+	httpsSrv := serveHTTPS(t, https, m.TLSConfig())
+	serveLines(t, imaps, m.TLSConfig(), false)
+	serveLines(t, submission, m.TLSConfig(), true)
+
+	// Before issuance the self-signed certificate is served. This connection
+	// stays open across the swap.
+	early := dialTLS(t, imaps.Addr().String(), &tls.Config{ServerName: testHost, RootCAs: selfSignedRoots(m)})
+	echo(t, early, "before issuance")
+
+	stop := runManager(t, m)
+	waitIssued(t, m, testHost)
+	echo(t, early, "after issuance") // not dropped
+	ordersAfterIssue := ca.newOrders.Load()
+	if ordersAfterIssue != 2 {
+		t.Errorf("%d orders for one ECDSA and one RSA certificate", ordersAfterIssue)
+	}
+
+	pebbleTLS := &tls.Config{ServerName: testHost, RootCAs: ca.roots}
+	var issued *tls.Conn
+	t.Run("implicit TLS", func(t *testing.T) {
+		issued = dialTLS(t, imaps.Addr().String(), pebbleTLS)
+		echo(t, issued, "LOGIN")
+	})
+	t.Run("STARTTLS", func(t *testing.T) {
+		c := startTLS(t, submission.Addr().String(), pebbleTLS)
+		defer c.Close()
+		echo(t, c, "EHLO client.example.test")
+	})
+	t.Run("HTTPS", func(t *testing.T) {
+		resp := httpsGet(t, https.Addr().String(), pebbleTLS)
+		if resp.TLS.NegotiatedProtocol != "h2" {
+			t.Errorf("ALPN %q, want h2", resp.TLS.NegotiatedProtocol)
+		}
+	})
+	t.Run("no SNI", func(t *testing.T) {
+		c := dialTLS(t, imaps.Addr().String(), &tls.Config{InsecureSkipVerify: true})
+		echo(t, c, "NOOP")
+		verifyChain(t, c, ca.roots, testHost)
+	})
+	t.Run("RSA-only client", func(t *testing.T) {
+		c := dialTLS(t, imaps.Addr().String(), rsaOnly(pebbleTLS))
+		echo(t, c, "NOOP")
+		if _, ok := leafOf(c).PublicKey.(*rsa.PublicKey); !ok {
+			t.Errorf("RSA-only client got %T", leafOf(c).PublicKey)
+		}
+	})
+	if t.Failed() {
+		return
+	}
+	st := m.Status()
+	if st.Source != SourceACME || !strings.Contains(st.Issuer, "Pebble") || st.LastError != "" ||
+		time.Until(st.NotAfter) < 80*24*time.Hour || len(st.Hosts[0].KeyTypes) != 2 {
+		t.Errorf("status after issuance:\n%s", st)
+	}
+
+	// Restart: a new Manager on the same store serves the stored
+	// certificates and places no order.
+	stop()
+	m2 := newTestManager(t, ca.config(portOf(https)), kv, ca.resolver)
+	m2.check(context.Background())
+	if n := ca.newOrders.Load(); n != ordersAfterIssue || m2.orders != 0 {
+		t.Fatalf("restart placed orders: %d at the CA, %d by the manager", n-ordersAfterIssue, m2.orders)
+	}
+	imaps2 := listen(t)
+	serveLines(t, imaps2, m2.TLSConfig(), false)
+	again := dialTLS(t, imaps2.Addr().String(), pebbleTLS)
+	echo(t, again, "after restart")
+	if !leafOf(again).Equal(leafOf(issued)) {
+		t.Fatalf("restart serves a different certificate")
+	}
+
+	// Renewal: 61 days on, the 90-day certificate is within 30 days of its
+	// end. The HTTPS port now belongs to m2.
+	httpsSrv.Close()
+	https2, err := net.Listen("tcp", https.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveHTTPS(t, https2, m2.TLSConfig())
+	later := time.Now().Add(61 * 24 * time.Hour)
+	m2.now = func() time.Time { return later }
+	oldSerial := leafOf(issued).SerialNumber
+	oldRSASerial := m2.live.Load().byName[testHost].rsa.Leaf.SerialNumber
+	stop2 := runManager(t, m2)
+	waitFor(t, "renewal", func() error {
+		pair := m2.live.Load().byName[testHost]
+		if pair.ecdsa.Leaf.SerialNumber.Cmp(oldSerial) == 0 || pair.rsa.Leaf.SerialNumber.Cmp(oldRSASerial) == 0 {
+			return errString(m2.Status().String())
+		}
+		return nil
+	})
+	stop2()
+	echo(t, again, "after renewal") // an open connection survives renewal
+	renewed := dialTLS(t, imaps2.Addr().String(), pebbleTLS)
+	echo(t, renewed, "renewed")
+	if leafOf(renewed).SerialNumber.Cmp(oldSerial) == 0 {
+		t.Errorf("renewed certificate not served")
+	}
+	if n := ca.newOrders.Load(); n < ordersAfterIssue+2 {
+		t.Errorf("renewal placed %d orders, want 2", n-ordersAfterIssue)
+	}
+}
+
+type errString string
+
+func (e errString) Error() string { return string(e) }
+
+// Issuance by HTTP-01 on port 80 when TLS-ALPN-01 cannot succeed, for the
+// hostname and an extra host whose DNS points here; an extra host without
+// DNS gets no order and is served the hostname's certificate.
+func TestHTTP01IssueWithExtraHosts(t *testing.T) {
+	plain := listen(t)   // 80
+	imaps := listen(t)   // 993
+	noTLS := freePort(t) // nothing on 443: only HTTP-01 can succeed
+	ca := startPebble(t, portOf(plain), noTLS, testHost, "mta-sts.example.test")
+
+	cfg := ca.config(noTLS)
+	cfg.ExtraHosts = func(context.Context) ([]string, error) {
+		return DomainHosts([]string{"example.test"}), nil
+	}
+	m := newTestManager(t, cfg, newMemKV(), ca.resolver)
+	var challenges atomic.Int32
+	h := m.HTTPHandler(nil)
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasPrefix(r.URL.Path, "/.well-known/acme-challenge/") {
+				challenges.Add(1)
+			}
+			h.ServeHTTP(w, r)
+		}),
+		ErrorLog: log.New(io.Discard, "", 0),
+	}
+	go srv.Serve(plain)
+	t.Cleanup(func() { srv.Close() })
+	serveLines(t, imaps, m.TLSConfig(), false)
+
+	runManager(t, m)
+	waitIssued(t, m, testHost)
+	waitIssued(t, m, "mta-sts.example.test")
+	if challenges.Load() == 0 {
+		t.Errorf("no HTTP-01 challenge was fetched")
+	}
+
+	for _, name := range []string{testHost, "mta-sts.example.test"} {
+		c := dialTLS(t, imaps.Addr().String(), &tls.Config{ServerName: name, RootCAs: ca.roots})
+		echo(t, c, "NOOP")
+		if got := leafOf(c).DNSNames; len(got) != 1 || got[0] != name {
+			t.Errorf("SNI %s got certificate for %v", name, got)
+		}
+	}
+	// autoconfig.example.test has no DNS: the hostname's certificate.
+	c := dialTLS(t, imaps.Addr().String(), &tls.Config{ServerName: "autoconfig.example.test", InsecureSkipVerify: true})
+	verifyChain(t, c, ca.roots, testHost)
+	for _, h := range m.Status().Hosts {
+		if h.Name == "autoconfig.example.test" && (h.State != "waiting for DNS" || h.Source != SourceSelfSigned) {
+			t.Errorf("autoconfig status: %+v", h)
+		}
+	}
+
+	// Everything else on port 80 is redirected to HTTPS.
+	req, _ := http.NewRequest("GET", "http://"+plain.Addr().String()+"/setup?x=1", nil)
+	req.Host = testHost
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if want := "https://" + testHost + ":" + itoa(noTLS) + "/setup?x=1"; resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != want {
+		t.Errorf("redirect: %s %q, want %q", resp.Status, resp.Header.Get("Location"), want)
+	}
+}

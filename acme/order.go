@@ -1,0 +1,397 @@
+package acme
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/acme"
+	"golang.org/x/crypto/acme/autocert"
+)
+
+const (
+	orderTimeout = 5 * time.Minute
+	// retryBase is the first wait after a failed order; it doubles per
+	// failure up to retryMax. Let's Encrypt allows 5 failed validations per
+	// hostname and hour, which this schedule never exceeds.
+	retryBase = 5 * time.Minute
+	retryMax  = 12 * time.Hour
+	// dnsBase and dnsMax space the checks of a name that does not resolve
+	// to this server yet; Refresh checks at once.
+	dnsBase = time.Minute
+	dnsMax  = time.Hour
+	// expiryAlarm: closer than this to expiry, every check logs an error.
+	expiryAlarm = 14 * 24 * time.Hour
+	minWait     = time.Second
+)
+
+// Run is the background loop: it orders certificates for the hostname and
+// the extra hosts once their names resolve to this server, renews them
+// RenewBefore their expiry, retries failures with backoff, reloads manual
+// files and logs loudly when a certificate is close to expiry. It returns nil
+// when ctx is done.
+func (m *Manager) Run(ctx context.Context) error {
+	for {
+		wait := m.check(ctx)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-m.wake:
+			t.Stop()
+		case <-t.C:
+		}
+	}
+}
+
+// check does one pass and returns how long to sleep.
+func (m *Manager) check(ctx context.Context) time.Duration {
+	switch {
+	case m.manual != nil:
+		cert, _ := m.manual.get()
+		if cert != nil {
+			m.alarmExpiry(m.hostname, SourceManual, cert.Leaf)
+		}
+		return m.interval
+	case m.cfg.DisableACME:
+		return m.interval
+	}
+
+	hosts := m.allowedHosts(ctx)
+	m.loadCached(ctx, hosts)
+	wait := m.interval
+	for _, host := range hosts {
+		if ctx.Err() != nil {
+			return minWait
+		}
+		wait = min(wait, m.ensureHost(ctx, host))
+	}
+	return max(wait, minWait)
+}
+
+// allowedHosts returns the hostname and the extra hosts, and makes them the
+// set of names challenges are answered for.
+func (m *Manager) allowedHosts(ctx context.Context) []string {
+	hosts := []string{m.hostname}
+	if m.cfg.ExtraHosts != nil {
+		extra, err := m.cfg.ExtraHosts(ctx)
+		if err != nil {
+			m.log.Error("listing extra certificate hosts", "err", err)
+			// Keep the names we knew rather than forgetting them.
+			m.mu.Lock()
+			for h := range m.hosts {
+				extra = append(extra, h)
+			}
+			m.mu.Unlock()
+		}
+		for _, h := range extra {
+			if h = normalizeName(h); h != "" && !slices.Contains(hosts, h) {
+				hosts = append(hosts, h)
+			}
+		}
+	}
+	m.mu.Lock()
+	next := make(map[string]*hostState, len(hosts))
+	for _, h := range hosts {
+		if st := m.hosts[h]; st != nil {
+			next[h] = st
+		} else {
+			next[h] = &hostState{state: "not checked yet"}
+		}
+	}
+	m.hosts = next
+	m.mu.Unlock()
+	return hosts
+}
+
+// renewAt is when a certificate is due for renewal: RenewBefore its expiry,
+// or after two thirds of its lifetime when RenewBefore is not shorter than
+// the lifetime (short-lived certificates).
+func (m *Manager) renewAt(leaf *x509.Certificate) time.Time {
+	before := m.renewBefore
+	if life := leaf.NotAfter.Sub(leaf.NotBefore); before >= life {
+		before = life / 3
+	}
+	return leaf.NotAfter.Add(-before)
+}
+
+// dueKey is orderCache's test: is the stored certificate unusable or due?
+func (m *Manager) dueKey(key string, data []byte) bool {
+	cert, err := m.parseCachedCert(key, data)
+	return err != nil || !m.now().Before(m.renewAt(cert.Leaf))
+}
+
+// ensureHost orders or renews what host lacks, if its turn has come, and
+// returns how long until it needs attention again.
+func (m *Manager) ensureHost(ctx context.Context, host string) time.Duration {
+	now := m.now()
+	pair := m.live.Load().byName[host]
+	var due []bool // key types to order: false = ECDSA, true = RSA
+	next := now.Add(m.interval)
+	for _, isRSA := range []bool{false, true} {
+		c := pair.ecdsa
+		if isRSA {
+			c = pair.rsa
+		}
+		if c == nil {
+			due = append(due, isRSA)
+			continue
+		}
+		m.alarmExpiry(host, SourceACME, c.Leaf)
+		at := m.renewAt(c.Leaf)
+		if !now.Before(at) {
+			due = append(due, isRSA)
+		} else if at.Before(next) {
+			next = at
+		}
+	}
+
+	m.mu.Lock()
+	st := m.hosts[host]
+	if len(due) == 0 {
+		st.state, st.next = "valid", time.Time{}
+		m.mu.Unlock()
+		return next.Sub(now)
+	}
+	if now.Before(st.next) {
+		wait := st.next.Sub(now)
+		m.mu.Unlock()
+		return wait
+	}
+	m.mu.Unlock()
+
+	if err := m.resolvesHere(ctx, host); err != nil {
+		m.mu.Lock()
+		if st.state != "waiting for DNS" && host == m.hostname {
+			m.log.Warn("not ordering a certificate yet", "name", host, "reason", err)
+		}
+		st.state = "waiting for DNS"
+		st.detail = err.Error()
+		wait := dnsBase
+		if !st.dnsSince.IsZero() {
+			wait = min(dnsMax, max(dnsBase, now.Sub(st.dnsSince)/4))
+		} else {
+			st.dnsSince = now
+		}
+		st.next = now.Add(wait)
+		m.mu.Unlock()
+		return wait
+	}
+
+	for _, isRSA := range due {
+		m.mu.Lock()
+		st.state, st.detail, st.dnsSince = "ordering", "", time.Time{}
+		m.mu.Unlock()
+		err := m.order(ctx, host, isRSA)
+		if err != nil {
+			if ctx.Err() != nil {
+				return minWait
+			}
+			m.mu.Lock()
+			st.failures++
+			wait := min(retryMax, m.retryBase<<min(st.failures-1, 16))
+			st.state, st.lastErr, st.lastErrAt, st.next = "order failed", err, m.now(), m.now().Add(wait)
+			m.mu.Unlock()
+			renewing := (isRSA && pair.rsa != nil) || (!isRSA && pair.ecdsa != nil)
+			what := "certificate order failed"
+			if renewing {
+				what = "certificate renewal failed"
+			}
+			m.log.Error(what, "name", host, "key", keyType(isRSA), "err", err, "retry_in", wait)
+			return wait
+		}
+	}
+	m.mu.Lock()
+	st.state, st.failures, st.lastErr, st.lastErrAt, st.next = "valid", 0, nil, time.Time{}, time.Time{}
+	m.mu.Unlock()
+	// Look again soon: a certificate whose lifetime is shorter than the
+	// check interval is renewed in time.
+	return minWait
+}
+
+// alarmExpiry logs an error on every check while a served certificate is
+// within expiryAlarm of its end.
+func (m *Manager) alarmExpiry(host string, src Source, leaf *x509.Certificate) {
+	if left := leaf.NotAfter.Sub(m.now()); left < expiryAlarm {
+		m.log.Error("certificate expires soon", "name", host, "source", src,
+			"not_after", leaf.NotAfter, "days_left", int(left.Hours()/24))
+	}
+}
+
+// resolvesHere checks that host resolves, and only to addresses of this
+// server, before anything is asked of the CA: an order for a name that
+// points elsewhere fails validation and burns the CA's rate limits.
+func (m *Manager) resolvesHere(ctx context.Context, host string) error {
+	if m.resolver == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	ips, err := m.resolver.LookupIP(ctx, host)
+	if err != nil {
+		return fmt.Errorf("looking up %s: %w", host, err)
+	}
+	if len(ips) == 0 {
+		return fmt.Errorf("%s has no A or AAAA record", host)
+	}
+	own := m.cfg.IsOwnIP
+	if own == nil {
+		own = isLocalIP
+	}
+	for _, ip := range ips {
+		if !own(ip) {
+			return fmt.Errorf("%s resolves to %s, which is not an address of this server", host, ip)
+		}
+	}
+	return nil
+}
+
+// isLocalIP reports whether ip is assigned to a local network interface.
+func isLocalIP(ip net.IP) bool {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.Equal(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// order obtains one certificate for host through a fresh autocert.Manager
+// that shares the cache: its challenge responses are answered by m.solver
+// (TLSConfig, HTTPHandler), and the certificate it stores is installed by
+// the cache's onPut hook. A fresh Manager is used because a long-lived one
+// would keep returning the certificate it holds instead of renewing on our
+// schedule.
+func (m *Manager) order(ctx context.Context, host string, isRSA bool) error {
+	m.mu.Lock()
+	m.orders++
+	m.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(ctx, orderTimeout)
+	defer cancel()
+	tr := &stopTransport{base: http.DefaultTransport, stop: ctx}
+	hc := &http.Client{Transport: tr}
+	if c := m.cfg.HTTPClient; c != nil {
+		if c.Transport != nil {
+			tr.base = c.Transport
+		}
+		hc.Timeout, hc.Jar, hc.CheckRedirect = c.Timeout, c.Jar, c.CheckRedirect
+	}
+	om := &autocert.Manager{
+		Prompt:     autocert.AcceptTOS,
+		Cache:      orderCache{kvCache: m.cache, due: m.dueKey},
+		HostPolicy: autocert.HostWhitelist(host),
+		// autocert starts a renewal timer of its own after issuing; we
+		// renew on our schedule, so push its timer to the last second and
+		// close its HTTP client below so it can never order.
+		RenewBefore: time.Second,
+		Client:      &acme.Client{DirectoryURL: m.directory, HTTPClient: hc, UserAgent: "mailstead"},
+		Email:       m.cfg.Email,
+	}
+	if m.http01.Load() {
+		om.HTTPHandler(nil) // enables HTTP-01 after TLS-ALPN-01; the handler itself is m.solver's
+	}
+	m.log.Info("ordering certificate", "name", host, "key", keyType(isRSA), "directory", m.directory)
+
+	type result struct {
+		cert *tls.Certificate
+		err  error
+	}
+	// autocert's GetCertificate runs under its own context; stopTransport
+	// ends its requests when ctx ends, and we stop waiting.
+	done := make(chan result, 1)
+	go func() {
+		c, err := om.GetCertificate(orderHello(host, isRSA))
+		done <- result{c, err}
+	}()
+	var r result
+	select {
+	case r = <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("ordering %s: %w", host, ctx.Err())
+	}
+	if r.err != nil {
+		return fmt.Errorf("ordering %s (%s): %w", host, keyType(isRSA), r.err)
+	}
+	tr.close()
+	// Usually installed already by the cache hook; this covers a valid
+	// certificate stored meanwhile by another process.
+	if err := m.checkCert(host, isRSA, r.cert); err != nil {
+		return fmt.Errorf("ordering %s: %w", host, err)
+	}
+	m.install(host, isRSA, r.cert)
+	return nil
+}
+
+// orderHello is the ClientHello autocert is asked with: it picks the key
+// type from the signature schemes and curves a client supports.
+func orderHello(host string, isRSA bool) *tls.ClientHelloInfo {
+	if isRSA {
+		return &tls.ClientHelloInfo{
+			ServerName:       host,
+			SignatureSchemes: []tls.SignatureScheme{tls.PKCS1WithSHA256},
+			CipherSuites:     []uint16{tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256},
+		}
+	}
+	return &tls.ClientHelloInfo{
+		ServerName:       host,
+		SignatureSchemes: []tls.SignatureScheme{tls.ECDSAWithP256AndSHA256},
+		SupportedCurves:  []tls.CurveID{tls.CurveP256},
+		CipherSuites:     []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256},
+	}
+}
+
+// stopTransport fails requests once stop is done or close was called, so an
+// autocert.Manager left behind by an order can do nothing more.
+type stopTransport struct {
+	base   http.RoundTripper
+	stop   context.Context
+	closed atomic.Bool
+}
+
+var errTransportClosed = errors.New("acme: order finished")
+
+func (t *stopTransport) close() { t.closed.Store(true) }
+
+func (t *stopTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if t.closed.Load() {
+		return nil, errTransportClosed
+	}
+	if err := t.stop.Err(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(req.Context())
+	stopAfter := context.AfterFunc(t.stop, cancel)
+	resp, err := t.base.RoundTrip(req.WithContext(ctx))
+	if err != nil {
+		stopAfter()
+		cancel()
+		return nil, err
+	}
+	resp.Body = &releaseBody{ReadCloser: resp.Body, release: func() { stopAfter(); cancel() }}
+	return resp, nil
+}
+
+type releaseBody struct {
+	io.ReadCloser
+	release func()
+}
+
+func (b *releaseBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.release()
+	return err
+}
