@@ -242,6 +242,11 @@ type panicDrop struct{ pop3.Maildrop }
 
 func (panicDrop) Messages(context.Context) ([]pop3.Message, error) { panic("boom") }
 
+func (d panicDrop) Close() error {
+	d.Maildrop.Close()
+	panic("boom in Close")
+}
+
 // TestPanicRecovery: a panic ends the session with a log line, releases the
 // lock and leaves the server running.
 func TestPanicRecovery(t *testing.T) {
@@ -262,7 +267,8 @@ func TestPanicRecovery(t *testing.T) {
 		c.send("PASS " + alicePw)
 		c.expectClosed()
 	}
-	if !strings.Contains(logs.String(), `msg="pop3 session panic"`) || !strings.Contains(logs.String(), "boom") {
+	// Two sessions, each with a panic in Messages and another in Close.
+	if n := strings.Count(logs.String(), `msg="pop3 session panic"`); n != 4 || !strings.Contains(logs.String(), "boom in Close") {
 		t.Fatalf("no panic log line:\n%s", logs.String())
 	}
 }

@@ -109,14 +109,13 @@ func (s *session) interrupt() {
 
 func (s *session) run() {
 	defer s.srv.endSession(s)
+	defer s.raw.Close()
+	defer func() { s.conn.Close() }() // s.conn becomes the TLS connection after STLS
 	defer func() {
-		if r := recover(); r != nil {
-			s.log.Error("pop3 session panic", "proto", "pop3", "ip", s.ip, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-		}
+		defer s.recoverPanic() // a backend panicking in Close must not crash the process
 		s.releaseMaildrop()
-		s.conn.Close()
-		s.raw.Close()
 	}()
+	defer s.recoverPanic()
 	s.log.Debug("pop3 connect", "proto", "pop3", "ip", s.ip, "tls", s.implicit)
 	s.setConn(s.raw)
 	if s.implicit {
@@ -262,15 +261,28 @@ func (s *session) authAllowed() bool {
 	return s.srv.cfg.AllowInsecureAuth && ip != nil && ip.IsLoopback()
 }
 
+// recoverPanic turns a panic in a session into a log line: one broken
+// session must not take the server down. It only works deferred directly.
+func (s *session) recoverPanic() {
+	if r := recover(); r != nil {
+		s.log.Error("pop3 session panic", "proto", "pop3", "ip", s.ip, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+	}
+}
+
+// releaseMaildrop closes the maildrop and then releases the session lock,
+// even if Close panics.
 func (s *session) releaseMaildrop() {
-	if s.md == nil {
+	md, key := s.md, s.lockKey
+	s.md, s.lockKey, s.msgs, s.deleted = nil, "", nil, nil
+	if md == nil {
 		return
 	}
-	if err := s.md.Close(); err != nil {
+	defer func() {
+		if key != "" {
+			s.srv.unlock(key)
+		}
+	}()
+	if err := md.Close(); err != nil {
 		s.log.Error("pop3 maildrop close", "proto", "pop3", "ip", s.ip, "user", s.authedUser, "err", err)
 	}
-	if s.lockKey != "" {
-		s.srv.unlock(s.lockKey)
-	}
-	s.md, s.lockKey, s.msgs, s.deleted = nil, "", nil, nil
 }
