@@ -1,0 +1,485 @@
+package queue
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"mailstead/store"
+)
+
+type status int
+
+const (
+	pending   status = iota // not tried on any host yet
+	delivered               // the far side said 250 after DATA
+	failed                  // permanent failure: bounce
+	deferred                // temporary failure: try the next host, then again later
+)
+
+// outcome is what happened to one recipient in this round.
+type outcome struct {
+	status status
+	code   string // RFC 3463 enhanced status code
+	reason string // human-readable; an SMTP reply when smtp is set
+	smtp   bool
+	host   string // the host that gave the outcome
+	// bounceIfLast marks a temporary failure caused by something a host lacks (SIZE, 8BITMIME,
+	// SMTPUTF8, REQUIRETLS): another MX may do better, but if none does, retrying will not help.
+	bounceIfLast bool
+}
+
+func (o outcome) open() bool { return o.status == pending || o.status == deferred }
+
+// target is one host to try, with what the connection must satisfy.
+type target struct {
+	host        string
+	port        int
+	implicitTLS bool // TLS from the first byte (smarthost on 465)
+	requireTLS  bool // verified TLS or nothing (MTA-STS enforce, smarthost)
+	why         string
+	user, pass  string // smarthost credentials
+}
+
+// deliverGroup makes one delivery round for a group and records each recipient's outcome.
+func (q *Queue) deliverGroup(ctx context.Context, g *group, set settings) {
+	out := make([]outcome, len(g.entries))
+	data, err := q.st.QueueData(ctx, g.blobID)
+	if err != nil {
+		if ctx.Err() != nil {
+			return // shutting down: the entries stay due and run again after the restart
+		}
+		for i := range out {
+			out[i] = outcome{status: deferred, code: "4.3.0", reason: "reading the queued message: " + err.Error()}
+		}
+	} else {
+		q.attempt(ctx, g, data, set, out)
+	}
+	// The outcome is recorded even when shutdown has begun: a 250 already received must be
+	// written down, or a restart would send the message again.
+	q.record(context.WithoutCancel(ctx), g, data, set, out)
+}
+
+func setOpen(out []outcome, o outcome) {
+	for i := range out {
+		if out[i].open() {
+			out[i] = o
+		}
+	}
+}
+
+func anyOpen(out []outcome) bool {
+	for _, o := range out {
+		if o.open() {
+			return true
+		}
+	}
+	return false
+}
+
+// attempt tries each target in turn until every recipient has a final answer (RFC 5321 §5.1:
+// the next MX on connection failure or a temporary reply).
+func (q *Queue) attempt(ctx context.Context, g *group, data []byte, set settings, out []outcome) {
+	if q.cfg.DevMode {
+		setOpen(out, outcome{status: deferred, code: "4.3.2", reason: "dev mode: no mail leaves this machine"})
+		return
+	}
+	targets, fail := q.route(ctx, g, set)
+	if fail != nil {
+		setOpen(out, *fail)
+		return
+	}
+	for _, t := range targets {
+		if !anyOpen(out) || ctx.Err() != nil {
+			break
+		}
+		q.tryTarget(ctx, t, g, data, set, out)
+	}
+	if ctx.Err() != nil {
+		setOpen(out, outcome{status: deferred, code: "4.3.2", reason: "shutting down"})
+	}
+}
+
+// tryTarget tries the addresses of one host until a session takes place.
+func (q *Queue) tryTarget(ctx context.Context, t target, g *group, data []byte, set settings, out []outcome) {
+	ips, err := q.cfg.Resolver.LookupIP(ctx, t.host)
+	if err != nil {
+		setOpen(out, outcome{status: deferred, code: "4.4.3", host: t.host, reason: fmt.Sprintf("address lookup of %s: %v", t.host, err)})
+		return
+	}
+	for _, ip := range ips {
+		plain := false
+		for {
+			nc, err := q.dial(ctx, ip, t, set)
+			if err != nil {
+				setOpen(out, outcome{status: deferred, code: "4.4.1", host: t.host, reason: fmt.Sprintf("connecting to %s [%s]: %v", t.host, ip, err)})
+				break
+			}
+			if again := q.session(ctx, nc, t, plain, g, data, set, out); again && !plain {
+				// Opportunistic TLS failed: the same host once more, in plain text (RFC 7435).
+				plain = true
+				continue
+			}
+			return
+		}
+	}
+}
+
+func (q *Queue) dial(ctx context.Context, ip net.IP, t target, set settings) (net.Conn, error) {
+	port := t.port
+	d := net.Dialer{Timeout: 30 * time.Second}
+	if set.timeout < d.Timeout {
+		d.Timeout = set.timeout
+	}
+	if q.cfg.SourceIP != nil && (ip.To4() == nil) == (q.cfg.SourceIP.To4() == nil) {
+		d.LocalAddr = &net.TCPAddr{IP: q.cfg.SourceIP}
+	}
+	return d.DialContext(ctx, "tcp", net.JoinHostPort(ip.String(), strconv.Itoa(port)))
+}
+
+func (q *Queue) tlsConfig(host string) *tls.Config {
+	return &tls.Config{ServerName: host, RootCAs: q.cfg.RootCAs, MinVersion: tls.VersionTLS12}
+}
+
+// session runs one SMTP session and fills in the outcome of each open recipient. It returns true
+// when opportunistic STARTTLS failed and the host should be tried again without it.
+func (q *Queue) session(ctx context.Context, nc net.Conn, t target, plain bool, g *group, data []byte, set settings, out []outcome) (retryPlain bool) {
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	defer stop()
+	c := newClient(nc, set.timeout)
+	defer c.quit()
+	temp := func(code, format string, args ...any) {
+		setOpen(out, outcome{status: deferred, code: code, host: t.host, reason: fmt.Sprintf(format, args...)})
+	}
+	replyFail := func(step string, r reply) {
+		o := outcome{status: deferred, code: r.enhanced(), host: t.host, smtp: true, reason: r.String()}
+		if r.code >= 500 {
+			o.status = failed
+		}
+		_ = step
+		setOpen(out, o)
+	}
+	if t.implicitTLS {
+		if err := c.handshake(q.tlsConfig(t.host), true); err != nil {
+			temp("4.7.5", "TLS with %s: %v", t.host, err)
+			return false
+		}
+	}
+	r, err := c.greeting()
+	if err != nil {
+		temp("4.4.2", "%s: no greeting: %v", t.host, err)
+		return false
+	}
+	if r.code != 220 {
+		// A refusing greeting says nothing about the message: try the next MX, then later.
+		temp(toTemp(r.enhanced()), "%s greeted with %s", t.host, r)
+		return false
+	}
+	hostname := q.cfg.Hostname()
+	if r, err = c.hello(hostname); err != nil || r.code != 250 {
+		temp("4.4.2", "%s: EHLO: %v", t.host, firstErr(err, r))
+		return false
+	}
+	if !t.implicitTLS && !plain {
+		switch {
+		case c.has("STARTTLS"):
+			if err := c.startTLS(q.tlsConfig(t.host), t.requireTLS); err != nil {
+				if t.requireTLS {
+					temp("4.7.5", "%s: STARTTLS (required by %s): %v", t.host, t.why, err)
+					return false
+				}
+				q.log.Debug("queue: opportunistic STARTTLS failed, trying without", "host", t.host, "err", err)
+				return true
+			}
+			if r, err = c.hello(hostname); err != nil || r.code != 250 {
+				temp("4.4.2", "%s: EHLO after STARTTLS: %v", t.host, firstErr(err, r))
+				return false
+			}
+		case t.requireTLS:
+			// Never in clear when the policy asks for TLS (RFC 8461 §5).
+			temp("4.7.5", "%s does not offer STARTTLS, and %s requires TLS", t.host, t.why)
+			return false
+		}
+	}
+	if t.user != "" {
+		if c.tls == nil {
+			temp("4.7.5", "%s: no TLS, credentials are never sent in clear", t.host)
+			return false
+		}
+		if err := c.auth(t.user, t.pass); err != nil {
+			temp("4.7.8", "%s: %v", t.host, err)
+			return false
+		}
+	}
+
+	first := g.entries[0]
+	// What the message needs of the server (RFC 8689, RFC 1870, RFC 6152, RFC 6531).
+	capFail := func(code, format string, args ...any) {
+		setOpen(out, outcome{status: deferred, bounceIfLast: true, code: code, host: t.host, reason: fmt.Sprintf(format, args...)})
+	}
+	if first.RequireTLS && (c.tls == nil || !c.verified || !c.has("REQUIRETLS")) {
+		capFail("5.7.30", "REQUIRETLS: %s does not offer REQUIRETLS over TLS with a valid certificate (RFC 8689)", t.host)
+		return false
+	}
+	if max := c.maxSize(); max > 0 && int64(len(data)) > max {
+		capFail("5.3.4", "message of %d bytes exceeds the %d byte limit of %s", len(data), max, t.host)
+		return false
+	}
+	eightBit := has8bit(data)
+	if eightBit && !c.has("8BITMIME") {
+		capFail("5.6.3", "message has 8-bit content and %s does not accept it (no 8BITMIME, RFC 6152)", t.host)
+		return false
+	}
+	var rcpts []string
+	var idx []int
+	utf8 := first.SMTPUTF8 || !isASCII(g.from)
+	for i, e := range g.entries {
+		if out[i].open() {
+			rcpts = append(rcpts, e.Rcpt)
+			idx = append(idx, i)
+			utf8 = utf8 || !isASCII(e.Rcpt)
+		}
+	}
+	if utf8 && !c.has("SMTPUTF8") {
+		capFail("5.6.7", "message needs SMTPUTF8 (internationalized addresses or headers) and %s does not support it (RFC 6531)", t.host)
+		return false
+	}
+	var params []string
+	if c.has("SIZE") {
+		params = append(params, "SIZE="+strconv.Itoa(len(data)))
+	}
+	if eightBit {
+		params = append(params, "BODY=8BITMIME")
+	}
+	if utf8 {
+		params = append(params, "SMTPUTF8")
+	}
+	if first.RequireTLS {
+		params = append(params, "REQUIRETLS")
+	}
+	res, err := c.send(transaction{from: g.from, mailParams: params, rcpts: rcpts, data: data})
+	if res.mail.code != 0 && res.mail.code/100 != 2 {
+		replyFail("MAIL", res.mail)
+		return false
+	}
+	var accepted []int
+	for k, r := range res.rcpts {
+		i := idx[k]
+		switch r.code / 100 {
+		case 2:
+			accepted = append(accepted, i)
+		case 5:
+			out[i] = outcome{status: failed, code: r.enhanced(), host: t.host, smtp: true, reason: r.String()}
+		default:
+			out[i] = outcome{status: deferred, code: toTemp(r.enhanced()), host: t.host, smtp: true, reason: r.String()}
+		}
+	}
+	for _, i := range accepted {
+		switch {
+		case err != nil:
+			// The connection broke before the final reply: the far side may or may not have the
+			// message. Sending again risks a duplicate, which RFC 5321 §6.1 prefers to a loss.
+			out[i] = outcome{status: deferred, code: "4.4.2", host: t.host, reason: fmt.Sprintf("%s: %v", t.host, err)}
+		case res.data.code/100 == 2:
+			out[i] = outcome{status: delivered, host: t.host, smtp: true, reason: res.data.String()}
+		case res.data.code/100 == 5:
+			out[i] = outcome{status: failed, code: res.data.enhanced(), host: t.host, smtp: true, reason: res.data.String()}
+		default:
+			out[i] = outcome{status: deferred, code: toTemp(res.data.enhanced()), host: t.host, smtp: true, reason: res.data.String()}
+		}
+	}
+	if err != nil {
+		temp("4.4.2", "%s: %v", t.host, err)
+	}
+	return false
+}
+
+func firstErr(err error, r reply) any {
+	if err != nil {
+		return err
+	}
+	return r
+}
+
+// toTemp turns a status code into its temporary (4.x.x) form.
+func toTemp(code string) string {
+	if strings.HasPrefix(code, "5.") {
+		return "4" + code[1:]
+	}
+	return code
+}
+
+// toPerm turns a status code into its permanent (5.x.x) form.
+func toPerm(code string) string {
+	if strings.HasPrefix(code, "4.") {
+		return "5" + code[1:]
+	}
+	if code == "" {
+		return "5.0.0"
+	}
+	return code
+}
+
+func has8bit(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 {
+			return true
+		}
+	}
+	return false
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// record writes each recipient's outcome: delivered entries go first, so that nothing that was
+// delivered is ever sent again; then bounces; then deferrals with the next attempt.
+func (q *Queue) record(ctx context.Context, g *group, data []byte, set settings, out []outcome) {
+	now := q.cfg.Now()
+	var done []int64
+	var bounced, delayed []int
+	for i, e := range g.entries {
+		o := &out[i]
+		switch o.status {
+		case delivered:
+			done = append(done, e.ID)
+			q.log.Info("delivered", "id", e.ID, "from", e.MailFrom, "rcpt", e.Rcpt, "host", o.host, "reply", o.reason, "attempt", e.Attempts+1)
+			continue
+		case failed:
+			bounced = append(bounced, i)
+			continue
+		case pending:
+			*o = outcome{status: deferred, code: "4.4.4", reason: "no host could be tried"}
+		}
+		if o.bounceIfLast {
+			o.status, o.code = failed, toPerm(o.code)
+			bounced = append(bounced, i)
+			continue
+		}
+		if age := now.Sub(e.Created); age >= set.maxAge {
+			o.status = failed
+			o.reason = fmt.Sprintf("gave up after %d attempts over %s; last error: %s", e.Attempts+1, age.Round(time.Minute), o.reason)
+			o.code, o.smtp = "5.4.7", false
+			bounced = append(bounced, i)
+			continue
+		}
+		delayed = append(delayed, i)
+	}
+	if err := q.st.QueueDone(ctx, done...); err != nil {
+		q.log.Error("queue: recording deliveries", "ids", done, "err", err)
+	}
+
+	if len(bounced) > 0 {
+		if err := q.notify(ctx, g, data, bounced, out, "failed", set.maxAge); err != nil {
+			// Without its bounce the entry must stay: it will bounce again next round.
+			q.log.Error("queue: sending bounce", "from", g.from, "err", err)
+			for _, i := range bounced {
+				out[i].status = deferred
+				delayed = append(delayed, i)
+			}
+		} else {
+			var gone []int64
+			for _, i := range bounced {
+				e := g.entries[i]
+				gone = append(gone, e.ID)
+				q.log.Info("bounced", "id", e.ID, "from", e.MailFrom, "rcpt", e.Rcpt, "host", out[i].host, "status", out[i].code, "reason", out[i].reason, "attempt", e.Attempts+1)
+			}
+			if err := q.st.QueueDone(ctx, gone...); err != nil {
+				q.log.Error("queue: removing bounced entries", "ids", gone, "err", err)
+			}
+		}
+	}
+
+	var notice []int
+	for _, i := range delayed {
+		e := g.entries[i]
+		o := out[i]
+		next := now.Add(backoff(e.Attempts+1, set.retryInitial, set.retryMax))
+		if expiry := e.Created.Add(set.maxAge); next.After(expiry) {
+			next = expiry // the last attempt happens when the message expires, not later
+		}
+		if err := q.st.QueueDefer(ctx, []int64{e.ID}, o.reason, o.host, next); err != nil {
+			q.log.Error("queue: recording deferral", "id", e.ID, "err", err)
+		}
+		q.log.Info("deferred", "id", e.ID, "from", e.MailFrom, "rcpt", e.Rcpt, "host", o.host, "status", o.code, "reason", o.reason, "attempt", e.Attempts+1, "next", next.Format(time.RFC3339))
+		if !e.DelayNotified && e.MailFrom != "" && now.Sub(e.Created) >= set.delayNotice {
+			notice = append(notice, i)
+		}
+	}
+	if len(notice) > 0 {
+		if err := q.notify(ctx, g, data, notice, out, "delayed", set.maxAge); err != nil {
+			q.log.Error("queue: sending delay notice", "from", g.from, "err", err)
+			return
+		}
+		var marked []int64
+		for _, i := range notice {
+			marked = append(marked, g.entries[i].ID)
+		}
+		if err := q.st.QueueMarkDelayNotified(ctx, marked...); err != nil {
+			q.log.Error("queue: recording delay notice", "err", err)
+		}
+	}
+}
+
+var errNullSender = errors.New("null sender")
+
+// notify sends the sender a DSN about recipients idx of g. A message from the null sender is
+// itself a notification: it is never answered (RFC 5321 §4.5.5), only logged.
+func (q *Queue) notify(ctx context.Context, g *group, data []byte, idx []int, out []outcome, action string, maxAge time.Duration) error {
+	if g.from == "" {
+		return nil
+	}
+	rcpts := make([]dsnRecipient, 0, len(idx))
+	for _, i := range idx {
+		e := g.entries[i]
+		rcpts = append(rcpts, dsnRecipient{entry: e, outcome: out[i]})
+	}
+	msg := q.composeDSN(g.from, data, rcpts, action, maxAge)
+	return q.sendDSN(ctx, g.from, msg)
+}
+
+// sendDSN delivers a notification to sender: straight into the mailbox when the sender is local,
+// else queued from the null sender.
+func (q *Queue) sendDSN(ctx context.Context, sender string, msg []byte) error {
+	if sender == "" {
+		return errNullSender
+	}
+	ids, local, err := q.st.IsLocalAddress(ctx, sender)
+	if err != nil {
+		return err
+	}
+	d := &store.Delivery{MailFrom: "", Data: msg}
+	if local {
+		for _, id := range ids {
+			d.Local = append(d.Local, store.LocalRecipient{AccountID: id, Prefix: []byte("Return-Path: <>\r\n")})
+		}
+	} else {
+		if q.cfg.Sign != nil {
+			h, err := q.cfg.Sign(ctx, msg)
+			if err != nil {
+				q.log.Warn("queue: signing a bounce", "err", err)
+			} else {
+				d.Data = append(h, msg...)
+			}
+		}
+		d.Remote = []store.RemoteRecipient{{Address: sender, SMTPUTF8: !isASCII(sender), EightBit: has8bit(msg)}}
+	}
+	if _, err := q.st.Deliver(ctx, d); err != nil {
+		return err
+	}
+	if !local {
+		q.Kick()
+	}
+	return nil
+}

@@ -1,0 +1,156 @@
+package queue
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+
+	"mailstead/store"
+)
+
+type dsnRecipient struct {
+	entry   store.QueueEntry
+	outcome outcome
+}
+
+// composeDSN writes a delivery status notification (RFC 3464) to sender about rcpts: a
+// multipart/report (RFC 6522) with a human-readable part, the message/delivery-status part and
+// the original message's header (text/rfc822-headers). action is "failed" or "delayed".
+func (q *Queue) composeDSN(sender string, original []byte, rcpts []dsnRecipient, action string, maxAge time.Duration) []byte {
+	hostname := q.cfg.Hostname()
+	now := q.cfg.Now()
+	boundary := "dsn-" + randomHex(12)
+	var b bytes.Buffer
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+
+	subject := "Undeliverable: "
+	if action == "delayed" {
+		subject = "Delivery delayed: "
+	}
+	if s := headerValue(original, "Subject"); s != "" {
+		subject += s
+	} else {
+		subject += "your message"
+	}
+	w("From: Mail Delivery System <MAILER-DAEMON@%s>\r\n", hostname)
+	w("To: <%s>\r\n", sender)
+	w("Subject: %s\r\n", subject)
+	w("Date: %s\r\n", now.Format(time.RFC1123Z))
+	w("Message-ID: <%s@%s>\r\n", randomHex(16), hostname)
+	if id := headerValue(original, "Message-ID"); id != "" {
+		w("In-Reply-To: %s\r\nReferences: %s\r\n", id, id)
+	}
+	// RFC 3834: automatic replies must not be answered automatically.
+	w("Auto-Submitted: auto-replied\r\n")
+	w("MIME-Version: 1.0\r\n")
+	w("Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary=\"%s\"\r\n", boundary)
+	w("\r\nThis is a MIME-formatted delivery status notification.\r\n")
+
+	// Part 1: for people.
+	w("\r\n--%s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n", boundary)
+	if action == "delayed" {
+		w("Your message has not been delivered yet to the recipients below. The mail server\r\n")
+		w("%s keeps trying; you will be told if it gives up. You do not need to send it again.\r\n\r\n", hostname)
+	} else {
+		w("Your message could not be delivered to the recipients below. The mail server\r\n")
+		w("%s gave up on them; the reason is shown for each.\r\n\r\n", hostname)
+	}
+	for _, r := range rcpts {
+		w("  <%s>\r\n", r.entry.Rcpt)
+		if r.outcome.host != "" {
+			w("    host %s said: %s\r\n", r.outcome.host, oneLine(r.outcome.reason))
+		} else {
+			w("    %s\r\n", oneLine(r.outcome.reason))
+		}
+	}
+
+	// Part 2: for programs (RFC 3464 §2.2, §2.3).
+	w("\r\n--%s\r\nContent-Type: message/delivery-status\r\n\r\n", boundary)
+	w("Reporting-MTA: dns; %s\r\n", hostname)
+	if len(rcpts) > 0 {
+		w("Arrival-Date: %s\r\n", rcpts[0].entry.Created.Format(time.RFC1123Z))
+	}
+	for _, r := range rcpts {
+		o := r.outcome
+		code := o.code
+		if action == "failed" {
+			code = toPerm(code)
+		} else {
+			code = toTemp(code)
+		}
+		w("\r\n")
+		if isASCII(r.entry.Rcpt) {
+			w("Final-Recipient: rfc822; %s\r\n", r.entry.Rcpt)
+		} else {
+			w("Final-Recipient: utf-8; %s\r\n", r.entry.Rcpt) // RFC 6533
+		}
+		w("Action: %s\r\n", action)
+		w("Status: %s\r\n", code)
+		if o.host != "" {
+			w("Remote-MTA: dns; %s\r\n", o.host)
+		}
+		if o.smtp {
+			w("Diagnostic-Code: smtp; %s\r\n", oneLine(o.reason))
+		} else if o.reason != "" {
+			w("Diagnostic-Code: x-mailstead; %s\r\n", oneLine(o.reason))
+		}
+		if !r.entry.LastAttempt.IsZero() || o.status != pending {
+			w("Last-Attempt-Date: %s\r\n", now.Format(time.RFC1123Z))
+		}
+		if action == "delayed" {
+			w("Will-Retry-Until: %s\r\n", r.entry.Created.Add(maxAge).Format(time.RFC1123Z))
+		}
+	}
+
+	// Part 3: the original header, never the body (RFC 3462 / RFC 6522 text/rfc822-headers).
+	w("\r\n--%s\r\nContent-Type: text/rfc822-headers\r\n\r\n", boundary)
+	b.Write(headerOf(original))
+	w("\r\n--%s--\r\n", boundary)
+	return b.Bytes()
+}
+
+// headerOf returns the header section of msg, each line CRLF-terminated, without the blank line.
+func headerOf(msg []byte) []byte {
+	if i := bytes.Index(msg, []byte("\r\n\r\n")); i >= 0 {
+		return msg[:i+2]
+	}
+	if bytes.HasPrefix(msg, []byte("\r\n")) {
+		return nil
+	}
+	return msg
+}
+
+// headerValue returns the unfolded value of the first header field called name, or "".
+func headerValue(msg []byte, name string) string {
+	h := headerOf(msg)
+	lines := strings.Split(string(h), "\r\n")
+	for i := 0; i < len(lines); i++ {
+		k, v, ok := strings.Cut(lines[i], ":")
+		if !ok || !strings.EqualFold(strings.TrimSpace(k), name) {
+			continue
+		}
+		for i+1 < len(lines) && len(lines[i+1]) > 0 && (lines[i+1][0] == ' ' || lines[i+1][0] == '\t') {
+			i++
+			v += " " + strings.TrimSpace(lines[i])
+		}
+		return strings.TrimSpace(v)
+	}
+	return ""
+}
+
+func oneLine(s string) string {
+	s = strings.NewReplacer("\r", " ", "\n", " ").Replace(s)
+	if len(s) > 900 {
+		s = s[:900]
+	}
+	return s
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

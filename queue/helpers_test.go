@@ -1,0 +1,365 @@
+package queue
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	gosmtp "github.com/emersion/go-smtp"
+
+	"mailstead/dns"
+	"mailstead/mailtest"
+	"mailstead/store"
+)
+
+// testCA issues certificates that the queue under test trusts.
+type testCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	pool *x509.CertPool
+}
+
+func newTestCA(t testing.TB) *testCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "queue test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return &testCA{cert: cert, key: key, pool: pool}
+}
+
+// issue returns a TLS certificate for names signed by the CA.
+func (ca *testCA) issue(t testing.TB, names ...string) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
+	tmpl := &x509.Certificate{
+		SerialNumber: serial, Subject: pkix.Name{CommonName: names[0]}, DNSNames: names,
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// farMsg is one message a fake far-side server accepted.
+type farMsg struct {
+	from  string
+	rcpts []string
+	data  []byte
+	tls   bool
+	helo  string
+}
+
+// farSide is a remote MX: a go-smtp server on a loopback address whose replies the test sets.
+type farSide struct {
+	srv  *gosmtp.Server
+	addr string
+
+	mu   sync.Mutex
+	msgs []farMsg
+	// rcptErr, if set, answers each RCPT; dataErr answers the end of DATA.
+	rcptErr func(rcpt string) error
+	dataErr func() error
+	mails   int // MAIL commands seen
+}
+
+// startFarSide listens on ip:port. cert, if non-nil, enables STARTTLS.
+func startFarSide(t testing.TB, ip string, port int, cert *tls.Certificate) *farSide {
+	t.Helper()
+	f := &farSide{}
+	srv := gosmtp.NewServer(gosmtp.BackendFunc(func(c *gosmtp.Conn) (gosmtp.Session, error) {
+		return &farSession{f: f, c: c}, nil
+	}))
+	srv.Domain = "far.test"
+	srv.EnableSMTPUTF8 = true
+	srv.EnableREQUIRETLS = true
+	srv.MaxMessageBytes = 10 << 20
+	srv.ErrorLog = discardLogger{}
+	if cert != nil {
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*cert}}
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
+	if err != nil {
+		t.Fatalf("far side: %v", err)
+	}
+	f.srv, f.addr = srv, ln.Addr().String()
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return f
+}
+
+func (f *farSide) messages() []farMsg {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]farMsg(nil), f.msgs...)
+}
+
+type discardLogger struct{}
+
+func (discardLogger) Printf(string, ...any) {}
+func (discardLogger) Println(...any)        {}
+
+type farSession struct {
+	f     *farSide
+	c     *gosmtp.Conn
+	from  string
+	rcpts []string
+}
+
+func (s *farSession) Reset()        { s.from, s.rcpts = "", nil }
+func (s *farSession) Logout() error { return nil }
+func (s *farSession) Mail(from string, _ *gosmtp.MailOptions) error {
+	s.f.mu.Lock()
+	s.f.mails++
+	s.f.mu.Unlock()
+	s.from = from
+	return nil
+}
+func (s *farSession) Rcpt(to string, _ *gosmtp.RcptOptions) error {
+	s.f.mu.Lock()
+	fn := s.f.rcptErr
+	s.f.mu.Unlock()
+	if fn != nil {
+		if err := fn(to); err != nil {
+			return err
+		}
+	}
+	s.rcpts = append(s.rcpts, to)
+	return nil
+}
+func (s *farSession) Data(r io.Reader) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	s.f.mu.Lock()
+	defer s.f.mu.Unlock()
+	if s.f.dataErr != nil {
+		if err := s.f.dataErr(); err != nil {
+			return err
+		}
+	}
+	_, isTLS := s.c.TLSConnectionState()
+	s.f.msgs = append(s.f.msgs, farMsg{from: s.from, rcpts: append([]string(nil), s.rcpts...), data: b, tls: isTLS, helo: s.c.Hostname()})
+	return nil
+}
+
+// env is a sending mail server's queue with its store, a fake DNS zone, and a port offset that
+// the fake far sides listen on (25 + offset).
+type env struct {
+	t      *testing.T
+	st     *store.Store
+	zone   *mailtest.DNSZone
+	ca     *testCA
+	offset int
+	q      *Queue
+	alice  store.Account
+	logs   *syncBuffer
+	cancel context.CancelFunc
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// freeOffset finds a port offset where 25+offset is free on every ip given.
+func freeOffset(t testing.TB, ips ...string) int {
+	t.Helper()
+	for range 50 {
+		off, _ := rand.Int(rand.Reader, big.NewInt(30000))
+		offset := 20000 + int(off.Int64())
+		ok := true
+		for _, ip := range ips {
+			for _, p := range []int{25, 443} {
+				ln, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(p+offset)))
+				if err != nil {
+					ok = false
+					break
+				}
+				ln.Close()
+			}
+		}
+		if ok {
+			return offset
+		}
+	}
+	t.Fatal("no free port offset")
+	return 0
+}
+
+// newEnv opens a store with a.test and alice, and a queue with a short retry schedule. Settings
+// may be changed before start.
+func newEnv(t *testing.T, farIPs ...string) *env {
+	t.Helper()
+	st, err := store.Open(t.TempDir(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ctx := context.Background()
+	if _, err := st.AddDomain(ctx, "a.test"); err != nil {
+		t.Fatal(err)
+	}
+	alice, err := st.AddAccount(ctx, "alice@a.test", "pw", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]string{"queue.retry_initial": "1s", "queue.retry_max": "2s", "queue.timeout": "10s"} {
+		if err := st.SetSetting(ctx, k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := &env{t: t, st: st, zone: mailtest.NewDNSZone(t), ca: newTestCA(t), alice: alice, logs: &syncBuffer{}}
+	e.offset = freeOffset(t, farIPs...)
+	return e
+}
+
+// start builds and runs the queue.
+func (e *env) start(mod ...func(*Config)) {
+	e.t.Helper()
+	cfg := Config{
+		Store: e.st, Resolver: dns.New(e.zone.Addr()),
+		Logger:   slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Hostname: func() string { return "mail.a.test" }, PortOffset: e.offset, RootCAs: e.ca.pool,
+	}
+	for _, m := range mod {
+		m(&cfg)
+	}
+	q, err := New(cfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.q = q
+	ctx, cancel := context.WithCancel(context.Background())
+	e.cancel = cancel
+	done := make(chan struct{})
+	go func() { q.Run(ctx); close(done) }()
+	e.t.Cleanup(func() {
+		cancel()
+		<-done
+		if e.t.Failed() {
+			e.t.Logf("queue log:\n%s", e.logs.String())
+		}
+	})
+}
+
+// submit queues msg from alice to rcpts, as the submission path does.
+func (e *env) submit(from string, msg string, rcpts ...string) {
+	e.t.Helper()
+	d := &store.Delivery{MailFrom: from, Data: []byte(strings.ReplaceAll(msg, "\n", "\r\n"))}
+	for _, r := range rcpts {
+		d.Remote = append(d.Remote, store.RemoteRecipient{Address: r})
+	}
+	if _, err := e.st.Deliver(context.Background(), d); err != nil {
+		e.t.Fatal(err)
+	}
+	if e.q != nil {
+		e.q.Kick()
+	}
+}
+
+// waitFor polls cond until it holds or the test times out.
+func (e *env) waitFor(what string, cond func() bool) {
+	e.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (e *env) queueLen() int {
+	l, err := e.st.QueueList(context.Background())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return len(l)
+}
+
+// inbox returns the messages in alice's INBOX.
+func (e *env) inbox() [][]byte {
+	e.t.Helper()
+	ctx := context.Background()
+	mb, err := e.st.MailboxByName(ctx, e.alice.ID, "INBOX")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ms, err := e.st.Messages(ctx, mb.ID)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var out [][]byte
+	for _, m := range ms {
+		b, err := e.st.MessageData(ctx, m.ID)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+const testMsg = `From: Alice <alice@a.test>
+To: bob@b.test
+Subject: hello
+Message-ID: <m1@a.test>
+Date: Sun, 29 Nov 2026 10:00:00 +0000
+
+Hi Bob.
+`
+
+func deliveryOf(from, msg string, rcpts ...string) *store.Delivery {
+	d := &store.Delivery{MailFrom: from, Data: []byte(strings.ReplaceAll(msg, "\n", "\r\n"))}
+	for _, r := range rcpts {
+		d.Remote = append(d.Remote, store.RemoteRecipient{Address: r})
+	}
+	return d
+}

@@ -1,0 +1,315 @@
+// Package queue owns outbound mail: it works the queue rows the store keeps, resolves each
+// recipient domain's MX hosts, applies MTA-STS, delivers over SMTP (or through a smarthost),
+// retries with backoff and returns RFC 3464 delivery status notifications to senders.
+// It never speaks SQL (the store does), never listens on a port, and never records a recipient
+// as delivered before the far side's 250 (nor sends one again once that 250 is recorded).
+package queue
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"mailstead/store"
+)
+
+// Resolver is the part of dns.Resolver the queue needs; tests may pass any implementation.
+type Resolver interface {
+	LookupMX(ctx context.Context, domain string) ([]*net.MX, error)
+	LookupIP(ctx context.Context, host string) ([]net.IP, error)
+	LookupTXT(ctx context.Context, name string) ([]string, error)
+}
+
+// Config is what a Queue needs. Store, Resolver and Hostname are required.
+type Config struct {
+	Store    *store.Store
+	Resolver Resolver
+	Logger   *slog.Logger
+	// Hostname is our name for EHLO, Reporting-MTA and bounce senders (read at each use, so a
+	// changed setting takes effect without a restart).
+	Hostname func() string
+	// PortOffset is added to the remote SMTP port 25 and the MTA-STS HTTPS port 443, so that
+	// test instances on 127.0.0.2 and 127.0.0.3 reach each other (--port-offset).
+	PortOffset int
+	// DevMode keeps every message on this machine: remote deliveries are deferred with a reason
+	// that says so (and bounce once they expire), nothing is sent.
+	DevMode bool
+	// SourceIP, if set, is the local address outbound connections come from (--bind).
+	SourceIP net.IP
+	// RootCAs verifies remote certificates (MTA-STS, REQUIRETLS, smarthost); nil means the
+	// system roots. Tests pass their own CA.
+	RootCAs *x509.CertPool
+	// HTTPClient fetches MTA-STS policies; nil builds one that resolves through Resolver and
+	// connects to port 443+PortOffset, never following redirects (RFC 8461 §3.3).
+	HTTPClient *http.Client
+	// Sign, if set, DKIM-signs bounces and delay notices before they are queued to a remote
+	// sender; it returns the header lines to prepend.
+	Sign func(ctx context.Context, msg []byte) ([]byte, error)
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+}
+
+// Queue works the outbound queue: Run schedules deliveries, Kick wakes it after new mail.
+type Queue struct {
+	cfg  Config
+	st   *store.Store
+	log  *slog.Logger
+	http *http.Client
+	kick chan struct{}
+
+	mu        sync.Mutex
+	inflight  map[int64]bool  // queue entry ids being delivered now
+	perDomain map[string]int  // deliveries running per recipient domain
+	running   int             // deliveries running in all
+	stsLocks  map[string]bool // domains whose MTA-STS policy is being fetched
+	wg        sync.WaitGroup
+
+	stop     context.CancelFunc
+	stopOnce sync.Once
+	done     chan struct{}
+}
+
+// New builds a queue; Run starts working it.
+func New(cfg Config) (*Queue, error) {
+	if cfg.Store == nil || cfg.Resolver == nil || cfg.Hostname == nil {
+		return nil, errors.New("queue: Store, Resolver and Hostname are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	q := &Queue{
+		cfg:       cfg,
+		st:        cfg.Store,
+		log:       cfg.Logger,
+		kick:      make(chan struct{}, 1),
+		inflight:  map[int64]bool{},
+		perDomain: map[string]int{},
+		stsLocks:  map[string]bool{},
+		done:      make(chan struct{}),
+	}
+	q.http = cfg.HTTPClient
+	if q.http == nil {
+		q.http = q.newSTSClient()
+	}
+	return q, nil
+}
+
+// Kick wakes the scheduler, for example after new mail was queued. It never blocks.
+func (q *Queue) Kick() {
+	select {
+	case q.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run works the queue until ctx ends or Close is called, then waits for running deliveries.
+func (q *Queue) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	q.mu.Lock()
+	q.stop = cancel
+	q.mu.Unlock()
+	defer close(q.done)
+	defer q.wg.Wait()
+	defer cancel()
+	for {
+		wait := q.dispatch(ctx)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-q.kick:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// Close stops Run and waits for deliveries in progress to record their outcome.
+func (q *Queue) Close() error {
+	q.mu.Lock()
+	stop := q.stop
+	q.mu.Unlock()
+	if stop == nil {
+		return nil
+	}
+	stop()
+	<-q.done
+	return nil
+}
+
+// settings are read from the store at each round so that the admin page's changes apply at once.
+type settings struct {
+	retryInitial, retryMax, maxAge, delayNotice, timeout time.Duration
+	concurrency, perDestination                          int
+	smarthost, smarthostUser, smarthostPassword          string
+}
+
+func (q *Queue) settings(ctx context.Context) settings {
+	st := q.st
+	dur := func(key string, def time.Duration) time.Duration {
+		d, err := st.SettingDuration(ctx, key)
+		if err != nil || d <= 0 {
+			return def
+		}
+		return d
+	}
+	num := func(key string, def int) int {
+		n, err := st.SettingInt(ctx, key)
+		if err != nil || n <= 0 {
+			return def
+		}
+		return int(n)
+	}
+	str := func(key string) string {
+		v, _ := st.Setting(ctx, key)
+		return v
+	}
+	return settings{
+		retryInitial:      dur("queue.retry_initial", 5*time.Minute),
+		retryMax:          dur("queue.retry_max", 4*time.Hour),
+		maxAge:            dur("queue.max_age", 120*time.Hour),
+		delayNotice:       dur("queue.delay_notice", 4*time.Hour),
+		timeout:           dur("queue.timeout", 5*time.Minute),
+		concurrency:       num("queue.concurrency", 20),
+		perDestination:    num("queue.per_destination", 4),
+		smarthost:         str("queue.smarthost"),
+		smarthostUser:     str("queue.smarthost_user"),
+		smarthostPassword: str("queue.smarthost_password"),
+	}
+}
+
+// maxRcptsPerTransaction keeps within the 100 recipients every server must take (RFC 5321 §4.5.3.1.8).
+const maxRcptsPerTransaction = 100
+
+// group is the recipients of one message at one domain: one SMTP transaction per host carries
+// them all, and each gets its own result.
+type group struct {
+	entries []store.QueueEntry
+	from    string
+	domain  string
+	blobID  int64
+}
+
+type groupKey struct {
+	blob                 int64
+	from, domain         string
+	requireTLS, smtputf8 bool
+}
+
+// dispatch starts deliveries for due entries within the concurrency limits and returns how long
+// to sleep before looking again.
+func (q *Queue) dispatch(ctx context.Context) time.Duration {
+	const idle = time.Minute
+	set := q.settings(ctx)
+	now := q.cfg.Now()
+	due, err := q.st.QueueDue(ctx, now, 1000)
+	if err != nil {
+		if ctx.Err() == nil {
+			q.log.Error("queue: reading due entries", "err", err)
+		}
+		return 10 * time.Second
+	}
+	groups := map[groupKey]*group{}
+	var order []*group
+	q.mu.Lock()
+	for _, e := range due {
+		if q.inflight[e.ID] {
+			continue
+		}
+		k := groupKey{e.BlobID, e.MailFrom, e.Domain, e.RequireTLS, e.SMTPUTF8}
+		g := groups[k]
+		if g == nil || len(g.entries) >= maxRcptsPerTransaction {
+			// A full group leaves the rest of its recipients to another transaction.
+			g = &group{from: e.MailFrom, domain: e.Domain, blobID: e.BlobID}
+			groups[k] = g
+			order = append(order, g)
+		}
+		g.entries = append(g.entries, e)
+	}
+	for _, g := range order {
+		if q.running >= set.concurrency {
+			break
+		}
+		if q.perDomain[g.domain] >= set.perDestination {
+			continue
+		}
+		q.running++
+		q.perDomain[g.domain]++
+		for _, e := range g.entries {
+			q.inflight[e.ID] = true
+		}
+		q.wg.Add(1)
+		go q.work(ctx, g, set)
+	}
+	q.mu.Unlock()
+	if len(due) == 1000 {
+		return time.Second // more are due than we read
+	}
+	next, ok, err := q.st.QueueNextAttempt(ctx)
+	if err != nil || !ok {
+		return idle
+	}
+	wait := next.Sub(q.cfg.Now())
+	if wait <= 0 {
+		// Due entries are in flight or waiting for a free slot; a finishing delivery kicks us.
+		return idle
+	}
+	if wait > idle {
+		wait = idle
+	}
+	return wait + 10*time.Millisecond
+}
+
+func (q *Queue) work(ctx context.Context, g *group, set settings) {
+	defer q.wg.Done()
+	defer func() {
+		if r := recover(); r != nil {
+			q.log.Error("queue: delivery panicked", "domain", g.domain, "panic", r)
+		}
+		q.mu.Lock()
+		q.running--
+		q.perDomain[g.domain]--
+		if q.perDomain[g.domain] == 0 {
+			delete(q.perDomain, g.domain)
+		}
+		for _, e := range g.entries {
+			delete(q.inflight, e.ID)
+		}
+		q.mu.Unlock()
+		q.Kick()
+	}()
+	q.deliverGroup(ctx, g, set)
+}
+
+// backoff is the wait after the n-th failed attempt (n from 1): initial, doubled each time, capped
+// at max.
+func backoff(n int, initial, max time.Duration) time.Duration {
+	d := initial
+	for i := 1; i < n && d < max; i++ {
+		d *= 2
+	}
+	if d > max {
+		d = max
+	}
+	return d
+}
+
+// sortedIDs returns the ids of entries, for store calls.
+func ids(es []store.QueueEntry) []int64 {
+	out := make([]int64, len(es))
+	for i, e := range es {
+		out[i] = e.ID
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}

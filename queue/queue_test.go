@@ -1,0 +1,287 @@
+package queue
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	gosmtp "github.com/emersion/go-smtp"
+)
+
+// A message for two recipients at one domain goes in one STARTTLS transaction, introduced with our
+// own hostname, and leaves the queue.
+func TestDeliverOverSTARTTLS(t *testing.T) {
+	e := newEnv(t, "127.0.0.21")
+	e.zone.Add("b.test. 300 IN MX 10 mx.b.test.", "mx.b.test. 300 IN A 127.0.0.21")
+	cert := e.ca.issue(t, "mx.b.test")
+	far := startFarSide(t, "127.0.0.21", 25+e.offset, &cert)
+	e.start()
+	e.submit("alice@a.test", testMsg, "bob@b.test", "carol@b.test")
+	e.waitFor("delivery", func() bool { return e.queueLen() == 0 })
+	msgs := far.messages()
+	if len(msgs) != 1 {
+		t.Fatalf("far side got %d transactions, want 1", len(msgs))
+	}
+	m := msgs[0]
+	if m.from != "alice@a.test" || strings.Join(m.rcpts, ",") != "bob@b.test,carol@b.test" || !m.tls || m.helo != "mail.a.test" {
+		t.Fatalf("far side saw from=%q rcpts=%v tls=%v helo=%q", m.from, m.rcpts, m.tls, m.helo)
+	}
+	if !strings.Contains(string(m.data), "Hi Bob.") {
+		t.Fatalf("body not delivered: %q", m.data)
+	}
+	if !strings.Contains(e.logs.String(), "msg=delivered") {
+		t.Fatalf("no delivered log line:\n%s", e.logs.String())
+	}
+}
+
+// The far side is down: the message is deferred with the reason, then delivered once it is up.
+func TestFarSideDownThenUp(t *testing.T) {
+	e := newEnv(t, "127.0.0.22")
+	e.zone.Add("b.test. 300 IN MX 10 mx.b.test.", "mx.b.test. 300 IN A 127.0.0.22")
+	e.start()
+	e.submit("alice@a.test", testMsg, "bob@b.test")
+	e.waitFor("a deferral", func() bool {
+		l, _ := e.st.QueueList(context.Background())
+		return len(l) == 1 && l[0].Attempts >= 1 && strings.Contains(l[0].LastError, "connecting to mx.b.test")
+	})
+	if !strings.Contains(e.logs.String(), "msg=deferred") {
+		t.Fatalf("no deferred log line:\n%s", e.logs.String())
+	}
+	far := startFarSide(t, "127.0.0.22", 25+e.offset, nil)
+	e.waitFor("delivery after the far side came up", func() bool { return e.queueLen() == 0 })
+	if n := len(far.messages()); n != 1 {
+		t.Fatalf("far side got %d messages, want 1", n)
+	}
+	if len(e.inbox()) != 0 {
+		t.Fatal("a deferral sent the sender a notice before the delay-notice age")
+	}
+}
+
+// A 550 from the far side bounces: alice gets an RFC 3464 report naming bob and the reason.
+func TestPermanentFailureBounces(t *testing.T) {
+	e := newEnv(t, "127.0.0.23")
+	e.zone.Add("b.test. 300 IN MX 10 mx.b.test.", "mx.b.test. 300 IN A 127.0.0.23")
+	far := startFarSide(t, "127.0.0.23", 25+e.offset, nil)
+	far.rcptErr = func(string) error {
+		return &gosmtp.SMTPError{Code: 550, EnhancedCode: gosmtp.EnhancedCode{5, 1, 1}, Message: "no mailbox bob here"}
+	}
+	e.start()
+	e.submit("alice@a.test", testMsg, "bob@b.test")
+	e.waitFor("a bounce in alice's INBOX", func() bool { return len(e.inbox()) == 1 })
+	dsn := string(e.inbox()[0])
+	for _, want := range []string{
+		"Return-Path: <>", "Content-Type: multipart/report; report-type=delivery-status",
+		"Content-Type: message/delivery-status", "Final-Recipient: rfc822; bob@b.test", "Action: failed",
+		"Status: 5.1.1", "Diagnostic-Code: smtp; 550 5.1.1 no mailbox bob here", "Remote-MTA: dns; mx.b.test",
+		"Content-Type: text/rfc822-headers", "Subject: hello", "Auto-Submitted: auto-replied",
+	} {
+		if !strings.Contains(dsn, want) {
+			t.Errorf("bounce lacks %q", want)
+		}
+	}
+	if strings.Contains(dsn, "Hi Bob.") {
+		t.Error("bounce carries the original body; only its header belongs there")
+	}
+	if t.Failed() {
+		t.Logf("bounce:\n%s", dsn)
+	}
+	if e.queueLen() != 0 {
+		t.Fatal("bounced entry still queued")
+	}
+	if !strings.Contains(e.logs.String(), "msg=bounced") {
+		t.Fatal("no bounced log line")
+	}
+}
+
+// Per-recipient results: bob 250, carol 550, dave 451. Only carol bounces; dave stays queued.
+func TestMixedRecipientResults(t *testing.T) {
+	e := newEnv(t, "127.0.0.24")
+	e.zone.Add("b.test. 300 IN MX 10 mx.b.test.", "mx.b.test. 300 IN A 127.0.0.24")
+	far := startFarSide(t, "127.0.0.24", 25+e.offset, nil)
+	far.rcptErr = func(rcpt string) error {
+		switch rcpt {
+		case "carol@b.test":
+			return &gosmtp.SMTPError{Code: 550, EnhancedCode: gosmtp.EnhancedCode{5, 1, 1}, Message: "carol unknown"}
+		case "dave@b.test":
+			return &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 2, 1}, Message: "dave busy"}
+		}
+		return nil
+	}
+	e.start()
+	e.submit("alice@a.test", testMsg, "bob@b.test", "carol@b.test", "dave@b.test")
+	e.waitFor("the bounce for carol", func() bool { return len(e.inbox()) == 1 })
+	e.waitFor("dave deferred", func() bool {
+		l, _ := e.st.QueueList(context.Background())
+		return len(l) == 1 && l[0].Rcpt == "dave@b.test" && l[0].Attempts >= 1
+	})
+	dsn := string(e.inbox()[0])
+	if !strings.Contains(dsn, "Final-Recipient: rfc822; carol@b.test") || strings.Contains(dsn, "rfc822; bob@") || strings.Contains(dsn, "rfc822; dave@") {
+		t.Fatalf("bounce should name carol only:\n%s", dsn)
+	}
+	msgs := far.messages()
+	if len(msgs) == 0 || strings.Join(msgs[0].rcpts, ",") != "bob@b.test" {
+		t.Fatalf("far side transactions: %+v", msgs)
+	}
+	for _, m := range msgs[1:] {
+		for _, r := range m.rcpts {
+			if r == "bob@b.test" {
+				t.Fatal("bob got the message twice")
+			}
+		}
+	}
+}
+
+// A null MX (RFC 7505) bounces at once, without a connection.
+func TestNullMXBounces(t *testing.T) {
+	e := newEnv(t, "127.0.0.25")
+	e.zone.Add("b.test. 300 IN MX 0 .")
+	e.start()
+	e.submit("alice@a.test", testMsg, "bob@b.test")
+	e.waitFor("the bounce", func() bool { return len(e.inbox()) == 1 })
+	dsn := string(e.inbox()[0])
+	if !strings.Contains(dsn, "Status: 5.1.10") || !strings.Contains(dsn, "null MX") {
+		t.Fatalf("bounce does not give the null MX reason:\n%s", dsn)
+	}
+}
+
+// A domain that does not exist bounces; a domain without MX is tried at its address.
+func TestNoSuchDomainAndImplicitMX(t *testing.T) {
+	e := newEnv(t, "127.0.0.26")
+	e.zone.Add("c.test. 300 IN A 127.0.0.26")
+	far := startFarSide(t, "127.0.0.26", 25+e.offset, nil)
+	e.start()
+	e.submit("alice@a.test", testMsg, "bob@nowhere.test")
+	e.submit("alice@a.test", testMsg, "carol@c.test")
+	e.waitFor("both handled", func() bool { return e.queueLen() == 0 })
+	if len(far.messages()) != 1 {
+		t.Fatal("the implicit MX (the domain's A record) got no message")
+	}
+	in := e.inbox()
+	if len(in) != 1 || !strings.Contains(string(in[0]), "Status: 5.1.2") {
+		t.Fatalf("want one 5.1.2 bounce for nowhere.test, got %d messages", len(in))
+	}
+}
+
+// The first MX refuses connections, the first reachable one answers 421: the third gets it.
+func TestNextMXOnFailure(t *testing.T) {
+	e := newEnv(t, "127.0.0.27", "127.0.0.28", "127.0.0.29")
+	e.zone.Add("b.test. 300 IN MX 10 mx1.b.test.", "b.test. 300 IN MX 20 mx2.b.test.", "b.test. 300 IN MX 30 mx3.b.test.",
+		"mx1.b.test. 300 IN A 127.0.0.27", "mx2.b.test. 300 IN A 127.0.0.28", "mx3.b.test. 300 IN A 127.0.0.29")
+	busy := startFarSide(t, "127.0.0.28", 25+e.offset, nil)
+	busy.rcptErr = func(string) error {
+		return &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 3, 0}, Message: "try elsewhere"}
+	}
+	good := startFarSide(t, "127.0.0.29", 25+e.offset, nil)
+	e.start()
+	e.submit("alice@a.test", testMsg, "bob@b.test")
+	e.waitFor("delivery", func() bool { return e.queueLen() == 0 })
+	if len(good.messages()) != 1 || len(busy.messages()) != 0 {
+		t.Fatalf("mx2 got %d, mx3 got %d; want 0 and 1", len(busy.messages()), len(good.messages()))
+	}
+}
+
+// Mail from the null sender (a bounce) that fails is dropped, never bounced again.
+func TestNoBounceToNullSender(t *testing.T) {
+	e := newEnv(t, "127.0.0.30")
+	e.zone.Add("b.test. 300 IN MX 10 mx.b.test.", "mx.b.test. 300 IN A 127.0.0.30")
+	far := startFarSide(t, "127.0.0.30", 25+e.offset, nil)
+	far.rcptErr = func(string) error {
+		return &gosmtp.SMTPError{Code: 550, EnhancedCode: gosmtp.EnhancedCode{5, 1, 1}, Message: "no"}
+	}
+	e.start()
+	e.submit("", testMsg, "bob@b.test")
+	e.waitFor("the entry to go", func() bool { return e.queueLen() == 0 })
+	time.Sleep(100 * time.Millisecond)
+	if e.queueLen() != 0 || len(e.inbox()) != 0 {
+		t.Fatal("a failure of a null-sender message produced a bounce")
+	}
+}
+
+// After the delay-notice age the sender is told once; after the maximum age the message bounces.
+func TestDelayNoticeThenExpiry(t *testing.T) {
+	e := newEnv(t, "127.0.0.31")
+	e.zone.Add("b.test. 300 IN MX 10 mx.b.test.", "mx.b.test. 300 IN A 127.0.0.31")
+	ctx := context.Background()
+	e.st.SetSetting(ctx, "queue.delay_notice", "1s")
+	e.st.SetSetting(ctx, "queue.max_age", "5s")
+	e.start()
+	e.submit("alice@a.test", testMsg, "bob@b.test")
+	e.waitFor("the expiry bounce", func() bool { return e.queueLen() == 0 && len(e.inbox()) >= 2 })
+	in := e.inbox()
+	if len(in) != 2 {
+		t.Fatalf("alice got %d notices, want a delay notice and a bounce", len(in))
+	}
+	if d := string(in[0]); !strings.Contains(d, "Action: delayed") || !strings.Contains(d, "Will-Retry-Until:") || !strings.Contains(d, "Status: 4.4.1") {
+		t.Fatalf("first notice is not a delay notice:\n%s", d)
+	}
+	if d := string(in[1]); !strings.Contains(d, "Action: failed") || !strings.Contains(d, "Status: 5.4.7") || !strings.Contains(d, "gave up after") {
+		t.Fatalf("second notice is not an expiry bounce:\n%s", d)
+	}
+}
+
+// REQUIRETLS mail is never sent to a server without TLS: it bounces with 5.7.30.
+func TestRequireTLSWithoutTLSBounces(t *testing.T) {
+	e := newEnv(t, "127.0.0.32")
+	e.zone.Add("b.test. 300 IN MX 10 mx.b.test.", "mx.b.test. 300 IN A 127.0.0.32")
+	far := startFarSide(t, "127.0.0.32", 25+e.offset, nil)
+	e.start()
+	d := deliveryOf("alice@a.test", testMsg, "bob@b.test")
+	d.Remote[0].RequireTLS = true
+	if _, err := e.st.Deliver(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	e.q.Kick()
+	e.waitFor("the bounce", func() bool { return len(e.inbox()) == 1 })
+	if !strings.Contains(string(e.inbox()[0]), "Status: 5.7.30") {
+		t.Fatalf("bounce:\n%s", e.inbox()[0])
+	}
+	far.mu.Lock()
+	defer far.mu.Unlock()
+	if far.mails != 0 {
+		t.Fatal("REQUIRETLS mail was offered to a server without TLS")
+	}
+}
+
+// Dev mode keeps mail on the machine and says why.
+func TestDevModeSendsNothing(t *testing.T) {
+	e := newEnv(t, "127.0.0.33")
+	e.zone.Add("b.test. 300 IN MX 10 mx.b.test.", "mx.b.test. 300 IN A 127.0.0.33")
+	far := startFarSide(t, "127.0.0.33", 25+e.offset, nil)
+	e.start(func(c *Config) { c.DevMode = true })
+	e.submit("alice@a.test", testMsg, "bob@b.test")
+	e.waitFor("a deferral", func() bool {
+		l, _ := e.st.QueueList(context.Background())
+		return len(l) == 1 && strings.Contains(l[0].LastError, "dev mode")
+	})
+	if len(far.messages()) != 0 {
+		t.Fatal("dev mode sent mail")
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	for _, c := range []struct {
+		n    int
+		want time.Duration
+	}{{1, 5 * time.Minute}, {2, 10 * time.Minute}, {3, 20 * time.Minute}, {6, 160 * time.Minute}, {7, 4 * time.Hour}, {50, 4 * time.Hour}} {
+		if got := backoff(c.n, 5*time.Minute, 4*time.Hour); got != c.want {
+			t.Errorf("backoff(%d) = %v, want %v", c.n, got, c.want)
+		}
+	}
+}
+
+func TestReplyEnhancedCode(t *testing.T) {
+	for _, c := range []struct {
+		r    reply
+		want string
+	}{
+		{reply{550, "5.1.1 no such user"}, "5.1.1"},
+		{reply{550, "no such user"}, "5.0.0"},
+		{reply{451, "4.7.1 greylisted"}, "4.7.1"},
+		{reply{451, "5.7.1 mismatched class"}, "4.0.0"},
+	} {
+		if got := c.r.enhanced(); got != c.want {
+			t.Errorf("%v: enhanced = %s, want %s", c.r, got, c.want)
+		}
+	}
+}
