@@ -108,4 +108,3 @@ func syncedWritesPerSecond(b *testing.B, dir string) float64 {
 	}
 	return float64(n) / time.Since(start).Seconds()
 }
-
