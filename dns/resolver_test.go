@@ -10,12 +10,12 @@ import (
 	"time"
 
 	"mailstead/dns"
-	"mailstead/mailtest"
+	"mailstead/dns/dnstest"
 )
 
-func newZone(t *testing.T) (*mailtest.DNSZone, *dns.Resolver) {
+func newZone(t *testing.T) (*dnstest.Zone, *dns.Resolver) {
 	t.Helper()
-	z := mailtest.NewDNSZone(t)
+	z := dnstest.NewZone(t)
 	r := dns.New(z.Addr())
 	r.Timeout = 500 * time.Millisecond
 	r.Attempts = 1
@@ -56,7 +56,7 @@ func TestErrorKinds(t *testing.T) {
 	z.Add("exists.test. 300 IN A 192.0.2.1", "deep.ent.test. 300 IN A 192.0.2.2")
 	z.SetFailure("broken.test", 2)  // SERVFAIL
 	z.SetFailure("refused.test", 5) // REFUSED
-	z.SetFailure("silent.test", mailtest.DropQuery)
+	z.SetFailure("silent.test", dnstest.DropQuery)
 
 	tests := []struct {
 		name                       string

@@ -1,4 +1,4 @@
-package mailtest
+package dnstest
 
 import (
 	"testing"
@@ -7,7 +7,7 @@ import (
 )
 
 // ask sends one raw query to the zone, the way a stub resolver would.
-func ask(t *testing.T, z *DNSZone, network, name string, qtype uint16) *mdns.Msg {
+func ask(t *testing.T, z *Zone, network, name string, qtype uint16) *mdns.Msg {
 	t.Helper()
 	m := new(mdns.Msg)
 	m.SetQuestion(mdns.Fqdn(name), qtype)
@@ -19,8 +19,8 @@ func ask(t *testing.T, z *DNSZone, network, name string, qtype uint16) *mdns.Msg
 	return r
 }
 
-func TestDNSZoneAnswers(t *testing.T) {
-	z := NewDNSZone(t)
+func TestZoneAnswers(t *testing.T) {
+	z := NewZone(t)
 	z.Add(
 		"b.test. 300 IN MX 10 mx.b.test.",
 		"mx.b.test. 300 IN A 127.0.0.2",
@@ -55,8 +55,8 @@ func TestDNSZoneAnswers(t *testing.T) {
 	}
 }
 
-func TestDNSZoneTruncatesUDP(t *testing.T) {
-	z := NewDNSZone(t)
+func TestZoneTruncatesUDP(t *testing.T) {
+	z := NewZone(t)
 	for range 30 {
 		z.AddTXT("big.test", string(make([]byte, 100)))
 	}

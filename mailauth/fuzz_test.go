@@ -1,0 +1,102 @@
+package mailauth
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// FuzzParseHeader checks the header splitter and the Authentication-Results
+// remover on arbitrary bytes: fields tile the header exactly, removal only
+// drops whole fields of the given authserv-id, keeps the body, and is
+// idempotent. Seeds: testdata/fuzz/FuzzParseHeader.
+func FuzzParseHeader(f *testing.F) {
+	f.Add([]byte("From: a@b.test\r\nAuthentication-Results: mx.a.test; spf=pass\r\n\r\nbody\r\n"), "mx.a.test")
+	f.Add([]byte("Authentication-Results: (c) \"mx.a.test\";\r\n\tdkim=pass\nX: y\n\nbody"), "MX.A.TEST")
+	f.Fuzz(func(t *testing.T, msg []byte, id string) {
+		fields, bodyStart := parseHeader(msg)
+		pos := 0
+		for _, fl := range fields {
+			if fl.Start != pos || !bytes.Equal(msg[fl.Start:fl.Start+len(fl.Raw)], fl.Raw) {
+				t.Fatalf("field %q at %d, want at %d", fl.Raw, fl.Start, pos)
+			}
+			pos += len(fl.Raw)
+			_ = fl.Value()
+		}
+		if pos > bodyStart || bodyStart > len(msg) {
+			t.Fatalf("fields end at %d, body at %d, len %d", pos, bodyStart, len(msg))
+		}
+		if !isBlankLine(msg[pos:bodyStart]) {
+			t.Fatalf("between header and body: %q", msg[pos:bodyStart])
+		}
+
+		orig := bytes.Clone(msg)
+		out := RemoveAuthResults(msg, id)
+		if !bytes.Equal(msg, orig) {
+			t.Fatal("input modified")
+		}
+		if !bytes.HasSuffix(out, msg[pos:]) || len(out) > len(msg) {
+			t.Fatalf("body changed: %q -> %q", msg, out)
+		}
+		if again := RemoveAuthResults(out, id); !bytes.Equal(again, out) {
+			t.Fatalf("not idempotent: %q -> %q -> %q", msg, out, again)
+		}
+		outFields, _ := parseHeader(out)
+		for _, fl := range outFields {
+			if strings.EqualFold(fl.Name, "Authentication-Results") {
+				if got, ok := parseAuthservID(fl.Value()); ok && strings.EqualFold(got, id) {
+					t.Fatalf("field claiming %q left: %q", id, fl.Raw)
+				}
+			}
+		}
+	})
+}
+
+// FuzzParseAuthservID: the authserv-id parser never panics and returns a
+// token or the content of a quoted-string.
+func FuzzParseAuthservID(f *testing.F) {
+	for _, s := range []string{"mx.a.test; spf=pass", `"mx.a.test" 1; none`, "(comment (nested) \\) ) mx.a.test;", "(", `"unterminated`, ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		id, ok := parseAuthservID(v)
+		if ok && !strings.Contains(v, `"`) && !isToken(id) {
+			t.Fatalf("%q: id %q is not a token", v, id)
+		}
+		if !ok && id != "" {
+			t.Fatalf("%q: id %q without ok", v, id)
+		}
+	})
+}
+
+// FuzzParseDKIMSignature checks the DKIM-Signature tag parser: no panics,
+// valid tag names only, and the fields it returns are normalised. Seeds:
+// testdata/fuzz/FuzzParseDKIMSignature.
+func FuzzParseDKIMSignature(f *testing.F) {
+	f.Add("v=1; a=rsa-sha256; c=relaxed/relaxed; d=b.test; s=ms-rsa; h=From:To; bh=abc=; b=de\r\n\t fg=")
+	f.Add("v=1; d=B.Test.; s=x; a=ed25519-sha256; b=")
+	f.Add("v=1;;;d=a;d=b")
+	f.Fuzz(func(t *testing.T, v string) {
+		tags, err := parseTagList(v)
+		if err == nil {
+			for name := range tags {
+				if !validTagName(name) {
+					t.Fatalf("%q: bad tag name %q accepted", v, name)
+				}
+			}
+		}
+		sig, err := parseDKIMSignature(v)
+		if err != nil {
+			return
+		}
+		if sig.Domain != strings.ToLower(sig.Domain) || strings.HasSuffix(sig.Domain, ".") {
+			t.Fatalf("domain %q not normalised", sig.Domain)
+		}
+		if strings.ContainsAny(sig.B, " \t\r\n") {
+			t.Fatalf("b= %q keeps white space", sig.B)
+		}
+		if sig.Domain == "" || sig.Selector == "" || sig.Algorithm == "" {
+			t.Fatalf("%q: accepted without d/s/a: %+v", v, sig)
+		}
+	})
+}
