@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
@@ -19,10 +20,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
+	mdns "github.com/miekg/dns"
 
 	"mailstead/dns"
-	"mailstead/mailtest"
 	"mailstead/store"
 )
 
@@ -94,28 +96,44 @@ type farSide struct {
 	rcptErr func(rcpt string) error
 	dataErr func() error
 	mails   int // MAIL commands seen
+	users   map[string]string
+	authed  []string // users that logged in
 }
 
 // startFarSide listens on ip:port. cert, if non-nil, enables STARTTLS.
 func startFarSide(t testing.TB, ip string, port int, cert *tls.Certificate) *farSide {
+	return startFarSideOpts(t, ip, port, farOpts{cert: cert})
+}
+
+type farOpts struct {
+	cert       *tls.Certificate
+	implicit   bool              // TLS from the first byte (465)
+	users      map[string]string // AUTH PLAIN accounts; MAIL needs AUTH when set
+	noSMTPUTF8 bool
+}
+
+func startFarSideOpts(t testing.TB, ip string, port int, o farOpts) *farSide {
 	t.Helper()
-	f := &farSide{}
+	f := &farSide{users: o.users}
 	srv := gosmtp.NewServer(gosmtp.BackendFunc(func(c *gosmtp.Conn) (gosmtp.Session, error) {
 		return &farSession{f: f, c: c}, nil
 	}))
 	srv.Domain = "far.test"
-	srv.EnableSMTPUTF8 = true
+	srv.EnableSMTPUTF8 = !o.noSMTPUTF8
 	srv.EnableREQUIRETLS = true
 	srv.MaxMessageBytes = 10 << 20
 	srv.ErrorLog = discardLogger{}
-	if cert != nil {
-		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*cert}}
+	if o.cert != nil {
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*o.cert}}
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
 	if err != nil {
 		t.Fatalf("far side: %v", err)
 	}
 	f.srv, f.addr = srv, ln.Addr().String()
+	if o.implicit {
+		ln = tls.NewListener(ln, srv.TLSConfig)
+	}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	return f
@@ -137,11 +155,35 @@ type farSession struct {
 	c     *gosmtp.Conn
 	from  string
 	rcpts []string
+	user  string
 }
 
 func (s *farSession) Reset()        { s.from, s.rcpts = "", nil }
 func (s *farSession) Logout() error { return nil }
+func (s *farSession) AuthMechanisms() []string {
+	if s.f.users == nil {
+		return nil
+	}
+	return []string{sasl.Plain}
+}
+
+func (s *farSession) Auth(mech string) (sasl.Server, error) {
+	return sasl.NewPlainServer(func(identity, user, pass string) error {
+		s.f.mu.Lock()
+		defer s.f.mu.Unlock()
+		if pw, ok := s.f.users[user]; !ok || pw != pass {
+			return gosmtp.ErrAuthFailed
+		}
+		s.user = user
+		s.f.authed = append(s.f.authed, user)
+		return nil
+	}), nil
+}
+
 func (s *farSession) Mail(from string, _ *gosmtp.MailOptions) error {
+	if s.f.users != nil && s.user == "" {
+		return gosmtp.ErrAuthRequired
+	}
 	s.f.mu.Lock()
 	s.f.mails++
 	s.f.mu.Unlock()
@@ -182,7 +224,7 @@ func (s *farSession) Data(r io.Reader) error {
 type env struct {
 	t      *testing.T
 	st     *store.Store
-	zone   *mailtest.DNSZone
+	zone   *fakeZone
 	ca     *testCA
 	offset int
 	q      *Queue
@@ -255,7 +297,7 @@ func newEnv(t *testing.T, farIPs ...string) *env {
 			t.Fatal(err)
 		}
 	}
-	e := &env{t: t, st: st, zone: mailtest.NewDNSZone(t), ca: newTestCA(t), alice: alice, logs: &syncBuffer{}}
+	e := &env{t: t, st: st, zone: newFakeZone(t), ca: newTestCA(t), alice: alice, logs: &syncBuffer{}}
 	e.offset = freeOffset(t, farIPs...)
 	return e
 }
@@ -264,7 +306,7 @@ func newEnv(t *testing.T, farIPs ...string) *env {
 func (e *env) start(mod ...func(*Config)) {
 	e.t.Helper()
 	cfg := Config{
-		Store: e.st, Resolver: dns.New(e.zone.Addr()),
+		Store: e.st, Resolver: e.zone,
 		Logger:   slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Hostname: func() string { return "mail.a.test" }, PortOffset: e.offset, RootCAs: e.ca.pool,
 	}
@@ -362,4 +404,97 @@ func deliveryOf(from, msg string, rcpts ...string) *store.Delivery {
 		d.Remote = append(d.Remote, store.RemoteRecipient{Address: r})
 	}
 	return d
+}
+
+// fakeZone is an in-memory Resolver filled with zone-file lines. The queue's own tests cannot use
+// mailtest's DNS server: mailtest imports server, which imports this package.
+type fakeZone struct {
+	t  testing.TB
+	mu sync.Mutex
+	rr map[string][]mdns.RR
+}
+
+func newFakeZone(t testing.TB) *fakeZone { return &fakeZone{t: t, rr: map[string][]mdns.RR{}} }
+
+func (z *fakeZone) Add(lines ...string) {
+	z.t.Helper()
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	for _, l := range lines {
+		rr, err := mdns.NewRR(l)
+		if err != nil {
+			z.t.Fatalf("zone: %q: %v", l, err)
+		}
+		k := strings.ToLower(rr.Header().Name)
+		z.rr[k] = append(z.rr[k], rr)
+	}
+}
+
+// lookup returns the records of type qtype at name, or the error the dns package would give.
+func (z *fakeZone) lookup(name string, qtype uint16) ([]mdns.RR, error) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	k := strings.ToLower(mdns.Fqdn(name))
+	exists := false
+	for n := range z.rr {
+		if n == k || strings.HasSuffix(n, "."+k) {
+			exists = true
+		}
+	}
+	if !exists {
+		return nil, fmt.Errorf("%s: %w", name, dns.ErrNotFound)
+	}
+	var out []mdns.RR
+	for _, rr := range z.rr[k] {
+		if rr.Header().Rrtype == qtype {
+			out = append(out, rr)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: %w (%w)", name, dns.ErrNoRecords, dns.ErrNotFound)
+	}
+	return out, nil
+}
+
+func (z *fakeZone) LookupMX(_ context.Context, domain string) ([]*net.MX, error) {
+	rrs, err := z.lookup(domain, mdns.TypeMX)
+	if err != nil {
+		return nil, err
+	}
+	var out []*net.MX
+	for _, rr := range rrs {
+		mx := rr.(*mdns.MX)
+		if mx.Mx == "." {
+			return nil, fmt.Errorf("%s: %w", domain, dns.ErrNullMX)
+		}
+		out = append(out, &net.MX{Host: strings.TrimSuffix(mx.Mx, "."), Pref: mx.Preference})
+	}
+	return out, nil
+}
+
+func (z *fakeZone) LookupIP(_ context.Context, host string) ([]net.IP, error) {
+	if ip := net.ParseIP(host); ip != nil {
+		return []net.IP{ip}, nil
+	}
+	rrs, err := z.lookup(host, mdns.TypeA)
+	if err != nil {
+		return nil, err
+	}
+	var out []net.IP
+	for _, rr := range rrs {
+		out = append(out, rr.(*mdns.A).A)
+	}
+	return out, nil
+}
+
+func (z *fakeZone) LookupTXT(_ context.Context, name string) ([]string, error) {
+	rrs, err := z.lookup(name, mdns.TypeTXT)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, rr := range rrs {
+		out = append(out, strings.Join(rr.(*mdns.TXT).Txt, ""))
+	}
+	return out, nil
 }

@@ -152,6 +152,7 @@ type settings struct {
 	retryInitial, retryMax, maxAge, delayNotice, timeout time.Duration
 	concurrency, perDestination                          int
 	smarthost, smarthostUser, smarthostPassword          string
+	smarthostTLS                                         string
 }
 
 func (q *Queue) settings(ctx context.Context) settings {
@@ -185,6 +186,7 @@ func (q *Queue) settings(ctx context.Context) settings {
 		smarthost:         str("queue.smarthost"),
 		smarthostUser:     str("queue.smarthost_user"),
 		smarthostPassword: str("queue.smarthost_password"),
+		smarthostTLS:      str("queue.smarthost_tls"),
 	}
 }
 

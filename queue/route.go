@@ -21,8 +21,15 @@ func (q *Queue) route(ctx context.Context, g *group, set settings) ([]target, *o
 		if err != nil || perr != nil {
 			return nil, &outcome{status: deferred, code: "4.3.5", reason: fmt.Sprintf("setting queue.smarthost=%q is not HOST:PORT", set.smarthost)}
 		}
+		implicit := p == 465
+		switch set.smarthostTLS {
+		case "implicit":
+			implicit = true
+		case "starttls":
+			implicit = false
+		}
 		// The relay gets our credentials: TLS with a valid certificate, always.
-		return []target{{host: host, port: p, implicitTLS: p == 465, requireTLS: true, why: "the smarthost setting",
+		return []target{{host: host, port: p, implicitTLS: implicit, requireTLS: true, why: "the smarthost setting",
 			user: set.smarthostUser, pass: set.smarthostPassword}}, nil
 	}
 	hosts, fail := q.mxHosts(ctx, g.domain)

@@ -43,6 +43,7 @@ var settingDefs = []SettingDef{
 	{"queue.smarthost", "", "HOST:PORT of a relay that takes all outbound mail (port 465: implicit TLS, else STARTTLS); empty: deliver to each domain's MX"},
 	{"queue.smarthost_user", "", "user name for AUTH at the smarthost"},
 	{"queue.smarthost_password", "", "password for AUTH at the smarthost"},
+	{"queue.smarthost_tls", "", "TLS at the smarthost: implicit or starttls; empty: implicit on port 465, else starttls"},
 }
 
 // Settings lists every known setting.
