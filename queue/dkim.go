@@ -1,30 +1,21 @@
 package queue
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/ed25519"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/base64"
-	"encoding/pem"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
-	"time"
 
-	"github.com/emersion/go-msgauth/dkim"
-
+	"mailstead/mailauth"
 	"mailstead/store"
 )
 
 // DKIM keys live in the store's kv table under "dkim/<domain>/<selector>", PEM-encoded PKCS #8.
-// Each domain gets two when it is created (RFC 6376 with RSA 2048, RFC 8463 with Ed25519) and
-// every outgoing message carries a signature by each: receivers that do not know Ed25519 still
-// find the RSA one.
+// Each domain gets two when it is created: RSA 2048 under selector ms-rsa (RFC 6376) and Ed25519
+// under ms-ed (RFC 8463). Every outgoing message carries a signature by each, so receivers that
+// do not know Ed25519 still find the RSA one. Key making and signing are mailauth's.
 func dkimPrefix(domain string) string { return "dkim/" + domain + "/" }
 
 // DKIMKey is one signing key of a domain.
@@ -44,14 +35,8 @@ func (k DKIMKey) Algorithm() string {
 
 // TXT is the value of the key's DNS record at SELECTOR._domainkey.DOMAIN (RFC 6376 §3.6.1).
 func (k DKIMKey) TXT() string {
-	var pub []byte
-	switch p := k.Signer.Public().(type) {
-	case ed25519.PublicKey:
-		pub = p // RFC 8463 §4.2: the raw 32-byte key
-	default:
-		pub, _ = x509.MarshalPKIXPublicKey(p)
-	}
-	return "v=DKIM1; k=" + k.Algorithm() + "; p=" + base64.StdEncoding.EncodeToString(pub)
+	txt, _ := mailauth.DKIMRecord(k.Signer.Public())
+	return txt
 }
 
 // EnsureDKIMKeys gives domain its two signing keys unless it already has keys. The server calls
@@ -65,22 +50,15 @@ func EnsureDKIMKeys(ctx context.Context, st *store.Store, domain string) ([]DKIM
 	if err != nil || len(keys) > 0 {
 		return keys, err
 	}
-	stamp := time.Now().UTC().Format("20060102")
-	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		return nil, fmt.Errorf("dkim key for %s: %w", domain, err)
-	}
-	_, edKey, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("dkim key for %s: %w", domain, err)
-	}
-	for _, k := range []DKIMKey{{domain, "r" + stamp, rsaKey}, {domain, "e" + stamp, edKey}} {
-		der, err := x509.MarshalPKCS8PrivateKey(k.Signer)
+	for _, k := range []struct {
+		selector string
+		gen      func() ([]byte, string, error)
+	}{{mailauth.SelectorRSA, mailauth.GenerateRSAKey}, {mailauth.SelectorEd25519, mailauth.GenerateEd25519Key}} {
+		pemBytes, _, err := k.gen()
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("dkim key for %s: %w", domain, err)
 		}
-		pemBytes := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
-		if err := st.PutKV(ctx, dkimPrefix(domain)+k.Selector, pemBytes); err != nil {
+		if err := st.PutKV(ctx, dkimPrefix(domain)+k.selector, pemBytes); err != nil {
 			return nil, fmt.Errorf("store dkim key for %s: %w", domain, err)
 		}
 	}
@@ -99,17 +77,9 @@ func DKIMKeys(ctx context.Context, st *store.Store, domain string) ([]DKIMKey, e
 		if err != nil {
 			return nil, err
 		}
-		blk, _ := pem.Decode(b)
-		if blk == nil {
-			return nil, fmt.Errorf("dkim key %s: not PEM", name)
-		}
-		k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+		signer, err := mailauth.ParsePrivateKey(b)
 		if err != nil {
-			return nil, fmt.Errorf("dkim key %s: %w", name, err)
-		}
-		signer, ok := k.(crypto.Signer)
-		if !ok {
-			return nil, fmt.Errorf("dkim key %s: %T cannot sign", name, k)
+			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 		keys = append(keys, DKIMKey{Domain: domain, Selector: strings.TrimPrefix(name, dkimPrefix(domain)), Signer: signer})
 	}
@@ -117,57 +87,23 @@ func DKIMKeys(ctx context.Context, st *store.Store, domain string) ([]DKIMKey, e
 	return keys, nil
 }
 
-// signedHeaders are the fields RFC 6376 §5.4.1 recommends signing; those present are signed.
-var signedHeaders = []string{
-	"From", "Reply-To", "Subject", "Date", "To", "Cc", "Resent-Date", "Resent-From", "Resent-To",
-	"Resent-Cc", "In-Reply-To", "References", "List-Id", "List-Help", "List-Unsubscribe",
-	"List-Subscribe", "List-Post", "List-Owner", "List-Archive", "Message-ID", "MIME-Version",
-	"Content-Type", "Content-Transfer-Encoding",
-}
-
-// SignDKIM signs msg (CRLF-normalised) with every key of domain, relaxed/relaxed, and returns the
-// DKIM-Signature header lines to put in front of it. A domain without keys gives nil, nil.
+// SignDKIM signs msg (CRLF-normalised) with every key of domain (mailauth.Sign: relaxed/relaxed,
+// the RFC 6376 §5.4.1 fields) and returns the DKIM-Signature header lines to put in front of it.
+// A domain without keys gives nil, nil.
 func SignDKIM(ctx context.Context, st *store.Store, domain string, msg []byte) ([]byte, error) {
 	keys, err := DKIMKeys(ctx, st, domain)
 	if err != nil || len(keys) == 0 {
 		return nil, err
 	}
-	present := map[string]bool{}
-	for _, line := range strings.Split(string(headerOf(msg)), "\r\n") {
-		if k, _, ok := strings.Cut(line, ":"); ok && line[0] != ' ' && line[0] != '\t' {
-			present[strings.ToLower(strings.TrimSpace(k))] = true
-		}
+	sks := make([]mailauth.SigningKey, len(keys))
+	for i, k := range keys {
+		sks[i] = mailauth.SigningKey{Selector: k.Selector, Signer: k.Signer}
 	}
-	if !present["from"] {
-		return nil, errors.New("dkim: message has no From field")
+	signed, err := mailauth.Sign(msg, domain, sks...)
+	if err != nil {
+		return nil, err
 	}
-	var hk []string
-	for _, h := range signedHeaders {
-		if present[strings.ToLower(h)] {
-			hk = append(hk, h)
-		}
-	}
-	var out bytes.Buffer
-	for _, k := range keys {
-		s, err := dkim.NewSigner(&dkim.SignOptions{
-			Domain: domain, Selector: k.Selector, Signer: k.Signer, Hash: crypto.SHA256,
-			HeaderCanonicalization: dkim.CanonicalizationRelaxed,
-			BodyCanonicalization:   dkim.CanonicalizationRelaxed,
-			HeaderKeys:             hk,
-		})
-		if err != nil {
-			return nil, err
-		}
-		if _, err := s.Write(msg); err != nil {
-			s.Close()
-			return nil, err
-		}
-		if err := s.Close(); err != nil {
-			return nil, fmt.Errorf("dkim sign with %s: %w", k.Selector, err)
-		}
-		out.WriteString(s.Signature())
-	}
-	return out.Bytes(), nil
+	return signed[:len(signed)-len(msg)], nil
 }
 
 // SignFrom signs msg for the domain of its From: address (the one DMARC aligns with), and returns
