@@ -196,9 +196,11 @@ func (s *Server) Start(ctx context.Context) error {
 	s.certs = certs
 	s.goBackground(func() { certs.Run(bg) })
 
-	if err := s.startSMTP(ctx); err != nil {
-		s.Shutdown(context.Background())
-		return err
+	for _, start := range []func(context.Context) error{s.startSMTP, s.startPOP3} {
+		if err := start(ctx); err != nil {
+			s.Shutdown(context.Background())
+			return err
+		}
 	}
 	if err := s.startControl(); err != nil {
 		s.Shutdown(context.Background())

@@ -58,7 +58,14 @@ import base64, json, poplib, ssl, sys
 
 cfg = json.load(sys.stdin)
 host, port = cfg["host"], int(cfg["port"])
-ctx = ssl.create_default_context(cafile=cfg["cafile"])
+class Context(ssl.SSLContext):
+    # poplib checks the certificate against the host it dialled (an IP here); check it against
+    # the server's name instead, as a client that resolved that name would.
+    def wrap_socket(self, sock, *args, server_hostname=None, **kwargs):
+        return super().wrap_socket(sock, *args, server_hostname=cfg["servername"], **kwargs)
+
+ctx = Context(ssl.PROTOCOL_TLS_CLIENT)
+ctx.load_verify_locations(cafile=cfg["cafile"])
 if cfg["implicit"]:
     p = poplib.POP3_SSL(host, port, context=ctx, timeout=30)
 else:
@@ -136,7 +143,7 @@ func CheckPoplib(t testing.TB, target Target, want [][]byte, uidls []string, del
 		uidls = []string{}
 	}
 	cfg, err := json.Marshal(map[string]any{
-		"host": host, "port": port, "implicit": target.ImplicitTLS, "cafile": target.CAFile,
+		"host": host, "port": port, "implicit": target.ImplicitTLS, "cafile": target.CAFile, "servername": target.serverName(),
 		"user": target.User, "password": target.Password, "messages": msgs, "uidls": uidls, "delete": del,
 	})
 	if err != nil {

@@ -1,0 +1,115 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+
+	"mailstead/pop3"
+	"mailstead/store"
+)
+
+// startPOP3 serves POP3 on 110 (STLS) and 995 (implicit TLS) from one pop3.Server, so both ports
+// share the maildrop lock and the failed-login throttle.
+func (s *Server) startPOP3(ctx context.Context) error {
+	srv, err := pop3.NewServer(pop3.Config{
+		Backend:           pop3Backend{s.store},
+		TLSConfig:         s.certs.TLSConfig(),
+		Logger:            s.log.With("service", "pop3"),
+		Hostname:          s.hostname,
+		AllowInsecureAuth: s.opts.Dev, // and even then only for loopback clients
+	})
+	if err != nil {
+		return fmt.Errorf("pop3: %w", err)
+	}
+	plain, err := s.listen(PortPOP3)
+	if err != nil {
+		return err
+	}
+	implicit, err := s.listen(PortPOP3S)
+	if err != nil {
+		plain.Close()
+		return err
+	}
+	stopOnce := onceErr(srv.Shutdown)
+	s.serve("pop3", plain, srv.Serve, stopOnce)
+	s.serve("pop3s", implicit, srv.ServeTLS, stopOnce)
+	return nil
+}
+
+// pop3Backend adapts the store to POP3: the maildrop is the account's INBOX.
+type pop3Backend struct{ st *store.Store }
+
+func (b pop3Backend) Login(ctx context.Context, user, password string, _ net.Addr) (pop3.Maildrop, error) {
+	acct, err := b.st.Authenticate(ctx, user, password)
+	if errors.Is(err, store.ErrAuthFailed) {
+		return nil, pop3.ErrAuthFailed
+	}
+	if err != nil {
+		return nil, err
+	}
+	inbox, err := b.st.MailboxByName(ctx, acct.ID, "INBOX")
+	if err != nil {
+		return nil, fmt.Errorf("pop3 login %s: %w", acct.Address, err)
+	}
+	return &maildrop{st: b.st, account: acct, inbox: inbox}, nil
+}
+
+type maildrop struct {
+	st      *store.Store
+	account store.Account
+	inbox   store.Mailbox
+}
+
+func (m *maildrop) Key() string { return fmt.Sprint(m.account.ID) }
+
+// Messages is the snapshot of INBOX. UIDL is UIDVALIDITY-UID: unique, stable across sessions and
+// restarts, and never reused (RFC 1939 §7), because UIDs are never reused within a UIDVALIDITY.
+func (m *maildrop) Messages(ctx context.Context) ([]pop3.Message, error) {
+	msgs, err := m.st.Messages(ctx, m.inbox.ID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]pop3.Message, len(msgs))
+	for i, msg := range msgs {
+		out[i] = pop3.Message{ID: msg.ID, UIDL: fmt.Sprintf("%d-%d", m.inbox.UIDValidity, msg.UID), Size: msg.Size}
+	}
+	return out, nil
+}
+
+func (m *maildrop) Open(ctx context.Context, id int64) (io.ReadCloser, error) {
+	data, err := m.st.MessageData(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, pop3.ErrGone
+	}
+	if err != nil {
+		return nil, err
+	}
+	return io.NopCloser(bytes.NewReader(data)), nil
+}
+
+func (m *maildrop) Delete(ctx context.Context, ids []int64) error {
+	return m.st.DeleteMessages(ctx, m.inbox.ID, ids)
+}
+
+func (m *maildrop) Close() error { return nil }
+
+// onceErr makes a stop function safe to register for two listeners of one server.
+func onceErr(stop func(context.Context) error) func(context.Context) error {
+	var done bool
+	var err error
+	ch := make(chan struct{}, 1)
+	ch <- struct{}{}
+	return func(ctx context.Context) error {
+		<-ch
+		defer func() { ch <- struct{}{} }()
+		if !done {
+			done = true
+			err = stop(ctx)
+		}
+		return err
+	}
+}
