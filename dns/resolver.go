@@ -17,6 +17,7 @@ import (
 	"time"
 
 	mdns "github.com/miekg/dns"
+	"golang.org/x/net/idna"
 )
 
 // Resolver sends DNS queries with github.com/miekg/dns, over UDP and again
@@ -78,7 +79,12 @@ const maxCNAMEChain = 8
 // *Error for NXDOMAIN, NODATA and failures. The returned bool is the AD
 // (authenticated data) bit of the final answer.
 func (r *Resolver) query(ctx context.Context, name string, qtype uint16) ([]mdns.RR, bool, error) {
-	fqdn := mdns.Fqdn(name)
+	fqdn, err := wireName(name)
+	if err != nil {
+		// A name that cannot be asked cannot exist: not found, never
+		// temporary (a 4xx would make the sender retry for days).
+		return nil, false, &Error{Name: name, Type: typeString(qtype), kind: kindNotFound, Err: err}
+	}
 	orig := fqdn
 	for range maxCNAMEChain {
 		msg, server, err := r.exchange(ctx, fqdn, qtype)
@@ -117,6 +123,27 @@ func (r *Resolver) query(ctx context.Context, name string, qtype uint16) ([]mdns
 		fqdn = target
 	}
 	return nil, false, &Error{Name: orig, Type: typeString(qtype), kind: kindPermanent, Err: errors.New("CNAME chain too long")}
+}
+
+// wireName returns name as a fully qualified ASCII name: internationalised
+// labels become A-labels (RFC 5890); names that cannot be sent are errors.
+func wireName(name string) (string, error) {
+	ascii := name
+	for i := 0; i < len(name); i++ {
+		if name[i] >= 0x80 {
+			a, err := idna.Lookup.ToASCII(name)
+			if err != nil {
+				return "", fmt.Errorf("invalid domain name %q: %w", name, err)
+			}
+			ascii = a
+			break
+		}
+	}
+	fqdn := mdns.Fqdn(ascii)
+	if _, ok := mdns.IsDomainName(fqdn); !ok || name == "" {
+		return "", fmt.Errorf("invalid domain name %q", name)
+	}
+	return fqdn, nil
 }
 
 // exchange asks each nameserver in turn, Attempts rounds, until one answers

@@ -231,3 +231,19 @@ func TestZoneRemoveAndClear(t *testing.T) {
 		t.Errorf("after Clear: %v, want NXDOMAIN", err)
 	}
 }
+
+func TestInternationalAndInvalidNames(t *testing.T) {
+	z, r := newZone(t)
+	ctx := context.Background()
+	z.Add("xn--bcher-kva.test. 300 IN MX 10 mx.xn--bcher-kva.test.")
+	mx, err := r.LookupMX(ctx, "bücher.test")
+	if err != nil || len(mx) != 1 || mx[0].Host != "mx.xn--bcher-kva.test" {
+		t.Errorf("IDN MX = %v, %v", mx, err)
+	}
+	for _, name := range []string{"", strings.Repeat("a", 64) + ".test", "bad..test", "\xff.test"} {
+		_, err := r.LookupMX(ctx, name)
+		if !dns.IsNXDomain(err) || dns.IsTemporary(err) {
+			t.Errorf("%q: err = %v, want not found and not temporary", name, err)
+		}
+	}
+}

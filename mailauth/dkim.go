@@ -111,9 +111,15 @@ func fromDomain(msg []byte) (string, error) {
 			return "", errNoFrom
 		}
 	}
-	ascii, err := idna.Lookup.ToASCII(d)
-	if err != nil || !isDomainName(ascii) {
+	if strings.ContainsFunc(d, func(r rune) bool { return r >= 0x80 }) {
+		a, err := idna.Lookup.ToASCII(d)
+		if err != nil {
+			return "", errNoFrom
+		}
+		d = a
+	}
+	if !isDomainName(d) {
 		return "", errNoFrom
 	}
-	return ascii, nil
+	return d, nil
 }
