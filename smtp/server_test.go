@@ -1,0 +1,241 @@
+package smtp
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"math/big"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"mailstead/store"
+)
+
+func TestNormalizeCRLF(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"a\r\nb\r\n", "a\r\nb\r\n"},
+		{"a\nb\n", "a\r\nb\r\n"},
+		{"a\rb\r", "a\r\nb\r\n"},
+		{"a\n.\nb", "a\r\n.\r\nb\r\n"},
+		{"a\r\r\nb", "a\r\n\r\nb\r\n"},
+		{"", ""},
+		{"no newline", "no newline\r\n"},
+	}
+	for _, tt := range tests {
+		if got := string(normalizeCRLF([]byte(tt.in))); got != tt.want {
+			t.Errorf("normalizeCRLF(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// startMX runs an MX server on a store with alice@example.test and returns its address.
+func startMX(t *testing.T, lim Limits, inspect func(context.Context, *Inbound) (Verdict, error)) (string, *store.Store) {
+	t.Helper()
+	st, err := store.Open(t.TempDir(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ctx := context.Background()
+	st.AddDomain(ctx, "example.test")
+	if _, err := st.AddAccount(ctx, "alice@example.test", "pw", false); err != nil {
+		t.Fatal(err)
+	}
+	srv := NewMX(Config{Store: st, Hostname: func() string { return "mx.example.test" }, Limits: lim,
+		Inspect: inspect, TLSConfig: testTLS(t)})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	return l.Addr().String(), st
+}
+
+func testTLS(t *testing.T) *tls.Config {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), DNSNames: []string{"mx.example.test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+}
+
+type client struct {
+	t *testing.T
+	c net.Conn
+	r *bufio.Reader
+}
+
+func dialMX(t *testing.T, addr string) *client {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	cl := &client{t: t, c: c, r: bufio.NewReader(c)}
+	cl.expect("220 ")
+	return cl
+}
+
+func (c *client) expect(prefix string) {
+	c.t.Helper()
+	c.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		line, err := c.r.ReadString('\n')
+		if err != nil {
+			c.t.Fatalf("want %q: %v", prefix, err)
+		}
+		if len(line) >= 4 && line[3] == '-' {
+			continue
+		}
+		if !strings.HasPrefix(line, prefix) {
+			c.t.Fatalf("got %q, want %q", line, prefix)
+		}
+		return
+	}
+}
+
+func (c *client) cmd(line, want string) {
+	c.t.Helper()
+	c.c.Write([]byte(line + "\r\n"))
+	c.expect(want)
+}
+
+// TestIdleTimeoutIsPerRead: a slow but steady DATA transfer longer than the idle timeout
+// succeeds; a client that stops talking is told 421 and disconnected.
+func TestIdleTimeoutIsPerRead(t *testing.T) {
+	lim := DefaultLimits
+	lim.IdleTimeout = 300 * time.Millisecond
+	addr, _ := startMX(t, lim, nil)
+	c := dialMX(t, addr)
+	c.cmd("EHLO slow.test", "250 ")
+	c.cmd("MAIL FROM:<x@remote.test>", "250 ")
+	c.cmd("RCPT TO:<alice@example.test>", "250 ")
+	c.cmd("DATA", "354 ")
+	for i := 0; i < 8; i++ { // 8 × 100 ms: well past the idle timeout in total
+		c.c.Write([]byte("line of a slow transfer\r\n"))
+		time.Sleep(100 * time.Millisecond)
+	}
+	c.cmd(".", "250 ")
+	time.Sleep(500 * time.Millisecond)
+	c.expect("421 4.4.2")
+}
+
+// TestPanicInSessionIsContained: a panic while handling one message ends that session with a
+// 421; the server keeps serving others.
+func TestPanicInSessionIsContained(t *testing.T) {
+	inspect := func(_ context.Context, in *Inbound) (Verdict, error) {
+		if strings.Contains(string(in.Data), "boom") {
+			panic("inspection exploded")
+		}
+		return Verdict{}, nil
+	}
+	addr, st := startMX(t, DefaultLimits, inspect)
+	c := dialMX(t, addr)
+	c.cmd("EHLO a.test", "250 ")
+	c.cmd("MAIL FROM:<x@remote.test>", "250 ")
+	c.cmd("RCPT TO:<alice@example.test>", "250 ")
+	c.cmd("DATA", "354 ")
+	c.cmd("boom\r\n.", "421 ")
+	c2 := dialMX(t, addr)
+	c2.cmd("EHLO b.test", "250 ")
+	c2.cmd("MAIL FROM:<x@remote.test>", "250 ")
+	c2.cmd("RCPT TO:<alice@example.test>", "250 ")
+	c2.cmd("DATA", "354 ")
+	c2.cmd("fine\r\n.", "250 ")
+	if n, _ := st.CountRows(context.Background(), "messages"); n != 1 {
+		t.Fatalf("%d messages stored, want 1", n)
+	}
+}
+
+// TestInspectionVerdicts: a rejecting verdict's reply reaches the client; a transient failure of
+// inspection is a 451, never a 5xx; a junk verdict lands in Junk with the added header.
+func TestInspectionVerdicts(t *testing.T) {
+	inspect := func(_ context.Context, in *Inbound) (Verdict, error) {
+		switch {
+		case strings.Contains(string(in.Data), "reject"):
+			return Verdict{Reject: &Reply{550, [3]int{5, 7, 1}, "DMARC policy says no"}}, nil
+		case strings.Contains(string(in.Data), "dnsfail"):
+			return Verdict{}, context.DeadlineExceeded
+		case strings.Contains(string(in.Data), "junk"):
+			return Verdict{Junk: true, Header: "Authentication-Results: mx.example.test; spf=fail\r\n"}, nil
+		}
+		return Verdict{}, nil
+	}
+	addr, st := startMX(t, DefaultLimits, inspect)
+	for _, tc := range []struct{ body, want string }{
+		{"reject", "550 5.7.1 DMARC policy says no"},
+		{"dnsfail", "451 4.3.0"},
+		{"junk", "250 "},
+	} {
+		c := dialMX(t, addr)
+		c.cmd("EHLO a.test", "250 ")
+		c.cmd("MAIL FROM:<x@remote.test>", "250 ")
+		c.cmd("RCPT TO:<alice@example.test>", "250 ")
+		c.cmd("DATA", "354 ")
+		c.cmd(tc.body+"\r\n.", tc.want)
+	}
+	ctx := context.Background()
+	a, _ := st.AccountByAddress(ctx, "alice@example.test")
+	junk, _ := st.MailboxByName(ctx, a.ID, "Junk")
+	msgs, _ := st.Messages(ctx, junk.ID)
+	if len(msgs) != 1 {
+		t.Fatalf("Junk has %d messages, want 1", len(msgs))
+	}
+	data, _ := st.MessageData(ctx, msgs[0].ID)
+	if !strings.Contains(string(data), "Authentication-Results: mx.example.test; spf=fail\r\nReceived: ") {
+		t.Fatalf("verdict header missing or misplaced:\n%s", data)
+	}
+	if n, _ := st.CountRows(ctx, "messages"); n != 1 {
+		t.Fatalf("%d messages stored, want only the junk one", n)
+	}
+}
+
+// TestTooManyErrorsCloses: a client that keeps getting rejected is disconnected.
+func TestTooManyErrorsCloses(t *testing.T) {
+	lim := DefaultLimits
+	lim.MaxErrors = 3
+	addr, _ := startMX(t, lim, nil)
+	c := dialMX(t, addr)
+	c.cmd("EHLO a.test", "250 ")
+	c.cmd("MAIL FROM:<x@remote.test>", "250 ")
+	for i := 0; i < 3; i++ {
+		c.cmd("RCPT TO:<nobody@example.test>", "550 5.1.1")
+	}
+	c.cmd("RCPT TO:<nobody@example.test>", "421 4.7.0")
+	c.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.r.ReadString('\n'); err == nil {
+		t.Fatal("connection still open after too many errors")
+	}
+}
+
+// TestImplicitTLS: port 465 style listener speaks TLS from the first byte.
+func TestImplicitTLSListener(t *testing.T) {
+	st, err := store.Open(t.TempDir(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	srv := NewMX(Config{Store: st, Hostname: func() string { return "mx.example.test" }, TLSConfig: testTLS(t)})
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	go srv.ServeTLS(l)
+	defer srv.Shutdown(context.Background())
+	c, err := tls.Dial("tcp", l.Addr().String(), &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	line, _ := bufio.NewReader(c).ReadString('\n')
+	if !strings.HasPrefix(line, "220 mx.example.test") {
+		t.Fatalf("greeting %q", line)
+	}
+}
