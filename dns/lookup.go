@@ -18,7 +18,8 @@ import (
 // Names returned by the lookups below have no trailing dot.
 
 // LookupMX returns the MX records of domain sorted by preference (lowest
-// first, ties in answer order). A null MX (RFC 7505: a single "0 ." record)
+// first, ties in answer order: RFC 5321 section 5.1 wants the caller to
+// shuffle them). A null MX (RFC 7505: a single "0 ." record)
 // returns an error matching ErrNullMX. If "." appears next to real MX hosts
 // (a broken zone), the "." entry is dropped.
 func (r *Resolver) LookupMX(ctx context.Context, domain string) ([]*net.MX, error) {
@@ -118,6 +119,7 @@ func (r *Resolver) LookupAddr(ctx context.Context, ip net.IP) ([]string, error) 
 }
 
 // LookupCNAME returns the target of the CNAME record at name (one step).
+// A name that is not an alias gives an error matching ErrNoRecords.
 func (r *Resolver) LookupCNAME(ctx context.Context, name string) (string, error) {
 	rrs, _, err := r.query(ctx, name, mdns.TypeCNAME)
 	if err != nil {

@@ -73,7 +73,9 @@ type env struct {
 }
 
 // newEnv starts a zone holding b.test's records and a checker for mx.a.test.
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvTB(t) }
+
+func newEnvTB(t testing.TB) *env {
 	t.Helper()
 	z := dnstest.NewZone(t)
 	k := signingKeys(t)

@@ -195,15 +195,15 @@ func (z *Zone) serve(w mdns.ResponseWriter, req *mdns.Msg) {
 		}
 		m.Rcode = rcode
 	}
-	if _, isUDP := w.RemoteAddr().(*net.UDPAddr); isUDP {
-		size := mdns.MinMsgSize
-		if opt := req.IsEdns0(); opt != nil {
-			size = int(opt.UDPSize())
-		}
-		m.Truncate(size)
-	}
+	size := mdns.MinMsgSize
 	if opt := req.IsEdns0(); opt != nil {
 		m.SetEdns0(mdns.DefaultMsgSize, false)
+		size = max(size, int(opt.UDPSize()))
+	}
+	if _, isUDP := w.RemoteAddr().(*net.UDPAddr); isUDP {
+		// Too big for the client's buffer: cut and set TC, so it asks
+		// again over TCP (RFC 1035 section 4.2.1, RFC 6891 section 7).
+		m.Truncate(size)
 	}
 	_ = w.WriteMsg(m)
 }
