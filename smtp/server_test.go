@@ -239,3 +239,19 @@ func TestImplicitTLSListener(t *testing.T) {
 		t.Fatalf("greeting %q", line)
 	}
 }
+
+// TestLongMessageLineAccepted: the line limit guards commands; a body line longer than it is
+// accepted (bounded by the message size limit), not cut off mid-transfer.
+func TestLongMessageLineAccepted(t *testing.T) {
+	lim := DefaultLimits
+	lim.MaxLineLength = 1000
+	addr, _ := startMX(t, lim, nil)
+	c := dialMX(t, addr)
+	c.cmd("EHLO a.test", "250 ")
+	c.cmd("MAIL FROM:<x@remote.test>", "250 ")
+	c.cmd("RCPT TO:<alice@example.test>", "250 ")
+	c.cmd("DATA", "354 ")
+	c.c.Write([]byte("Subject: x\r\n\r\n" + strings.Repeat("y", 3000) + "\r\nmore\r\n.\r\n"))
+	c.expect("250 ")
+	c.cmd("NOOP", "250")
+}

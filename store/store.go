@@ -48,6 +48,9 @@ type Store struct {
 	done   chan struct{}
 	once   sync.Once
 
+	closing  sync.RWMutex // held for reading while a write is queued
+	isClosed bool
+
 	commits counter // number of write transactions committed, for the group-commit benchmark
 }
 
@@ -109,7 +112,12 @@ func (s *Store) readDB() *sql.DB { return s.db }
 
 // Close waits for queued writes to finish and closes the database cleanly.
 func (s *Store) Close() error {
-	s.once.Do(func() { close(s.closed) })
+	s.once.Do(func() {
+		s.closing.Lock()
+		s.isClosed = true
+		s.closing.Unlock()
+		close(s.closed)
+	})
 	<-s.done
 	err1 := s.db.Close()
 	// A clean close checkpoints the WAL into the main file.

@@ -48,18 +48,19 @@ type job struct {
 // Update waits for the outcome even when ctx ends, because the write may already be committed.
 func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
 	j := &job{fn: fn, done: make(chan struct{})}
-	select {
-	case <-s.closed:
+	// The read lock orders enqueueing before Close: every job queued before Close is drained.
+	s.closing.RLock()
+	if s.isClosed {
+		s.closing.RUnlock()
 		return ErrClosed
-	default:
 	}
 	select {
 	case s.jobs <- j:
-	case <-s.closed:
-		return ErrClosed
 	case <-ctx.Done():
+		s.closing.RUnlock()
 		return ctx.Err()
 	}
+	s.closing.RUnlock()
 	<-j.done
 	return j.err
 }

@@ -983,6 +983,13 @@ func (c *Conn) handleData(arg string) {
 		return
 	}
 
+	// mailstead: the line limit guards command lines; message lines are bounded by the message
+	// size limit alone, as for BDAT, so one long line does not cut the connection mid-transfer.
+	c.lineLimitReader.LineLimit = 0
+	defer func() {
+		c.lineLimitReader.LineLimit = c.server.MaxLineLength
+	}()
+
 	r := newDataReader(c)
 	code, enhancedCode, msg := dataErrorToStatus(c.Session().Data(r))
 	r.limited = false
