@@ -1,0 +1,371 @@
+package smtp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net/mail"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	gosmtp "github.com/emersion/go-smtp"
+
+	"mailstead/store"
+)
+
+// SubmissionConfig is what message submission (RFC 6409, ports 587 and 465) adds to Config.
+type SubmissionConfig struct {
+	// Sign returns the DKIM-Signature header lines for a submitted message (the server passes
+	// queue.SignFrom); nil sends mail unsigned.
+	Sign func(ctx context.Context, msg []byte) ([]byte, error)
+	// AuthFailDelay is the wait after a failed login, doubled for each further recent failure
+	// from the same IP or for the same user, up to AuthFailMaxDelay. Zero means 1s and 30s.
+	AuthFailDelay, AuthFailMaxDelay time.Duration
+}
+
+var (
+	errAuthRequired  = reply(530, 5, 7, 0, "Authentication required")
+	errNotYours      = reply(553, 5, 7, 1, "Sender address not owned by the authenticated user")
+	errNotYourFrom   = reply(553, 5, 7, 1, "From: header address not owned by the authenticated user")
+	errNoFrom        = reply(550, 5, 6, 0, "Message has no valid From: header")
+	errAuthTemporary = reply(454, 4, 7, 0, "Temporary authentication failure, try again")
+)
+
+// submission is the state shared by the sessions of one submission server.
+type submission struct {
+	cfg      SubmissionConfig
+	throttle *loginThrottle
+}
+
+// NewSubmission returns the server for ports 587 (Serve: STARTTLS, then AUTH) and 465 (ServeTLS:
+// implicit TLS, RFC 8314). AUTH PLAIN and LOGIN are offered only under TLS (go-smtp withholds AUTH
+// before it); nothing is accepted before AUTH; an authenticated user relays anywhere, but only as
+// an address of their own.
+func NewSubmission(cfg Config, sub SubmissionConfig) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Limits == (Limits{}) {
+		cfg.Limits = DefaultLimits
+	}
+	if sub.AuthFailDelay <= 0 {
+		sub.AuthFailDelay = time.Second
+	}
+	if sub.AuthFailMaxDelay <= 0 {
+		sub.AuthFailMaxDelay = 30 * time.Second
+	}
+	s := &Server{cfg: cfg}
+	shared := &submission{cfg: sub, throttle: newLoginThrottle(sub.AuthFailDelay, sub.AuthFailMaxDelay)}
+	srv := gosmtp.NewServer(gosmtp.BackendFunc(func(c *gosmtp.Conn) (gosmtp.Session, error) {
+		base, _ := s.newSession(c)
+		return &subSession{session: base.(*session), sub: shared}, nil
+	}))
+	srv.Domain = cfg.Hostname()
+	srv.TLSConfig = cfg.TLSConfig
+	srv.MaxMessageBytes = cfg.Limits.MaxMessageSize
+	srv.MaxRecipients = cfg.Limits.MaxRecipients
+	srv.MaxLineLength = cfg.Limits.MaxLineLength
+	srv.WriteTimeout = time.Minute
+	srv.EnableSMTPUTF8 = true
+	srv.EnableREQUIRETLS = true
+	srv.ErrorLog = log.New(slogWriter{cfg.Logger}, "", 0)
+	s.srv = srv
+	return s
+}
+
+// subSession is one submission connection. It reuses the MX session's connection state and
+// replaces its policy: AUTH first, own addresses only, remote recipients allowed.
+type subSession struct {
+	*session
+	sub     *submission
+	account *store.Account
+	owned   map[string]bool
+	remote  []store.RemoteRecipient
+}
+
+func (s *subSession) Reset() {
+	s.session.Reset()
+	s.remote = nil
+}
+
+// AuthMechanisms lists PLAIN (RFC 4616) and LOGIN (still what many phone clients use).
+func (s *subSession) AuthMechanisms() []string { return []string{sasl.Plain, sasl.Login} }
+
+func (s *subSession) Auth(mech string) (sasl.Server, error) {
+	switch mech {
+	case sasl.Plain:
+		return sasl.NewPlainServer(func(identity, user, pass string) error {
+			if identity != "" && !strings.EqualFold(identity, user) {
+				return reply(535, 5, 7, 8, "Authorization identity must be the user's own")
+			}
+			return s.login(user, pass)
+		}), nil
+	case sasl.Login:
+		return &loginServer{check: s.login}, nil
+	}
+	return nil, gosmtp.ErrAuthUnknownMechanism
+}
+
+// login checks credentials. Failures are slowed per IP and per user and logged in one stable
+// line for fail2ban:
+//
+//	level=WARN msg="auth failed" proto=smtp ip=192.0.2.7 user=alice@example.com
+func (s *subSession) login(user, pass string) error {
+	ctx := context.Background()
+	acct, err := s.srv.cfg.Store.Authenticate(ctx, user, pass)
+	if err != nil {
+		if !errors.Is(err, store.ErrAuthFailed) {
+			s.srv.cfg.Logger.Error("smtp authentication error", "ip", s.ip.String(), "user", user, "err", err)
+			return errAuthTemporary
+		}
+		u := strings.ToLower(user)
+		s.srv.cfg.Logger.Warn("auth failed", "proto", "smtp", "ip", s.ip.String(), "user", u)
+		time.Sleep(s.sub.throttle.failed(s.ip.String(), u))
+		return gosmtp.ErrAuthFailed
+	}
+	s.sub.throttle.succeeded(strings.ToLower(user))
+	owned, err := s.srv.cfg.Store.OwnedAddresses(ctx, acct.ID)
+	if err != nil {
+		s.srv.cfg.Logger.Error("smtp owned addresses", "user", acct.Address, "err", err)
+		return errAuthTemporary
+	}
+	s.owned = map[string]bool{}
+	for _, a := range owned {
+		s.owned[a] = true
+	}
+	s.account = &acct
+	return nil
+}
+
+// owns reports whether addr is the account's address or one of its aliases.
+func (s *subSession) owns(addr string) bool {
+	c, err := store.CanonicalAddress(addr)
+	return err == nil && s.owned[c]
+}
+
+func (s *subSession) Mail(from string, opts *gosmtp.MailOptions) error {
+	if s.account == nil {
+		return s.fail(errAuthRequired) // RFC 6409 §4.3 / RFC 4954 §6
+	}
+	s.remote = nil
+	if err := s.session.Mail(from, opts); err != nil {
+		return err
+	}
+	// RFC 6409 §6.1: the envelope sender must be one the user may use; the null sender is a
+	// server's, never a user's.
+	if from == "" || !s.owns(from) {
+		s.session.Reset()
+		return s.fail(errNotYours)
+	}
+	return nil
+}
+
+func (s *subSession) Rcpt(to string, opts *gosmtp.RcptOptions) error {
+	if s.account == nil {
+		return s.fail(errAuthRequired)
+	}
+	ctx := context.Background()
+	if !s.opts.UTF8 && !isASCII(to) {
+		return s.fail(errNeedUTF8)
+	}
+	local, domain, err := store.SplitAddress(to)
+	if err != nil {
+		return s.fail(errBadRcpt)
+	}
+	addr := local + "@" + domain
+	for _, r := range s.rcpts {
+		if r.addr == addr {
+			return nil
+		}
+	}
+	ids, err := s.srv.cfg.Store.LookupRecipient(ctx, local, domain)
+	switch {
+	case errors.Is(err, store.ErrNotOurDomain):
+		// Relay: the authenticated user may send anywhere (RFC 6409 §4.2); the queue delivers it.
+		s.rcpts = append(s.rcpts, recipient{addr: addr, remote: true})
+		s.remote = append(s.remote, store.RemoteRecipient{
+			Address: addr, RequireTLS: s.opts.RequireTLS, SMTPUTF8: s.opts.UTF8,
+			EightBit: s.opts.Body == gosmtp.Body8BitMIME,
+		})
+		return nil
+	case errors.Is(err, store.ErrUnknownUser):
+		return s.fail(errUnknownUser)
+	case err != nil:
+		s.srv.cfg.Logger.Error("smtp recipient lookup", "rcpt", to, "err", err)
+		return errTempStore
+	}
+	s.rcpts = append(s.rcpts, recipient{addr: addr, accounts: ids})
+	return nil
+}
+
+func (s *subSession) Data(r io.Reader) error {
+	if s.account == nil {
+		return errAuthRequired
+	}
+	if s.idle != nil {
+		s.idle.inData.Store(true)
+		defer s.idle.inData.Store(false)
+	}
+	raw, err := io.ReadAll(r)
+	if err != nil {
+		var se *gosmtp.SMTPError
+		if errors.As(err, &se) {
+			return se
+		}
+		return reply(451, 4, 4, 2, "Message transfer interrupted")
+	}
+	ctx := context.Background()
+	log := s.srv.cfg.Logger
+	msg := normalizeCRLF(raw)
+	id := newID()
+	var rcpts []string
+	for _, rc := range s.rcpts {
+		rcpts = append(rcpts, rc.addr)
+	}
+	attrs := []any{"id", id, "ip", s.ip.String(), "user", s.account.Address, "mail_from", s.from,
+		"rcpts", strings.Join(rcpts, ","), "size", len(msg)}
+
+	// RFC 6409 §6.1 and RFC 7489: the From: header is what the reader sees and what DMARC aligns
+	// with, so it must be the user's too.
+	froms, err := headerAddresses(msg, "From")
+	if err != nil || len(froms) == 0 {
+		log.Info("smtp submission rejected", append(attrs, "reason", "no From")...)
+		return errNoFrom
+	}
+	for _, f := range froms {
+		if !s.owns(f) {
+			log.Warn("smtp submission rejected", append(attrs, "reason", "From not owned", "from", f)...)
+			return errNotYourFrom
+		}
+	}
+	msg = s.completeHeader(msg, id)
+	var sig []byte
+	if s.sub.cfg.Sign != nil {
+		if sig, err = s.sub.cfg.Sign(ctx, msg); err != nil {
+			log.Error("smtp dkim signing", append(attrs, "err", err)...)
+			return errTempStore
+		}
+	}
+	h := traceHeader{helo: s.conn.Hostname(), ip: s.ip.String(), by: s.srv.cfg.Hostname(), id: id, at: time.Now()}
+	h.with = "ESMTPA" // RFC 3848: authenticated
+	if s.opts.UTF8 {
+		h.with = "UTF8SMTPA"
+	}
+	if _, ok := s.conn.TLSConnectionState(); ok {
+		h.with = strings.TrimSuffix(h.with, "A") + "SA"
+	}
+	if len(rcpts) == 1 {
+		h.forRcpt = rcpts[0]
+	}
+	trace := h.String()
+	data := make([]byte, 0, len(trace)+len(sig)+len(msg))
+	data = append(append(append(data, trace...), sig...), msg...)
+
+	d := &store.Delivery{MailFrom: s.from, Data: data, Remote: s.remote}
+	for _, rc := range s.rcpts {
+		for _, acct := range rc.accounts {
+			d.Local = append(d.Local, store.LocalRecipient{
+				AccountID: acct,
+				Prefix:    []byte("Return-Path: <" + s.from + ">\r\nDelivered-To: " + rc.addr + "\r\n"),
+			})
+		}
+	}
+	// Local copies and queue entries commit together, before the 250 (the durability contract).
+	if _, err := s.srv.cfg.Store.Deliver(ctx, d); err != nil {
+		log.Error("smtp store", append(attrs, "err", err)...)
+		return errTempStore
+	}
+	log.Info("smtp submitted", append(attrs, "remote", len(s.remote))...)
+	if s.srv.cfg.Delivered != nil {
+		in := &Inbound{ID: id, RemoteIP: s.ip, Helo: s.conn.Hostname(), MailFrom: s.from, Rcpts: rcpts, Data: data, UTF8: s.opts.UTF8}
+		_, in.TLS = s.conn.TLSConnectionState()
+		s.srv.cfg.Delivered(in, len(s.remote))
+	}
+	return nil
+}
+
+// completeHeader adds the Date and Message-ID fields a submission server supplies when the
+// client left them out (RFC 6409 §8.2, §8.3).
+func (s *subSession) completeHeader(msg []byte, id string) []byte {
+	var add string
+	if v, _ := headerValues(msg, "Date"); len(v) == 0 {
+		add += "Date: " + time.Now().Format(time.RFC1123Z) + "\r\n"
+	}
+	if v, _ := headerValues(msg, "Message-ID"); len(v) == 0 {
+		add += fmt.Sprintf("Message-ID: <%s.%s@%s>\r\n", id, newID(), s.srv.cfg.Hostname())
+	}
+	if add == "" {
+		return msg
+	}
+	return append([]byte(add), msg...)
+}
+
+// headerValues returns the unfolded values of every header field called name.
+func headerValues(msg []byte, name string) ([]string, error) {
+	end := strings.Index(string(msg), "\r\n\r\n")
+	if end < 0 {
+		end = len(msg)
+	}
+	var out []string
+	lines := strings.Split(string(msg[:end]), "\r\n")
+	for i := 0; i < len(lines); i++ {
+		k, v, ok := strings.Cut(lines[i], ":")
+		if !ok || lines[i] == "" || lines[i][0] == ' ' || lines[i][0] == '\t' || !strings.EqualFold(strings.TrimSpace(k), name) {
+			continue
+		}
+		for i+1 < len(lines) && lines[i+1] != "" && (lines[i+1][0] == ' ' || lines[i+1][0] == '\t') {
+			i++
+			v += " " + strings.TrimSpace(lines[i])
+		}
+		out = append(out, strings.TrimSpace(v))
+	}
+	return out, nil
+}
+
+// headerAddresses parses every address in the fields called name (RFC 5322 §3.4).
+func headerAddresses(msg []byte, name string) ([]string, error) {
+	vals, _ := headerValues(msg, name)
+	var out []string
+	for _, v := range vals {
+		list, err := (&mail.AddressParser{WordDecoder: nil}).ParseList(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		for _, a := range list {
+			out = append(out, a.Address)
+		}
+	}
+	return out, nil
+}
+
+// loginServer is the server side of the LOGIN mechanism (draft-murchison-sasl-login), which
+// go-sasl lacks: the server asks "Username:" and then "Password:", each answer base64 (go-smtp
+// decodes it). A client may send the user name as the initial response.
+type loginServer struct {
+	check func(user, pass string) error
+	user  string
+	step  int
+}
+
+func (l *loginServer) Next(resp []byte) (challenge []byte, done bool, err error) {
+	switch l.step {
+	case 0:
+		if resp == nil {
+			l.step = 1
+			return []byte("Username:"), false, nil
+		}
+		l.user, l.step = string(resp), 2
+		return []byte("Password:"), false, nil
+	case 1:
+		l.user, l.step = string(resp), 2
+		return []byte("Password:"), false, nil
+	case 2:
+		l.step = 3
+		return nil, true, l.check(l.user, string(resp))
+	}
+	return nil, true, errors.New("LOGIN: unexpected response")
+}
