@@ -1,0 +1,116 @@
+package imap
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	_ "github.com/emersion/go-message/charset" // decode non-UTF-8 header words in envelopes
+	"github.com/emersion/go-message/textproto"
+)
+
+// Describe parses a message into its IMAP ENVELOPE and BODYSTRUCTURE, encoded as JSON for the
+// store (store.Options.Describe), so FETCH never reparses a body. It never fails: a message it
+// cannot parse gets nil, and FETCH then parses on demand.
+func Describe(msg []byte) (envelope, structure []byte) {
+	defer func() {
+		if recover() != nil {
+			envelope, structure = nil, nil
+		}
+	}()
+	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(msg)))
+	if err != nil {
+		return nil, nil
+	}
+	envelope, _ = json.Marshal(imapserver.ExtractEnvelope(h))
+	structure, _ = json.Marshal(encodeStructure(imapserver.ExtractBodyStructure(bytes.NewReader(msg))))
+	return envelope, structure
+}
+
+// bodyJSON is a BODYSTRUCTURE node: a multipart when Multi is set, else a single part.
+type bodyJSON struct {
+	Multi    bool        `json:"m,omitempty"`
+	Children []*bodyJSON `json:"c,omitempty"`
+	MultiExt *imap.BodyStructureMultiPartExt
+
+	Type, Subtype string            `json:",omitempty"`
+	Params        map[string]string `json:",omitempty"`
+	ID            string            `json:",omitempty"`
+	Description   string            `json:",omitempty"`
+	Encoding      string            `json:",omitempty"`
+	Size          uint32            `json:",omitempty"`
+	Text          *imap.BodyStructureText
+	Ext           *imap.BodyStructureSinglePartExt
+	RFC822        *rfc822JSON `json:",omitempty"`
+}
+
+type rfc822JSON struct {
+	Envelope *imap.Envelope
+	Body     *bodyJSON
+	NumLines int64
+}
+
+func encodeStructure(bs imap.BodyStructure) *bodyJSON {
+	switch bs := bs.(type) {
+	case *imap.BodyStructureMultiPart:
+		j := &bodyJSON{Multi: true, Subtype: bs.Subtype, MultiExt: bs.Extended}
+		for _, c := range bs.Children {
+			j.Children = append(j.Children, encodeStructure(c))
+		}
+		return j
+	case *imap.BodyStructureSinglePart:
+		j := &bodyJSON{Type: bs.Type, Subtype: bs.Subtype, Params: bs.Params, ID: bs.ID, Description: bs.Description,
+			Encoding: bs.Encoding, Size: bs.Size, Text: bs.Text, Ext: bs.Extended}
+		if m := bs.MessageRFC822; m != nil {
+			j.RFC822 = &rfc822JSON{Envelope: m.Envelope, Body: encodeStructure(m.BodyStructure), NumLines: m.NumLines}
+		}
+		return j
+	}
+	return nil
+}
+
+func (j *bodyJSON) decode() imap.BodyStructure {
+	if j.Multi {
+		bs := &imap.BodyStructureMultiPart{Subtype: j.Subtype, Extended: j.MultiExt}
+		for _, c := range j.Children {
+			if c != nil {
+				bs.Children = append(bs.Children, c.decode())
+			}
+		}
+		return bs
+	}
+	bs := &imap.BodyStructureSinglePart{Type: j.Type, Subtype: j.Subtype, Params: j.Params, ID: j.ID,
+		Description: j.Description, Encoding: j.Encoding, Size: j.Size, Text: j.Text, Extended: j.Ext}
+	if j.RFC822 != nil {
+		bs.MessageRFC822 = &imap.BodyStructureMessageRFC822{Envelope: j.RFC822.Envelope, NumLines: j.RFC822.NumLines}
+		if j.RFC822.Body != nil {
+			bs.MessageRFC822.BodyStructure = j.RFC822.Body.decode()
+		}
+	}
+	return bs
+}
+
+func decodeEnvelope(b []byte) (*imap.Envelope, error) {
+	if len(b) == 0 {
+		return nil, errors.New("no stored envelope")
+	}
+	var env imap.Envelope
+	if err := json.Unmarshal(b, &env); err != nil {
+		return nil, err
+	}
+	return &env, nil
+}
+
+func decodeStructure(b []byte) (imap.BodyStructure, error) {
+	if len(b) == 0 {
+		return nil, errors.New("no stored body structure")
+	}
+	var j bodyJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return nil, err
+	}
+	return j.decode(), nil
+}

@@ -1,0 +1,277 @@
+// Package imap serves mailboxes over IMAP4rev2 and IMAP4rev1 (RFC 9051, RFC 3501) on top of
+// go-imap/v2's imapserver, backed by the store, with push through per-session trackers fed only
+// from the store's committed change events.
+//
+// It owns the IMAP listeners, sessions, login throttling and connection limits. It must never
+// speak SQL, import another protocol package, or advertise a capability whose session interface
+// is missing (imapserver panics on that connection).
+package imap
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"mailstead/store"
+)
+
+// Config holds what a Server needs. Zero values pick the defaults documented on each field.
+type Config struct {
+	// Store is the data directory the server serves. Required.
+	Store *store.Store
+	// TLSConfig serves STARTTLS on Serve and implicit TLS on ServeTLS. Required unless
+	// AllowInsecureAuth is set (then Serve works without TLS and ServeTLS is unavailable).
+	TLSConfig *tls.Config
+	// Logger receives one line per notable event; "auth failed" lines are meant for fail2ban.
+	Logger *slog.Logger
+	// AllowInsecureAuth allows LOGIN and AUTHENTICATE before TLS. Only for dev mode on loopback:
+	// otherwise LOGINDISABLED is advertised until STARTTLS (RFC 9051 §6.2.3).
+	AllowInsecureAuth bool
+	// MaxMessageSize bounds APPEND literals (APPENDLIMIT, RFC 7889). Default 50 MiB.
+	MaxMessageSize int64
+	// MaxConnsPerIP bounds simultaneous connections from one address. Default 20.
+	MaxConnsPerIP int
+	// MaxConnsPerAccount bounds simultaneous logged-in sessions of one account. Default 30
+	// (phones, desktops and sync tools each open several).
+	MaxConnsPerAccount int
+	// IdleTimeout ends a connection that sends nothing for this long; re-issuing IDLE resets it
+	// (RFC 9051 §5.4 asks for at least 30 minutes). Default 30 minutes.
+	IdleTimeout time.Duration
+	// LoginDelay is the wait after the first failed login from an address or for a user; it
+	// doubles with each further failure up to MaxLoginDelay. Defaults 1 s and 30 s.
+	LoginDelay, MaxLoginDelay time.Duration
+}
+
+// Server is an IMAP server. One Server may serve any number of listeners.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	st       *store.Store
+	imap     *imapserver.Server
+	throttle *loginThrottle
+	hub      *hub
+	unsub    func()
+
+	mu        sync.Mutex
+	listeners map[net.Listener]bool
+	perIP     map[string]int
+	perAcct   map[int64]int
+	sessions  map[*session]bool
+	closing   bool
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+// capabilities the server announces through imapserver; the library adds SASL-IR, LITERAL-,
+// UNSELECT, ENABLE, IDLE, UTF8=ACCEPT, STARTTLS, AUTH=PLAIN/LOGINDISABLED and APPENDLIMIT=n
+// (from SessionAppendLimit). Each one here is backed by a session method.
+var capabilities = imap.CapSet{
+	imap.CapIMAP4rev2:        {},
+	imap.CapIMAP4rev1:        {},
+	imap.CapNamespace:        {}, // SessionNamespace
+	imap.CapMove:             {}, // SessionMove
+	imap.CapUIDPlus:          {},
+	imap.CapESearch:          {},
+	imap.CapSearchRes:        {},
+	imap.CapListExtended:     {},
+	imap.CapListStatus:       {},
+	imap.CapStatusSize:       {},
+	imap.CapBinary:           {},
+	imap.CapChildren:         {},
+	imap.CapSpecialUse:       {},
+	imap.CapCreateSpecialUse: {},
+	imap.CapLiteralPlus:      {},
+}
+
+// NewServer builds a server and subscribes it to the store's change events.
+func NewServer(cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("imap: Config.Store is required")
+	}
+	if cfg.TLSConfig == nil && !cfg.AllowInsecureAuth {
+		return nil, errors.New("imap: Config.TLSConfig is required unless AllowInsecureAuth is set")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxMessageSize <= 0 {
+		cfg.MaxMessageSize = 50 << 20
+	}
+	if cfg.MaxMessageSize > 1<<31 {
+		cfg.MaxMessageSize = 1 << 31
+	}
+	if cfg.MaxConnsPerIP <= 0 {
+		cfg.MaxConnsPerIP = 20
+	}
+	if cfg.MaxConnsPerAccount <= 0 {
+		cfg.MaxConnsPerAccount = 30
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 30 * time.Minute
+	}
+	if cfg.LoginDelay <= 0 {
+		cfg.LoginDelay = time.Second
+	}
+	if cfg.MaxLoginDelay <= 0 {
+		cfg.MaxLoginDelay = 30 * time.Second
+	}
+	s := &Server{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		st:        cfg.Store,
+		throttle:  newLoginThrottle(cfg.LoginDelay, cfg.MaxLoginDelay),
+		listeners: map[net.Listener]bool{},
+		perIP:     map[string]int{},
+		perAcct:   map[int64]int{},
+		sessions:  map[*session]bool{},
+		closed:    make(chan struct{}),
+	}
+	s.hub = newHub(s.log)
+	s.imap = imapserver.New(&imapserver.Options{
+		NewSession:   s.newSession,
+		Caps:         capabilities,
+		Logger:       libLogger{s.log},
+		TLSConfig:    cfg.TLSConfig,
+		InsecureAuth: cfg.AllowInsecureAuth,
+	})
+	// One subscription for the whole server; the hub fans events out per mailbox.
+	s.unsub = cfg.Store.Subscribe(s.hub.publish)
+	return s, nil
+}
+
+// Serve accepts IMAP connections on ln (port 143): cleartext until STARTTLS.
+func (s *Server) Serve(ln net.Listener) error {
+	return s.serve(ln, false)
+}
+
+// ServeTLS accepts implicit-TLS IMAP connections on ln (port 993, RFC 8314).
+func (s *Server) ServeTLS(ln net.Listener) error {
+	if s.cfg.TLSConfig == nil {
+		return errors.New("imap: ServeTLS needs Config.TLSConfig")
+	}
+	return s.serve(ln, true)
+}
+
+func (s *Server) serve(ln net.Listener, implicitTLS bool) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return errors.New("imap: server closed")
+	}
+	wrapped := &limitListener{Listener: ln, srv: s, implicitTLS: implicitTLS}
+	s.listeners[wrapped] = true
+	s.mu.Unlock()
+	err := s.imap.Serve(wrapped)
+	s.mu.Lock()
+	delete(s.listeners, wrapped)
+	closing := s.closing
+	s.mu.Unlock()
+	if closing {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting, tells every session "BYE" and waits for them to end or ctx to be
+// done, then closes what is left.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	sessions := make([]*session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		sessions = append(sessions, sess)
+	}
+	s.mu.Unlock()
+	for _, sess := range sessions {
+		sess.end("Server shutting down")
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		s.mu.Lock()
+		n := len(s.sessions)
+		s.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			s.Close()
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	return s.Close()
+}
+
+// Close immediately closes every listener and connection and stops following the store.
+func (s *Server) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closing = true
+		s.mu.Unlock()
+		close(s.closed)
+		s.unsub()
+		err = s.imap.Close()
+		if err != nil && err.Error() == "imapserver: server closed" {
+			err = nil
+		}
+	})
+	return err
+}
+
+// acquireIP counts a new connection from ip, refusing it beyond MaxConnsPerIP.
+func (s *Server) acquireIP(ip string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perIP[ip] >= s.cfg.MaxConnsPerIP {
+		return false
+	}
+	s.perIP[ip]++
+	return true
+}
+
+func (s *Server) releaseIP(ip string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perIP[ip]--; s.perIP[ip] <= 0 {
+		delete(s.perIP, ip)
+	}
+}
+
+func (s *Server) acquireAccount(id int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perAcct[id] >= s.cfg.MaxConnsPerAccount {
+		return false
+	}
+	s.perAcct[id]++
+	return true
+}
+
+func (s *Server) releaseAccount(id int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perAcct[id]--; s.perAcct[id] <= 0 {
+		delete(s.perAcct, id)
+	}
+}
+
+// libLogger sends imapserver's own messages (mostly clients going away) to debug level.
+type libLogger struct{ log *slog.Logger }
+
+func (l libLogger) Printf(format string, args ...any) {
+	l.log.Debug("imapserver", "detail", fmt.Sprintf(format, args...))
+}
