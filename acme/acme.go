@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -148,31 +149,40 @@ const (
 
 // Manager is the one TLS source of the server. Build it with New, hand
 // TLSConfig to every TLS listener, HTTPHandler to port 80, and run Run in the
-// background.
+// background. Reconfigure applies changed settings without a restart.
 type Manager struct {
-	cfg         Config
-	kv          KV
-	resolver    Resolver
-	log         *slog.Logger
-	hostname    string
-	directory   string
-	renewBefore time.Duration
-	interval    time.Duration
-	retryBase   time.Duration
-	now         func() time.Time
+	kv        KV
+	resolver  Resolver
+	log       *slog.Logger
+	retryBase time.Duration
+	now       func() time.Time
 
-	cache  *kvCache
-	solver *autocert.Manager // answers challenges from the shared cache; never orders
-
-	selfSigned certPair
-	live       atomic.Pointer[certSet]
-	manual     *manualCert // nil unless manual mode
-	http01     atomic.Bool // HTTPHandler was asked for: HTTP-01 is served on port 80
-	wake       chan struct{}
+	conf    atomic.Pointer[setup] // the current Config, made ready
+	http01  atomic.Bool           // HTTPHandler was asked for: HTTP-01 is served on port 80
+	force   atomic.Bool           // Refresh: check DNS now, not when the backoff says
+	nudgeAt atomic.Int64          // unix seconds of the last wake-up from a handshake
+	wake    chan struct{}
 
 	mu     sync.Mutex
 	hosts  map[string]*hostState // guarded by mu
 	orders int                   // orders started, for tests; guarded by mu
+}
+
+// setup is one Config made ready to serve. Reconfigure replaces it whole;
+// handshakes and the loop take the current one once and use only it.
+type setup struct {
+	cfg         Config
+	hostname    string // normalized; "localhost" until the server is set up
+	directory   string
+	renewBefore time.Duration
+	interval    time.Duration
+	selfSigned  certPair
+	manual      *manualCert // nil unless manual mode
+	acme        bool        // ordering enabled
+
+	cache  *kvCache
+	solver *autocert.Manager // answers challenges from the cache; never orders
+	live   atomic.Pointer[certSet]
 }
 
 // hostState is the background loop's view of one name.
@@ -186,66 +196,125 @@ type hostState struct {
 	next      time.Time // earliest next ordering attempt or DNS check
 }
 
+// unsetHostname names the self-signed certificate while Config.Hostname is
+// empty (a fresh data directory before the setup wizard ran).
+const unsetHostname = "localhost"
+
 // New builds a Manager. It loads or creates the self-signed fallback and
 // loads cached ACME or manual certificates, so TLSConfig is usable as soon as
 // New returns; ordering starts when Run is called.
+//
+// An empty Config.Hostname is allowed before setup: the self-signed
+// certificate is then made for "localhost" and nothing is ordered until
+// Reconfigure gives a hostname.
 func New(ctx context.Context, cfg Config, kv KV, resolver Resolver, logger *slog.Logger) (*Manager, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	hostname := normalizeName(cfg.Hostname)
-	if hostname == "" || !strings.Contains(hostname, ".") {
-		return nil, fmt.Errorf("acme: hostname %q is not a fully qualified domain name", cfg.Hostname)
-	}
 	if kv == nil {
 		return nil, errors.New("acme: no key-value store")
+	}
+	m := &Manager{
+		kv:        kv,
+		resolver:  resolver,
+		log:       logger.With("component", "acme"),
+		retryBase: retryBase,
+		now:       time.Now,
+		wake:      make(chan struct{}, 1),
+		hosts:     map[string]*hostState{},
+	}
+	s, err := m.newSetup(ctx, cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	m.conf.Store(s)
+	return m, nil
+}
+
+// Reconfigure applies a changed Config (settings edited while the server
+// runs): new handshakes use it at once, open connections keep theirs.
+// Certificates already issued by the same ACME directory are kept; a new
+// directory starts from its own cache.
+func (m *Manager) Reconfigure(ctx context.Context, cfg Config) error {
+	s, err := m.newSetup(ctx, cfg, m.setup())
+	if err != nil {
+		return err
+	}
+	m.conf.Store(s)
+	m.mu.Lock()
+	for _, st := range m.hosts {
+		st.next, st.failures = time.Time{}, 0
+	}
+	m.mu.Unlock()
+	m.log.Info("certificate settings changed", "hostname", s.hostname, "directory", s.directory,
+		"manual", s.manual != nil, "acme", s.acme)
+	m.Refresh()
+	return nil
+}
+
+func (m *Manager) setup() *setup { return m.conf.Load() }
+
+// newSetup checks cfg and prepares it; prev (may be nil) lends its
+// certificates when the directory is unchanged.
+func (m *Manager) newSetup(ctx context.Context, cfg Config, prev *setup) (*setup, error) {
+	hostname := normalizeName(cfg.Hostname)
+	if hostname == "" {
+		hostname = unsetHostname
+	}
+	if strings.ContainsAny(hostname, " /:@*") {
+		return nil, fmt.Errorf("acme: hostname %q is not a DNS name", cfg.Hostname)
 	}
 	dir, err := directoryURL(cfg.Directory)
 	if err != nil {
 		return nil, err
 	}
-	m := &Manager{
+	u, _ := url.Parse(dir)
+	s := &setup{
 		cfg:         cfg,
-		kv:          kv,
-		resolver:    resolver,
-		log:         logger.With("component", "acme"),
 		hostname:    hostname,
 		directory:   dir,
 		renewBefore: cfg.RenewBefore,
 		interval:    cfg.CheckInterval,
-		retryBase:   retryBase,
-		now:         time.Now,
-		wake:        make(chan struct{}, 1),
-		hosts:       map[string]*hostState{},
+		// A name without a dot (or before setup) cannot be validated by a CA.
+		acme: !cfg.DisableACME && strings.Contains(hostname, ".") && normalizeName(cfg.Hostname) != "",
 	}
-	if m.renewBefore <= 0 {
-		m.renewBefore = 30 * 24 * time.Hour
+	if s.renewBefore <= 0 {
+		s.renewBefore = 30 * 24 * time.Hour
 	}
-	if m.interval <= 0 {
-		m.interval = time.Hour
+	if s.interval <= 0 {
+		s.interval = time.Hour
 	}
-	m.live.Store(&certSet{})
-	m.cache = &kvCache{kv: kv, onPut: m.installPEM, tokens: map[string][]byte{}}
-	m.solver = &autocert.Manager{Cache: m.cache, HostPolicy: m.challengePolicy}
+	// Certificates and the account key are kept per CA, so switching from
+	// staging to production orders anew instead of serving staging's.
+	s.cache = &kvCache{kv: m.kv, prefix: kvPrefix + u.Host + "/", tokens: map[string][]byte{},
+		onPut: func(key string, data []byte) { m.installPEM(s, key, data) }}
+	s.solver = &autocert.Manager{Cache: s.cache, HostPolicy: m.challengePolicy}
+	s.live.Store(&certSet{})
+	if prev != nil && prev.directory == dir {
+		s.live.Store(prev.live.Load())
+	}
 
-	if m.selfSigned, err = loadOrCreateSelfSigned(ctx, kv, hostname, m.now()); err != nil {
+	if prev != nil && prev.hostname == hostname {
+		s.selfSigned = prev.selfSigned
+	} else if s.selfSigned, err = loadOrCreateSelfSigned(ctx, m.kv, hostname, m.now()); err != nil {
 		return nil, err
 	}
-	switch {
-	case cfg.CertFile != "" || cfg.KeyFile != "":
+	if cfg.CertFile != "" || cfg.KeyFile != "" {
 		if cfg.CertFile == "" || cfg.KeyFile == "" {
 			return nil, fmt.Errorf("acme: manual mode needs both %s and %s", SettingCertFile, SettingKeyFile)
 		}
-		m.manual = &manualCert{certFile: cfg.CertFile, keyFile: cfg.KeyFile, log: m.log, now: m.now}
-		if _, err := m.manual.get(); err != nil {
+		s.acme = false
+		s.manual = &manualCert{certFile: cfg.CertFile, keyFile: cfg.KeyFile, log: m.log, now: m.now}
+		if _, err := s.manual.get(); err != nil {
 			// Keep serving (self-signed) so a typo does not stop mail; Status
 			// and the log say what is wrong.
 			m.log.Error("manual certificate not loaded, serving self-signed", "err", err)
 		}
-	case !cfg.DisableACME:
-		m.loadCached(ctx, []string{hostname})
 	}
-	return m, nil
+	if s.acme {
+		m.loadCached(ctx, s, []string{hostname})
+	}
+	return s, nil
 }
 
 func directoryURL(setting string) (string, error) {
@@ -255,7 +324,8 @@ func directoryURL(setting string) (string, error) {
 	case "staging", "letsencrypt-staging":
 		return LetsEncryptStagingURL, nil
 	default:
-		if !strings.HasPrefix(s, "https://") && !strings.HasPrefix(s, "http://") {
+		u, err := url.Parse(s)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			return "", fmt.Errorf("acme: %s %q is neither a URL nor production/staging", SettingDirectory, setting)
 		}
 		return s, nil
@@ -268,8 +338,14 @@ func normalizeName(name string) string {
 }
 
 // Refresh asks the background loop to check DNS and certificates now, for
-// example after the admin page added a domain or the user fixed DNS.
+// example after the admin page added a domain or the user fixed DNS. Waits
+// after failed orders are kept (the CA's rate limits).
 func (m *Manager) Refresh() {
+	m.force.Store(true)
+	m.poke()
+}
+
+func (m *Manager) poke() {
 	select {
 	case m.wake <- struct{}{}:
 	default:

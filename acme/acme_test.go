@@ -36,8 +36,8 @@ func newTestManager(t *testing.T, cfg Config, kv KV, r Resolver) *Manager {
 // selfSignedRoots trusts the manager's self-signed certificates.
 func selfSignedRoots(m *Manager) *x509.CertPool {
 	p := x509.NewCertPool()
-	p.AddCert(m.selfSigned.ecdsa.Leaf)
-	p.AddCert(m.selfSigned.rsa.Leaf)
+	p.AddCert(m.setup().selfSigned.ecdsa.Leaf)
+	p.AddCert(m.setup().selfSigned.rsa.Leaf)
 	return p
 }
 
@@ -92,16 +92,16 @@ func TestSelfSignedKept(t *testing.T) {
 	kv := newMemKV()
 	m1 := newTestManager(t, Config{DisableACME: true}, kv, nil)
 	m2 := newTestManager(t, Config{DisableACME: true}, kv, nil)
-	for _, pair := range [][2]*tls.Certificate{{m1.selfSigned.ecdsa, m2.selfSigned.ecdsa}, {m1.selfSigned.rsa, m2.selfSigned.rsa}} {
+	for _, pair := range [][2]*tls.Certificate{{m1.setup().selfSigned.ecdsa, m2.setup().selfSigned.ecdsa}, {m1.setup().selfSigned.rsa, m2.setup().selfSigned.rsa}} {
 		if pair[0].Leaf.SerialNumber.Cmp(pair[1].Leaf.SerialNumber) != 0 {
 			t.Errorf("restart made a new self-signed certificate")
 		}
 	}
-	if _, ok := m1.selfSigned.ecdsa.PrivateKey.(*ecdsa.PrivateKey); !ok {
-		t.Errorf("ECDSA self-signed key is %T", m1.selfSigned.ecdsa.PrivateKey)
+	if _, ok := m1.setup().selfSigned.ecdsa.PrivateKey.(*ecdsa.PrivateKey); !ok {
+		t.Errorf("ECDSA self-signed key is %T", m1.setup().selfSigned.ecdsa.PrivateKey)
 	}
 	m3 := newTestManager(t, Config{DisableACME: true, Hostname: "mx.example.test"}, kv, nil)
-	if err := m3.selfSigned.ecdsa.Leaf.VerifyHostname("mx.example.test"); err != nil {
+	if err := m3.setup().selfSigned.ecdsa.Leaf.VerifyHostname("mx.example.test"); err != nil {
 		t.Errorf("after hostname change: %v", err)
 	}
 }
@@ -158,7 +158,7 @@ func TestManualCertificateReload(t *testing.T) {
 	var clockMu sync.Mutex
 	now := time.Now()
 	m := newTestManager(t, Config{CertFile: certFile, KeyFile: keyFile}, newMemKV(), nil)
-	m.manual.now = func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return now }
+	m.setup().manual.now = func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return now }
 	ln := listen(t)
 	serveLines(t, ln, m.TLSConfig(), false)
 
@@ -308,8 +308,7 @@ func TestNewRejects(t *testing.T) {
 		name string
 		cfg  Config
 	}{
-		{"no hostname", Config{}},
-		{"single label", Config{Hostname: "localhost"}},
+		{"bad hostname", Config{Hostname: "mail example.test"}},
 		{"half manual", Config{Hostname: testHost, CertFile: "/x.pem"}},
 		{"bad directory", Config{Hostname: testHost, Directory: "ftp://x"}},
 	}
@@ -324,7 +323,7 @@ func TestNewRejects(t *testing.T) {
 // under "acme/".
 func TestCacheKeys(t *testing.T) {
 	kv := newMemKV()
-	c := &kvCache{kv: kv, tokens: map[string][]byte{}}
+	c := &kvCache{kv: kv, prefix: "acme/ca.example/", tokens: map[string][]byte{}}
 	ctx := context.Background()
 	for _, k := range []string{"acme_account+key", "mail.example.test+token", "abc+http-01"} {
 		if err := c.Put(ctx, k, []byte("v")); err != nil {
@@ -334,7 +333,7 @@ func TestCacheKeys(t *testing.T) {
 			t.Fatalf("get %s: %q %v", k, v, err)
 		}
 	}
-	if got := kv.keys(); !slices.Equal(got, []string{"acme/acme_account+key"}) {
+	if got := kv.keys(); !slices.Equal(got, []string{"acme/ca.example/acme_account+key"}) {
 		t.Errorf("kv keys: %v", got)
 	}
 	for _, k := range []string{"acme_account+key", "abc+http-01", "missing"} {

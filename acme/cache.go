@@ -9,7 +9,8 @@ import (
 	"golang.org/x/crypto/acme/autocert"
 )
 
-// kvPrefix starts every key the autocert cache writes to the store.
+// kvPrefix starts every key the autocert cache writes to the store; the
+// directory's host follows, e.g. "acme/acme-v02.api.letsencrypt.org/".
 const kvPrefix = "acme/"
 
 // kvCache is autocert's Cache on the store's kv table, so a backup carries
@@ -17,8 +18,9 @@ const kvPrefix = "acme/"
 // (minutes, deleted by autocert when the authorization is done) and stay in
 // memory, shared by every autocert.Manager of this package.
 type kvCache struct {
-	kv    KV
-	onPut func(key string, data []byte) // called after a certificate is stored
+	kv     KV
+	prefix string                        // kvPrefix + the directory's host + "/"
+	onPut  func(key string, data []byte) // called after a certificate is stored
 
 	mu     sync.Mutex
 	tokens map[string][]byte // guarded by mu
@@ -39,7 +41,7 @@ func (c *kvCache) Get(ctx context.Context, key string) ([]byte, error) {
 		}
 		return nil, autocert.ErrCacheMiss
 	}
-	data, err := c.kv.GetKV(ctx, kvPrefix+key)
+	data, err := c.kv.GetKV(ctx, c.prefix+key)
 	if errNotExist(err) {
 		return nil, autocert.ErrCacheMiss
 	}
@@ -56,7 +58,7 @@ func (c *kvCache) Put(ctx context.Context, key string, data []byte) error {
 		c.tokens[key] = append([]byte(nil), data...)
 		return nil
 	}
-	if err := c.kv.PutKV(ctx, kvPrefix+key, data); err != nil {
+	if err := c.kv.PutKV(ctx, c.prefix+key, data); err != nil {
 		return fmt.Errorf("acme cache: put %s: %w", key, err)
 	}
 	if _, _, ok := cacheKeyName(key); ok && c.onPut != nil {
@@ -72,7 +74,7 @@ func (c *kvCache) Delete(ctx context.Context, key string) error {
 		delete(c.tokens, key)
 		return nil
 	}
-	if err := c.kv.DeleteKV(ctx, kvPrefix+key); err != nil && !errNotExist(err) {
+	if err := c.kv.DeleteKV(ctx, c.prefix+key); err != nil && !errNotExist(err) {
 		return fmt.Errorf("acme cache: delete %s: %w", key, err)
 	}
 	return nil

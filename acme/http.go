@@ -21,15 +21,20 @@ func (m *Manager) HTTPHandler(fallback http.Handler) http.Handler {
 	if fallback == nil {
 		fallback = m.RedirectHandler()
 	}
-	return m.solver.HTTPHandler(fallback)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The solver of the current settings; autocert sends what is not a
+		// challenge to fallback.
+		m.setup().solver.HTTPHandler(fallback).ServeHTTP(w, r)
+	})
 }
 
 // RedirectHandler redirects GET and HEAD to the same host and path over
 // HTTPS (on Config.HTTPSPort when that is not 443) and refuses other methods,
 // whose bodies would already have crossed the network in clear text.
 func (m *Manager) RedirectHandler() http.Handler {
-	port := m.cfg.HTTPSPort
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := m.setup()
+		port := s.cfg.HTTPSPort
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			http.Error(w, "Use HTTPS", http.StatusBadRequest)
 			return
@@ -39,7 +44,7 @@ func (m *Manager) RedirectHandler() http.Handler {
 			host = h
 		}
 		if host == "" {
-			host = m.hostname
+			host = s.hostname
 		}
 		if port != 0 && port != 443 {
 			host = net.JoinHostPort(host, strconv.Itoa(port))

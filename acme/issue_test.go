@@ -143,10 +143,10 @@ func TestTLSALPN01IssueRestartRenew(t *testing.T) {
 	later := time.Now().Add(61 * 24 * time.Hour)
 	m2.now = func() time.Time { return later }
 	oldSerial := leafOf(issued).SerialNumber
-	oldRSASerial := m2.live.Load().byName[testHost].rsa.Leaf.SerialNumber
+	oldRSASerial := m2.setup().live.Load().byName[testHost].rsa.Leaf.SerialNumber
 	stop2 := runManager(t, m2)
 	waitFor(t, "renewal", func() error {
-		pair := m2.live.Load().byName[testHost]
+		pair := m2.setup().live.Load().byName[testHost]
 		if pair.ecdsa.Leaf.SerialNumber.Cmp(oldSerial) == 0 || pair.rsa.Leaf.SerialNumber.Cmp(oldRSASerial) == 0 {
 			return errString(m2.Status().String())
 		}

@@ -55,35 +55,37 @@ func (m *Manager) Run(ctx context.Context) error {
 
 // check does one pass and returns how long to sleep.
 func (m *Manager) check(ctx context.Context) time.Duration {
+	s := m.setup()
+	force := m.force.Swap(false)
 	switch {
-	case m.manual != nil:
-		cert, _ := m.manual.get()
+	case s.manual != nil:
+		cert, _ := s.manual.get()
 		if cert != nil {
-			m.alarmExpiry(m.hostname, SourceManual, cert.Leaf)
+			m.alarmExpiry(s.hostname, SourceManual, cert.Leaf)
 		}
-		return m.interval
-	case m.cfg.DisableACME:
-		return m.interval
+		return s.interval
+	case !s.acme:
+		return s.interval
 	}
 
-	hosts := m.allowedHosts(ctx)
-	m.loadCached(ctx, hosts)
-	wait := m.interval
+	hosts := m.allowedHosts(ctx, s)
+	m.loadCached(ctx, s, hosts)
+	wait := s.interval
 	for _, host := range hosts {
-		if ctx.Err() != nil {
-			return minWait
+		if ctx.Err() != nil || m.setup() != s {
+			return minWait // stopping, or settings changed: start over
 		}
-		wait = min(wait, m.ensureHost(ctx, host))
+		wait = min(wait, m.ensureHost(ctx, s, host, force))
 	}
 	return max(wait, minWait)
 }
 
 // allowedHosts returns the hostname and the extra hosts, and makes them the
 // set of names challenges are answered for.
-func (m *Manager) allowedHosts(ctx context.Context) []string {
-	hosts := []string{m.hostname}
-	if m.cfg.ExtraHosts != nil {
-		extra, err := m.cfg.ExtraHosts(ctx)
+func (m *Manager) allowedHosts(ctx context.Context, s *setup) []string {
+	hosts := []string{s.hostname}
+	if s.cfg.ExtraHosts != nil {
+		extra, err := s.cfg.ExtraHosts(ctx)
 		if err != nil {
 			m.log.Error("listing extra certificate hosts", "err", err)
 			// Keep the names we knew rather than forgetting them.
@@ -116,28 +118,35 @@ func (m *Manager) allowedHosts(ctx context.Context) []string {
 // renewAt is when a certificate is due for renewal: RenewBefore its expiry,
 // or after two thirds of its lifetime when RenewBefore is not shorter than
 // the lifetime (short-lived certificates).
-func (m *Manager) renewAt(leaf *x509.Certificate) time.Time {
-	before := m.renewBefore
+func (s *setup) renewAt(leaf *x509.Certificate) time.Time {
+	before := s.renewBefore
 	if life := leaf.NotAfter.Sub(leaf.NotBefore); before >= life {
 		before = life / 3
 	}
 	return leaf.NotAfter.Add(-before)
 }
 
-// dueKey is orderCache's test: is the stored certificate unusable or due?
-func (m *Manager) dueKey(key string, data []byte) bool {
-	cert, err := m.parseCachedCert(key, data)
-	return err != nil || !m.now().Before(m.renewAt(cert.Leaf))
+// keyTypes returns the certificates host gets: ECDSA for every name, and RSA
+// too for the mail hostname, whose clients include old mail programs. The
+// extra hosts are fetched by MTA-STS senders and autoconfig clients, which
+// all do ECDSA; skipping RSA there halves the orders.
+func (s *setup) keyTypes(host string) []bool {
+	if host == s.hostname {
+		return []bool{false, true}
+	}
+	return []bool{false}
 }
 
 // ensureHost orders or renews what host lacks, if its turn has come, and
-// returns how long until it needs attention again.
-func (m *Manager) ensureHost(ctx context.Context, host string) time.Duration {
+// returns how long until it needs attention again. force skips the wait of
+// a name that did not resolve here (Refresh), not the backoff after a
+// failed order.
+func (m *Manager) ensureHost(ctx context.Context, s *setup, host string, force bool) time.Duration {
 	now := m.now()
-	pair := m.live.Load().byName[host]
+	pair := s.live.Load().byName[host]
 	var due []bool // key types to order: false = ECDSA, true = RSA
-	next := now.Add(m.interval)
-	for _, isRSA := range []bool{false, true} {
+	next := now.Add(s.interval)
+	for _, isRSA := range s.keyTypes(host) {
 		c := pair.ecdsa
 		if isRSA {
 			c = pair.rsa
@@ -147,7 +156,7 @@ func (m *Manager) ensureHost(ctx context.Context, host string) time.Duration {
 			continue
 		}
 		m.alarmExpiry(host, SourceACME, c.Leaf)
-		at := m.renewAt(c.Leaf)
+		at := s.renewAt(c.Leaf)
 		if !now.Before(at) {
 			due = append(due, isRSA)
 		} else if at.Before(next) {
@@ -158,32 +167,31 @@ func (m *Manager) ensureHost(ctx context.Context, host string) time.Duration {
 	m.mu.Lock()
 	st := m.hosts[host]
 	if len(due) == 0 {
-		st.state, st.next = "valid", time.Time{}
+		st.state, st.detail, st.next = "valid", "", time.Time{}
 		m.mu.Unlock()
 		return next.Sub(now)
 	}
-	if now.Before(st.next) {
+	if now.Before(st.next) && !(force && st.state == "waiting for DNS") {
 		wait := st.next.Sub(now)
 		m.mu.Unlock()
 		return wait
 	}
 	m.mu.Unlock()
 
-	if err := m.resolvesHere(ctx, host); err != nil {
+	if err := m.resolvesHere(ctx, s, host); err != nil {
 		m.mu.Lock()
-		if st.state != "waiting for DNS" && host == m.hostname {
+		defer m.mu.Unlock()
+		if st.state != "waiting for DNS" && host == s.hostname {
 			m.log.Warn("not ordering a certificate yet", "name", host, "reason", err)
 		}
-		st.state = "waiting for DNS"
-		st.detail = err.Error()
+		st.state, st.detail = "waiting for DNS", err.Error()
 		wait := dnsBase
-		if !st.dnsSince.IsZero() {
-			wait = min(dnsMax, max(dnsBase, now.Sub(st.dnsSince)/4))
-		} else {
+		if st.dnsSince.IsZero() {
 			st.dnsSince = now
+		} else {
+			wait = min(dnsMax, max(dnsBase, now.Sub(st.dnsSince)/4))
 		}
 		st.next = now.Add(wait)
-		m.mu.Unlock()
 		return wait
 	}
 
@@ -191,24 +199,24 @@ func (m *Manager) ensureHost(ctx context.Context, host string) time.Duration {
 		m.mu.Lock()
 		st.state, st.detail, st.dnsSince = "ordering", "", time.Time{}
 		m.mu.Unlock()
-		err := m.order(ctx, host, isRSA)
-		if err != nil {
-			if ctx.Err() != nil {
-				return minWait
-			}
-			m.mu.Lock()
-			st.failures++
-			wait := min(retryMax, m.retryBase<<min(st.failures-1, 16))
-			st.state, st.lastErr, st.lastErrAt, st.next = "order failed", err, m.now(), m.now().Add(wait)
-			m.mu.Unlock()
-			renewing := (isRSA && pair.rsa != nil) || (!isRSA && pair.ecdsa != nil)
-			what := "certificate order failed"
-			if renewing {
-				what = "certificate renewal failed"
-			}
-			m.log.Error(what, "name", host, "key", keyType(isRSA), "err", err, "retry_in", wait)
-			return wait
+		err := m.order(ctx, s, host, isRSA)
+		if err == nil {
+			continue
 		}
+		if ctx.Err() != nil {
+			return minWait
+		}
+		m.mu.Lock()
+		st.failures++
+		wait := min(retryMax, m.retryBase<<min(st.failures-1, 16))
+		st.state, st.lastErr, st.lastErrAt, st.next = "order failed", err, m.now(), m.now().Add(wait)
+		m.mu.Unlock()
+		what := "certificate order failed"
+		if (isRSA && pair.rsa != nil) || (!isRSA && pair.ecdsa != nil) {
+			what = "certificate renewal failed"
+		}
+		m.log.Error(what, "name", host, "key", keyType(isRSA), "err", err, "retry_in", wait)
+		return wait
 	}
 	m.mu.Lock()
 	st.state, st.failures, st.lastErr, st.lastErrAt, st.next = "valid", 0, nil, time.Time{}, time.Time{}
@@ -230,7 +238,7 @@ func (m *Manager) alarmExpiry(host string, src Source, leaf *x509.Certificate) {
 // resolvesHere checks that host resolves, and only to addresses of this
 // server, before anything is asked of the CA: an order for a name that
 // points elsewhere fails validation and burns the CA's rate limits.
-func (m *Manager) resolvesHere(ctx context.Context, host string) error {
+func (m *Manager) resolvesHere(ctx context.Context, s *setup, host string) error {
 	if m.resolver == nil {
 		return nil
 	}
@@ -243,7 +251,7 @@ func (m *Manager) resolvesHere(ctx context.Context, host string) error {
 	if len(ips) == 0 {
 		return fmt.Errorf("%s has no A or AAAA record", host)
 	}
-	own := m.cfg.IsOwnIP
+	own := s.cfg.IsOwnIP
 	if own == nil {
 		own = isLocalIP
 	}
@@ -275,7 +283,7 @@ func isLocalIP(ip net.IP) bool {
 // the cache's onPut hook. A fresh Manager is used because a long-lived one
 // would keep returning the certificate it holds instead of renewing on our
 // schedule.
-func (m *Manager) order(ctx context.Context, host string, isRSA bool) error {
+func (m *Manager) order(ctx context.Context, s *setup, host string, isRSA bool) error {
 	m.mu.Lock()
 	m.orders++
 	m.mu.Unlock()
@@ -284,27 +292,30 @@ func (m *Manager) order(ctx context.Context, host string, isRSA bool) error {
 	defer cancel()
 	tr := &stopTransport{base: http.DefaultTransport, stop: ctx}
 	hc := &http.Client{Transport: tr}
-	if c := m.cfg.HTTPClient; c != nil {
+	if c := s.cfg.HTTPClient; c != nil {
 		if c.Transport != nil {
 			tr.base = c.Transport
 		}
 		hc.Timeout, hc.Jar, hc.CheckRedirect = c.Timeout, c.Jar, c.CheckRedirect
 	}
 	om := &autocert.Manager{
-		Prompt:     autocert.AcceptTOS,
-		Cache:      orderCache{kvCache: m.cache, due: m.dueKey},
+		Prompt: autocert.AcceptTOS,
+		Cache: orderCache{kvCache: s.cache, due: func(key string, data []byte) bool {
+			cert, err := m.parseCachedCert(key, data)
+			return err != nil || !m.now().Before(s.renewAt(cert.Leaf))
+		}},
 		HostPolicy: autocert.HostWhitelist(host),
 		// autocert starts a renewal timer of its own after issuing; we
 		// renew on our schedule, so push its timer to the last second and
 		// close its HTTP client below so it can never order.
 		RenewBefore: time.Second,
-		Client:      &acme.Client{DirectoryURL: m.directory, HTTPClient: hc, UserAgent: "mailstead"},
-		Email:       m.cfg.Email,
+		Client:      &acme.Client{DirectoryURL: s.directory, HTTPClient: hc, UserAgent: "mailstead"},
+		Email:       s.cfg.Email,
 	}
 	if m.http01.Load() {
 		om.HTTPHandler(nil) // enables HTTP-01 after TLS-ALPN-01; the handler itself is m.solver's
 	}
-	m.log.Info("ordering certificate", "name", host, "key", keyType(isRSA), "directory", m.directory)
+	m.log.Info("ordering certificate", "name", host, "key", keyType(isRSA), "directory", s.directory)
 
 	type result struct {
 		cert *tls.Certificate
@@ -332,7 +343,7 @@ func (m *Manager) order(ctx context.Context, host string, isRSA bool) error {
 	if err := m.checkCert(host, isRSA, r.cert); err != nil {
 		return fmt.Errorf("ordering %s: %w", host, err)
 	}
-	m.install(host, isRSA, r.cert)
+	m.install(s, host, isRSA, r.cert)
 	return nil
 }
 

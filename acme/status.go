@@ -43,10 +43,11 @@ type HostStatus struct {
 
 // Status returns the current certificate state.
 func (m *Manager) Status() Status {
-	s := Status{Hostname: m.hostname}
-	if m.manual != nil {
-		cert, err, at := m.manual.state()
-		hs := HostStatus{Name: m.hostname, Source: SourceSelfSigned, State: "manual certificate not loaded"}
+	s := m.setup()
+	st := Status{Hostname: s.hostname}
+	if s.manual != nil {
+		cert, err, at := s.manual.state()
+		hs := HostStatus{Name: s.hostname, Source: SourceSelfSigned, State: "manual certificate not loaded"}
 		if cert != nil {
 			hs.Source, hs.State = SourceManual, "valid"
 			fillLeaf(&hs, cert)
@@ -54,26 +55,29 @@ func (m *Manager) Status() Status {
 		if err != nil {
 			hs.LastError, hs.LastErrorAt = err.Error(), at
 		}
-		s.Hosts = []HostStatus{hs}
-		m.fillTop(&s, cert, hs)
-		return s
+		st.Hosts = []HostStatus{hs}
+		s.fillTop(&st, cert, hs)
+		return st
 	}
-	if !m.cfg.DisableACME {
-		s.Directory = m.directory
+	if s.acme {
+		st.Directory = s.directory
 	}
-	set := m.live.Load()
+	set := s.live.Load()
 	m.mu.Lock()
-	names := []string{m.hostname}
+	names := []string{s.hostname}
 	for h := range m.hosts {
-		if h != m.hostname {
+		if h != s.hostname {
 			names = append(names, h)
 		}
 	}
 	slices.Sort(names[1:]) // the hostname stays first
 	for _, name := range names {
 		hs := HostStatus{Name: name, Source: SourceSelfSigned, State: "not checked yet"}
-		if m.cfg.DisableACME {
+		if !s.acme {
 			hs.State = "ACME disabled"
+			if normalizeName(s.cfg.Hostname) == "" {
+				hs.State = "hostname not set up"
+			}
 		}
 		pair := set.byName[name]
 		for _, c := range []*tls.Certificate{pair.ecdsa, pair.rsa} {
@@ -82,21 +86,17 @@ func (m *Manager) Status() Status {
 				fillLeaf(&hs, c)
 			}
 		}
-		if st := m.hosts[name]; st != nil {
-			hs.State, hs.Detail, hs.NextAttempt = st.state, st.detail, st.next
-			if st.lastErr != nil {
-				hs.LastError, hs.LastErrorAt = st.lastErr.Error(), st.lastErrAt
+		if h := m.hosts[name]; h != nil && s.acme {
+			hs.State, hs.Detail, hs.NextAttempt = h.state, h.detail, h.next
+			if h.lastErr != nil {
+				hs.LastError, hs.LastErrorAt = h.lastErr.Error(), h.lastErrAt
 			}
 		}
-		s.Hosts = append(s.Hosts, hs)
+		st.Hosts = append(st.Hosts, hs)
 	}
 	m.mu.Unlock()
-	served := pair0(set.byName[m.hostname])
-	if served == nil {
-		served = m.selfSigned.ecdsa
-	}
-	m.fillTop(&s, served, s.Hosts[0])
-	return s
+	s.fillTop(&st, pair0(set.byName[s.hostname]), st.Hosts[0])
+	return st
 }
 
 func pair0(p certPair) *tls.Certificate {
@@ -106,9 +106,9 @@ func pair0(p certPair) *tls.Certificate {
 	return p.rsa
 }
 
-func (m *Manager) fillTop(s *Status, served *tls.Certificate, hs HostStatus) {
+func (su *setup) fillTop(s *Status, served *tls.Certificate, hs HostStatus) {
 	if served == nil {
-		served = m.selfSigned.ecdsa
+		served = su.selfSigned.ecdsa
 	}
 	s.Source = hs.Source
 	s.Issuer = served.Leaf.Issuer.String()

@@ -71,7 +71,7 @@ func (m *Manager) challengeConfig(hello *tls.ClientHelloInfo) (*tls.Config, erro
 	if len(hello.SupportedProtos) != 1 || hello.SupportedProtos[0] != acme.ALPNProto {
 		return nil, nil
 	}
-	cert, err := m.solver.GetCertificate(hello)
+	cert, err := m.setup().solver.GetCertificate(hello)
 	if err != nil {
 		return nil, fmt.Errorf("acme: tls-alpn-01 for %q: %w", hello.ServerName, err)
 	}
@@ -89,34 +89,46 @@ func (m *Manager) challengeConfig(hello *tls.ClientHelloInfo) (*tls.Config, erro
 // Clients that send no SNI (many MTAs) or a name we hold no certificate for
 // get the mail hostname's certificate; until that exists, the self-signed one.
 func (m *Manager) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	if m.manual != nil {
-		if c, _ := m.manual.get(); c != nil {
+	s := m.setup()
+	if s.manual != nil {
+		if c, _ := s.manual.get(); c != nil {
 			return c, nil
 		}
-		return m.fallback(hello)
+		return s.fallback(hello)
 	}
-	set := m.live.Load()
+	set := s.live.Load()
 	name := normalizeName(hello.ServerName)
 	pair, ok := set.byName[name]
-	if !ok && name != "" && name != m.hostname && m.isAllowed(name) {
-		m.Refresh() // a name we could serve: let the loop see whether it is time to order
+	if !ok && s.acme && name != "" && name != s.hostname {
+		m.nudge(name)
 	}
 	if c := pair.pick(hello); c != nil {
 		return c, nil
 	}
-	if c := set.byName[m.hostname].pick(hello); c != nil {
+	if c := set.byName[s.hostname].pick(hello); c != nil {
 		return c, nil
 	}
-	return m.fallback(hello)
+	return s.fallback(hello)
 }
 
-func (m *Manager) fallback(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	if c := m.selfSigned.pick(hello); c != nil {
+// nudge wakes the loop, at most once a minute, when a client asks for an
+// allowed name that has no certificate yet (its DNS may just have appeared).
+func (m *Manager) nudge(name string) {
+	now := m.now().Unix()
+	last := m.nudgeAt.Load()
+	if now-last < 60 || !m.isAllowed(name) || !m.nudgeAt.CompareAndSwap(last, now) {
+		return
+	}
+	m.poke()
+}
+
+func (s *setup) fallback(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	if c := s.selfSigned.pick(hello); c != nil {
 		return c, nil
 	}
 	// The client supports neither key type; let crypto/tls report it.
-	if m.selfSigned.rsa != nil {
-		return m.selfSigned.rsa, nil
+	if s.selfSigned.rsa != nil {
+		return s.selfSigned.rsa, nil
 	}
 	return nil, errors.New("acme: no certificate")
 }
@@ -124,7 +136,7 @@ func (m *Manager) fallback(hello *tls.ClientHelloInfo) (*tls.Certificate, error)
 // isAllowed reports whether name may hold a certificate: the hostname or one
 // of the extra hosts seen by the last check.
 func (m *Manager) isAllowed(name string) bool {
-	if name == m.hostname {
+	if name == m.setup().hostname {
 		return true
 	}
 	m.mu.Lock()
@@ -212,20 +224,20 @@ func (m *Manager) checkCert(name string, isRSA bool, cert *tls.Certificate) erro
 
 // installPEM is called for every certificate autocert writes to the cache:
 // the new certificate is served from the next handshake on.
-func (m *Manager) installPEM(key string, data []byte) {
+func (m *Manager) installPEM(s *setup, key string, data []byte) {
 	cert, err := m.parseCachedCert(key, data)
 	if err != nil {
 		m.log.Error("new certificate not installed", "key", key, "err", err)
 		return
 	}
 	name, isRSA, _ := cacheKeyName(key)
-	m.install(name, isRSA, cert)
+	m.install(s, name, isRSA, cert)
 }
 
 // install swaps cert into the live snapshot.
-func (m *Manager) install(name string, isRSA bool, cert *tls.Certificate) {
+func (m *Manager) install(s *setup, name string, isRSA bool, cert *tls.Certificate) {
 	m.mu.Lock()
-	old := m.live.Load()
+	old := s.live.Load()
 	next := &certSet{byName: make(map[string]certPair, len(old.byName)+1)}
 	for k, v := range old.byName {
 		next.byName[k] = v
@@ -238,7 +250,7 @@ func (m *Manager) install(name string, isRSA bool, cert *tls.Certificate) {
 		pair.ecdsa = cert
 	}
 	next.byName[name] = pair
-	m.live.Store(next)
+	s.live.Store(next)
 	m.mu.Unlock()
 
 	if prev != nil && prev.Leaf != nil && prev.Leaf.SerialNumber.Cmp(cert.Leaf.SerialNumber) == 0 {
@@ -249,8 +261,8 @@ func (m *Manager) install(name string, isRSA bool, cert *tls.Certificate) {
 }
 
 // loadCached puts certificates already in the store into the live snapshot.
-func (m *Manager) loadCached(ctx context.Context, names []string) {
-	set := m.live.Load()
+func (m *Manager) loadCached(ctx context.Context, s *setup, names []string) {
+	set := s.live.Load()
 	for _, name := range names {
 		for _, isRSA := range []bool{false, true} {
 			pair := set.byName[name]
@@ -258,7 +270,7 @@ func (m *Manager) loadCached(ctx context.Context, names []string) {
 				continue
 			}
 			key := cacheKey(name, isRSA)
-			data, err := m.kv.GetKV(ctx, kvPrefix+key)
+			data, err := m.kv.GetKV(ctx, s.cache.prefix+key)
 			if err != nil {
 				if !errNotExist(err) {
 					m.log.Error("reading cached certificate", "key", key, "err", err)
@@ -270,7 +282,7 @@ func (m *Manager) loadCached(ctx context.Context, names []string) {
 				m.log.Warn("cached certificate not usable", "key", key, "err", err)
 				continue
 			}
-			m.install(name, isRSA, cert)
+			m.install(s, name, isRSA, cert)
 		}
 	}
 }
