@@ -30,7 +30,8 @@ type Options struct {
 	// PortOffset is added to every standard port (and to the remote SMTP port). Zero means
 	// DefaultPortOffset.
 	PortOffset int
-	// DNS is the HOST:PORT of a fake zone (NewDNSZone(t).Addr()); empty means a new empty zone.
+	// DNS is the HOST:PORT of a fake zone (NewDNSZone(t).Addr()); empty means a new zone that holds only
+	// remote.test (the sender domain tests use).
 	DNS string
 	// Dir is the data directory; empty means a new t.TempDir().
 	Dir string
@@ -60,7 +61,11 @@ func (o *Options) fill(t testing.TB) {
 		o.PortOffset = DefaultPortOffset
 	}
 	if o.DNS == "" {
-		o.DNS = NewDNSZone(t).Addr() // an empty zone: no test ever asks a real DNS server
+		// A zone of its own, so no test ever asks a real DNS server. It knows remote.test, the
+		// sender domain tests use, so MAIL FROM checks pass.
+		z := NewDNSZone(t)
+		z.Add("remote.test. 300 IN A 127.0.0.1")
+		o.DNS = z.Addr()
 	}
 	if o.Dir == "" {
 		o.Dir = t.TempDir()

@@ -42,7 +42,7 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 				default:
 				}
 				id := fmt.Sprintf("w%d-m%d", w, i)
-				msg := "Subject: " + id + "\r\nMessage-ID: <" + id + "@remote.test>\r\n\r\n" + strings.Repeat("crash safety\r\n", 200)
+				msg := "From: x@remote.test\r\nSubject: " + id + "\r\nMessage-ID: <" + id + "@remote.test>\r\n\r\n" + strings.Repeat("crash safety\r\n", 200)
 				c, err := gosmtp.Dial(opts.Addr(25))
 				if err != nil {
 					return // the server is gone
@@ -107,7 +107,7 @@ func TestSIGTERMFinishesTransactionInFlight(t *testing.T) {
 	cv.cmd("MAIL FROM:<x@remote.test>", "250 ")
 	cv.cmd("RCPT TO:<alice@example.test>", "250 ")
 	cv.cmd("DATA", "354 ")
-	cv.send("Subject: in flight\r\n\r\nfirst half\r\n")
+	cv.send("From: x@remote.test\r\nSubject: in flight\r\n\r\nfirst half\r\n")
 	idle := dial(t, opts.Addr(25)) // an idle session must not hold the shutdown up
 	idle.cmd("EHLO idle.remote.test", "250 ")
 
@@ -163,7 +163,7 @@ func TestCLIWhileServerRuns(t *testing.T) {
 		t.Fatalf("alias list: %q", out)
 	}
 	// The running server sees the new account at once.
-	if err := send(t, opts.Addr(25), "x@remote.test", []string{"postmaster@second.test"}, []byte("Subject: hi\r\n\r\nhi\r\n"), nil); err != nil {
+	if err := send(t, opts.Addr(25), "x@remote.test", []string{"postmaster@second.test"}, []byte("From: x@remote.test\r\nSubject: hi\r\n\r\nhi\r\n"), nil); err != nil {
 		t.Fatalf("deliver to new alias: %v", err)
 	}
 	run("new-pw\n", "account", "passwd", "dave@second.test")

@@ -28,7 +28,7 @@ assert not s.has_extn("auth"), "AUTH offered on port 25"
 s.starttls(context=ctx); s.ehlo()
 refused = s.sendmail("py@remote.test", ["alice@example.test", "team@example.test", "bob+tag@example.test"], msg)
 assert refused == {}, refused
-s.sendmail("py@remote.test", ["carol@bücher.test"], "Subject: ü\r\n\r\nGrüße\r\n".encode(), mail_options=["SMTPUTF8", "BODY=8BITMIME"])
+s.sendmail("py@remote.test", ["carol@bücher.test"], "From: x@remote.test\r\nSubject: ü\r\n\r\nGrüße\r\n".encode(), mail_options=["SMTPUTF8", "BODY=8BITMIME"])
 for rcpt, code in (("x@elsewhere.test", 550), ("nobody@example.test", 550), ("x%elsewhere.test@example.test", 550)):
     try:
         s.sendmail("py@remote.test", [rcpt], msg); raise SystemExit("accepted " + rcpt)

@@ -50,7 +50,7 @@ func popLine(t *testing.T, r *bufio.Reader, c interface{ Write([]byte) (int, err
 func TestPOP3AgainstStore(t *testing.T) {
 	opts := mailtest.Prepare(t, mailtest.Options{})
 	srv := mailtest.Run(t, opts)
-	for _, body := range []string{"Subject: one\r\n\r\nfirst\r\n", "Subject: two\r\n\r\n.leading dot\r\nsecond\r\n"} {
+	for _, body := range []string{"From: x@remote.test\r\nSubject: one\r\n\r\nfirst\r\n", "From: x@remote.test\r\nSubject: two\r\n\r\n.leading dot\r\nsecond\r\n"} {
 		if err := send(t, opts.Addr(25), "x@remote.test", []string{"alice@example.test"}, []byte(body), nil); err != nil {
 			t.Fatal(err)
 		}
@@ -110,7 +110,7 @@ func TestInteropPOP3Clients(t *testing.T) {
 	srv := mailtest.Start(t, mailtest.Options{})
 	opts := srv.Opts
 	var want [][]byte
-	for _, body := range []string{"Subject: one\r\n\r\nfirst\r\n", "Subject: two\r\n\r\n.leading dot\r\n..two\r\nsecond\r\n"} {
+	for _, body := range []string{"From: x@remote.test\r\nSubject: one\r\n\r\nfirst\r\n", "From: x@remote.test\r\nSubject: two\r\n\r\n.leading dot\r\n..two\r\nsecond\r\n"} {
 		if err := send(t, opts.Addr(25), "x@remote.test", []string{"alice@example.test"}, []byte(body), nil); err != nil {
 			t.Fatal(err)
 		}

@@ -140,7 +140,7 @@ func TestReceiveDeliversToEachKindOfRecipient(t *testing.T) {
 
 func TestReceiveSeveralRecipientsStoresOnce(t *testing.T) {
 	srv := receiveFixture(t)
-	msg := []byte("Subject: to many\r\n\r\nhi\r\n")
+	msg := []byte("From: x@remote.test\r\nSubject: to many\r\n\r\nhi\r\n")
 	if err := send(t, srv.Opts.Addr(25), "x@remote.test", []string{"alice@example.test", "team@example.test", "bob@example.test"}, msg, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +166,7 @@ func countRows(t *testing.T, srv *mailtest.Server, table string) int {
 func TestReceiveEightBitUTF8AndLarge(t *testing.T) {
 	srv := receiveFixture(t)
 	addr := srv.Opts.Addr(25)
-	eight := []byte("Subject: =?utf-8?q?gr=C3=BC=C3=9Fe?=\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nGrüße aus Köln — ✓\r\n")
+	eight := []byte("From: x@remote.test\r\nSubject: =?utf-8?q?gr=C3=BC=C3=9Fe?=\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nGrüße aus Köln — ✓\r\n")
 	if err := send(t, addr, "x@remote.test", []string{"alice@example.test"}, eight, &gosmtp.MailOptions{Body: gosmtp.Body8BitMIME}); err != nil {
 		t.Fatalf("8-bit: %v", err)
 	}
@@ -198,7 +198,7 @@ func TestReceiveEightBitUTF8AndLarge(t *testing.T) {
 
 func bigMessage(size int) []byte {
 	var b bytes.Buffer
-	b.WriteString("Subject: big\r\n\r\n")
+	b.WriteString("From: x@remote.test\r\nSubject: big\r\n\r\n")
 	line := strings.Repeat("0123456789abcdef", 4) + "\r\n"
 	for b.Len() < size {
 		b.WriteString(line)
@@ -336,7 +336,7 @@ func TestReceiveSmugglingAttemptsStayInOneMessage(t *testing.T) {
 		cv.cmd("MAIL FROM:<x@remote.test>", "250 ")
 		cv.cmd("RCPT TO:<alice@example.test>", "250 ")
 		cv.cmd("DATA", "354 ")
-		cv.send("Subject: smuggle " + fmt.Sprint(i) + "\r\n\r\nhello" + end +
+		cv.send("From: x@remote.test\r\nSubject: smuggle " + fmt.Sprint(i) + "\r\n\r\nhello" + end +
 			"MAIL FROM:<evil@remote.test>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\nsmuggled\r\n.\r\n")
 		cv.expect("250 ")
 		cv.cmd("QUIT", "221 ")
@@ -365,7 +365,7 @@ func TestReceiveBDAT(t *testing.T) {
 	cv.cmd("EHLO client.remote.test", "250 ")
 	cv.cmd("MAIL FROM:<x@remote.test>", "250 ")
 	cv.cmd("RCPT TO:<alice@example.test>", "250 ")
-	part1 := "Subject: chunks\r\n\r\nfirst part\r\n.not stuffed in BDAT\r\n"
+	part1 := "From: x@remote.test\r\nSubject: chunks\r\n\r\nfirst part\r\n.not stuffed in BDAT\r\n"
 	part2 := "second part\r\n"
 	cv.send(fmt.Sprintf("BDAT %d\r\n%s", len(part1), part1))
 	cv.expect("250 ")
@@ -416,7 +416,7 @@ func TestReceiveConcurrentSessions(t *testing.T) {
 		go func(i int) {
 			defer wg.Done()
 			for j := 0; j < 10; j++ {
-				msg := fmt.Sprintf("Subject: %d-%d\r\n\r\nbody\r\n", i, j)
+				msg := fmt.Sprintf("From: x@remote.test\r\nSubject: %d-%d\r\n\r\nbody\r\n", i, j)
 				errs <- send(t, srv.Opts.Addr(25), "x@remote.test", []string{"team@example.test"}, []byte(msg), nil)
 			}
 		}(i)

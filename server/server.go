@@ -309,12 +309,18 @@ func (s *Server) startSMTP(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	checkFrom, inspect, err := s.inboundChecks(ctx)
+	if err != nil {
+		return err
+	}
 	mx := smtp.NewMX(smtp.Config{
-		Store:     s.store,
-		Hostname:  func() string { return s.hostname },
-		TLSConfig: s.certs.TLSConfig(),
-		Logger:    s.log.With("service", "smtp"),
-		Limits:    lim,
+		Store:         s.store,
+		Hostname:      func() string { return s.hostname },
+		TLSConfig:     s.certs.TLSConfig(),
+		Logger:        s.log.With("service", "smtp"),
+		Limits:        lim,
+		CheckMailFrom: checkFrom,
+		Inspect:       inspect,
 	})
 	l, err := s.listen(PortSMTP)
 	if err != nil {

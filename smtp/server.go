@@ -53,6 +53,9 @@ type Config struct {
 	// Inspect, if set, judges each message received on port 25 (SPF, DKIM, DMARC) and may
 	// reject it, defer it, or send it to Junk. It returns header lines to prepend.
 	Inspect func(ctx context.Context, in *Inbound) (Verdict, error)
+	// CheckMailFrom, if set, vets the MAIL FROM address on port 25 (its domain must be able to
+	// receive replies); a non-nil reply refuses the command.
+	CheckMailFrom func(ctx context.Context, from string) *Reply
 	// Delivered, if set, is told of every committed message (metrics, queue wake-up).
 	Delivered func(in *Inbound, remote int)
 }

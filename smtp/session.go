@@ -129,6 +129,16 @@ func (s *session) Mail(from string, opts *gosmtp.MailOptions) error {
 			return s.fail(reply(553, 5, 1, 7, "Sender address syntax not accepted"))
 		}
 	}
+	if check := s.srv.cfg.CheckMailFrom; check != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if r := check(ctx, from); r != nil {
+			if r.Code >= 500 {
+				return s.fail(r.smtpError())
+			}
+			return r.smtpError()
+		}
+	}
 	s.from = from
 	return nil
 }
