@@ -233,3 +233,25 @@ func TestHTTP01IssueWithExtraHosts(t *testing.T) {
 		t.Errorf("redirect: %s %q, want %q", resp.Status, resp.Header.Get("Location"), want)
 	}
 }
+
+// When the CA cannot validate either challenge, Status says why in the CA's
+// words, and the next attempt waits.
+func TestFailedValidationReported(t *testing.T) {
+	noHTTP, noTLS := freePort(t), freePort(t)
+	ca := startPebble(t, noHTTP, noTLS, testHost)
+	m := newTestManager(t, ca.config(noTLS), newMemKV(), ca.resolver)
+	m.HTTPHandler(nil) // HTTP-01 offered too, but nothing listens on port 80
+	m.check(context.Background())
+
+	h := m.Status().Hosts[0]
+	if h.State != "order failed" || !strings.Contains(h.LastError, "tls-alpn-01: ") || !strings.Contains(h.LastError, "http-01: ") {
+		t.Fatalf("status: %+v", h)
+	}
+	t.Logf("reported: %s", h.LastError)
+	if !h.NextAttempt.After(time.Now().Add(retryBase / 2)) {
+		t.Errorf("next attempt %s, want about %s from now", h.NextAttempt, retryBase)
+	}
+	if st := m.Status(); st.Source != SourceSelfSigned {
+		t.Errorf("source %s", st.Source)
+	}
+}

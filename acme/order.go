@@ -1,15 +1,19 @@
 package acme
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -288,9 +292,11 @@ func (m *Manager) order(ctx context.Context, s *setup, host string, isRSA bool) 
 	m.orders++
 	m.mu.Unlock()
 
+	// The transport stops with the loop, not with this order's timeout, so
+	// autocert can still deactivate pending authorizations after a failure.
+	tr := &stopTransport{base: http.DefaultTransport, stop: ctx}
 	ctx, cancel := context.WithTimeout(ctx, orderTimeout)
 	defer cancel()
-	tr := &stopTransport{base: http.DefaultTransport, stop: ctx}
 	hc := &http.Client{Transport: tr}
 	if c := s.cfg.HTTPClient; c != nil {
 		if c.Transport != nil {
@@ -335,6 +341,9 @@ func (m *Manager) order(ctx context.Context, s *setup, host string, isRSA bool) 
 		return fmt.Errorf("ordering %s: %w", host, ctx.Err())
 	}
 	if r.err != nil {
+		if p := tr.problem(); p != "" {
+			return fmt.Errorf("ordering %s (%s): %w; the CA's validation said: %s", host, keyType(isRSA), r.err, p)
+		}
 		return fmt.Errorf("ordering %s (%s): %w", host, keyType(isRSA), r.err)
 	}
 	tr.close()
@@ -366,11 +375,17 @@ func orderHello(host string, isRSA bool) *tls.ClientHelloInfo {
 }
 
 // stopTransport fails requests once stop is done or close was called, so an
-// autocert.Manager left behind by an order can do nothing more.
+// autocert.Manager left behind by an order can do nothing more. It also
+// keeps why the CA found challenges invalid: autocert moves on to the next
+// challenge type and finally reports only "no viable challenge type found",
+// while the user needs to read "connection refused on port 80".
 type stopTransport struct {
 	base   http.RoundTripper
 	stop   context.Context
 	closed atomic.Bool
+
+	mu       sync.Mutex
+	problems []string // guarded by mu
 }
 
 var errTransportClosed = errors.New("acme: order finished")
@@ -385,24 +400,61 @@ func (t *stopTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(req.Context())
+	defer cancel()
 	stopAfter := context.AfterFunc(t.stop, cancel)
+	defer stopAfter()
 	resp, err := t.base.RoundTrip(req.WithContext(ctx))
 	if err != nil {
-		stopAfter()
-		cancel()
 		return nil, err
 	}
-	resp.Body = &releaseBody{ReadCloser: resp.Body, release: func() { stopAfter(); cancel() }}
+	// ACME responses are small; read them here so the request's context
+	// can end with this call.
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		t.notice(body)
+	}
 	return resp, nil
 }
 
-type releaseBody struct {
-	io.ReadCloser
-	release func()
+// notice records the challenge errors of an invalid authorization
+// (RFC 8555 section 7.1.4: the challenge's "error" problem document).
+func (t *stopTransport) notice(body []byte) {
+	var z struct {
+		Status     string `json:"status"`
+		Identifier struct {
+			Value string `json:"value"`
+		} `json:"identifier"`
+		Challenges []struct {
+			Type  string `json:"type"`
+			Error *struct {
+				Detail string `json:"detail"`
+			} `json:"error"`
+		} `json:"challenges"`
+	}
+	if json.Unmarshal(body, &z) != nil || z.Status != "invalid" {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, c := range z.Challenges {
+		if c.Error == nil {
+			continue
+		}
+		p := c.Type + ": " + c.Error.Detail
+		if !slices.Contains(t.problems, p) {
+			t.problems = append(t.problems, p)
+		}
+	}
 }
 
-func (b *releaseBody) Close() error {
-	err := b.ReadCloser.Close()
-	b.release()
-	return err
+// problem returns the recorded challenge errors, "" if none.
+func (t *stopTransport) problem() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.Join(t.problems, "; ")
 }

@@ -264,7 +264,7 @@ func (m *Manager) install(s *setup, name string, isRSA bool, cert *tls.Certifica
 func (m *Manager) loadCached(ctx context.Context, s *setup, names []string) {
 	set := s.live.Load()
 	for _, name := range names {
-		for _, isRSA := range []bool{false, true} {
+		for _, isRSA := range s.keyTypes(name) {
 			pair := set.byName[name]
 			if (isRSA && pair.rsa != nil) || (!isRSA && pair.ecdsa != nil) {
 				continue
