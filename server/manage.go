@@ -8,6 +8,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"mailstead/queue"
 	"mailstead/store"
 )
 
@@ -31,12 +32,14 @@ type manageFunc func(ctx context.Context, st *store.Store, args []string, stdin 
 
 // commands are the management commands shared by the CLI, the control socket and the admin page.
 var commands = map[string]manageFunc{
-	"domain":   manageDomain,
-	"account":  manageAccount,
-	"alias":    manageAlias,
-	"settings": manageSettings,
-	"setup":    manageSetup,
-	"stats":    manageStats,
+	"domain":      manageDomain,
+	"account":     manageAccount,
+	"alias":       manageAlias,
+	"settings":    manageSettings,
+	"setup":       manageSetup,
+	"stats":       manageStats,
+	"queue":       manageQueue,
+	"dns-records": manageDNSRecords,
 }
 
 // IsManageCommand reports whether name is a management command (run in the server when it is up).
@@ -72,6 +75,10 @@ func manageDomain(ctx context.Context, st *store.Store, args []string, _ string)
 	case "add":
 		d, err := st.AddDomain(ctx, args[1])
 		if err != nil {
+			return "", err
+		}
+		// Signing keys are made with the domain, so dns-records can list them at once.
+		if _, err := queue.EnsureDKIMKeys(ctx, st, d.Name); err != nil {
 			return "", err
 		}
 		return "added domain " + d.Name + "\n", nil

@@ -1,0 +1,193 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"mailstead/queue"
+	"mailstead/smtp"
+	"mailstead/store"
+)
+
+// startOutbound starts the outbound queue and the submission listeners (587 STARTTLS, 465
+// implicit TLS). Submitted mail is DKIM-signed, committed (local copies and queue rows together)
+// and then wakes the queue.
+func (s *Server) startOutbound(ctx context.Context) error {
+	// Domains created before keys were made at domain creation (or by tools that write the
+	// store directly) get their keys now, so every domain signs.
+	domains, err := s.store.Domains(ctx)
+	if err != nil {
+		return err
+	}
+	for _, d := range domains {
+		if _, err := queue.EnsureDKIMKeys(ctx, s.store, d.Name); err != nil {
+			return fmt.Errorf("dkim keys for %s: %w", d.Name, err)
+		}
+	}
+	var source net.IP
+	if ip := net.ParseIP(s.opts.Bind); ip != nil && !ip.IsUnspecified() {
+		source = ip
+	}
+	sign := func(ctx context.Context, msg []byte) ([]byte, error) { return queue.SignFrom(ctx, s.store, msg) }
+	q, err := queue.New(queue.Config{
+		Store:      s.store,
+		Resolver:   s.resolver,
+		Logger:     s.log.With("service", "queue"),
+		Hostname:   func() string { return s.hostname },
+		PortOffset: s.opts.PortOffset,
+		DevMode:    s.opts.Dev,
+		SourceIP:   source,
+		Sign:       sign,
+	})
+	if err != nil {
+		return err
+	}
+	bg, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		q.Run(bg)
+	}()
+	stopQueue := func(context.Context) error {
+		cancel()
+		<-done
+		return nil
+	}
+
+	lim, err := smtpLimits(ctx, s.store)
+	if err != nil {
+		stopQueue(ctx)
+		return err
+	}
+	sub := smtp.NewSubmission(smtp.Config{
+		Store:     s.store,
+		Hostname:  func() string { return s.hostname },
+		TLSConfig: s.certs.TLSConfig(),
+		Logger:    s.log.With("service", "submission"),
+		Limits:    lim,
+		Delivered: func(_ *smtp.Inbound, remote int) {
+			if remote > 0 {
+				q.Kick()
+			}
+		},
+	}, smtp.SubmissionConfig{Sign: sign})
+	l587, err := s.listen(PortSubmission)
+	if err != nil {
+		stopQueue(ctx)
+		return err
+	}
+	l465, err := s.listen(PortSubmissions)
+	if err != nil {
+		l587.Close()
+		stopQueue(ctx)
+		return err
+	}
+	s.goBackground(func() { sub.ServeTLS(l465) })
+	// The queue stops after the submission listeners, so a message accepted during the drain
+	// is still in the store for the next start.
+	s.serve("submission", l587, sub.Serve, func(ctx context.Context) error {
+		err := sub.Shutdown(ctx)
+		stopQueue(ctx)
+		return err
+	})
+	return nil
+}
+
+// manageQueue is `mailstead queue list|retry|remove [ID]`. Retry makes entries due now; a running
+// queue picks them up at its next look (within a minute).
+func manageQueue(ctx context.Context, st *store.Store, args []string, _ string) (string, error) {
+	if len(args) == 0 || len(args) > 2 {
+		return "", usage("queue list|retry|remove [ID]")
+	}
+	var id int64
+	if len(args) == 2 {
+		n, err := strconv.ParseInt(args[1], 10, 64)
+		if err != nil || n <= 0 {
+			return "", usage("queue list|retry|remove [ID]")
+		}
+		id = n
+	}
+	switch args[0] {
+	case "list":
+		es, err := st.QueueList(ctx)
+		if err != nil {
+			return "", err
+		}
+		var b strings.Builder
+		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tFROM\tTO\tSIZE\tQUEUED\tATTEMPTS\tNEXT\tLAST ERROR")
+		for _, e := range es {
+			if id != 0 && e.ID != id {
+				continue
+			}
+			from := e.MailFrom
+			if from == "" {
+				from = "<>"
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%d\t%s\t%s\n", e.ID, from, e.Rcpt, e.Size,
+				e.Created.UTC().Format(time.DateTime), e.Attempts, e.NextAttempt.UTC().Format(time.DateTime), e.LastError)
+		}
+		tw.Flush()
+		return b.String(), nil
+	case "retry":
+		n, err := st.QueueRetry(ctx, id)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("%d queued message(s) due now\n", n), nil
+	case "remove":
+		if id == 0 {
+			return "", usage("queue remove ID")
+		}
+		if _, err := st.QueueRemove(ctx, id); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("removed %d from the queue (no bounce sent)\n", id), nil
+	}
+	return "", usage("queue list|retry|remove [ID]")
+}
+
+// manageDNSRecords is `mailstead dns-records [DOMAIN]`: the zone-file lines each domain needs.
+func manageDNSRecords(ctx context.Context, st *store.Store, args []string, _ string) (string, error) {
+	host, err := st.Setting(ctx, "hostname")
+	if err != nil {
+		return "", err
+	}
+	if host == "" {
+		return "", fmt.Errorf("the hostname setting is empty: run setup first")
+	}
+	var names []string
+	if len(args) == 1 {
+		names = args
+	} else if len(args) == 0 {
+		ds, err := st.Domains(ctx)
+		if err != nil {
+			return "", err
+		}
+		for _, d := range ds {
+			names = append(names, d.Name)
+		}
+	} else {
+		return "", usage("dns-records [DOMAIN]")
+	}
+	var b strings.Builder
+	for _, n := range names {
+		if ok, err := st.IsLocalDomain(ctx, n); err != nil || !ok {
+			return "", fmt.Errorf("domain %s: %w", n, store.ErrNotOurDomain)
+		}
+		if _, err := queue.EnsureDKIMKeys(ctx, st, n); err != nil {
+			return "", err
+		}
+		lines, err := queue.DNSRecords(ctx, st, n, host)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(&b, "; %s\n%s\n", n, strings.Join(lines, "\n"))
+	}
+	return b.String(), nil
+}

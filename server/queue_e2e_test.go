@@ -1,0 +1,412 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-msgauth/dkim"
+	"github.com/emersion/go-sasl"
+	gosmtp "github.com/emersion/go-smtp"
+
+	"mailstead/dns"
+	"mailstead/mailtest"
+	"mailstead/queue"
+	"mailstead/server"
+	"mailstead/store"
+)
+
+// Two instances, A (a.test on 127.0.0.2) and B (b.test on 127.0.0.3), with the same port offset
+// and one fake DNS zone, as the issue asks.
+const (
+	ipA = "127.0.0.2"
+	ipB = "127.0.0.3"
+)
+
+// fastQueue makes retries come quickly in tests.
+var fastQueue = map[string]string{"queue.retry_initial": "1s", "queue.retry_max": "2s", "queue.timeout": "20s"}
+
+type pair struct {
+	zone   *mailtest.DNSZone
+	offset int
+	a      *mailtest.Server
+	optsB  mailtest.Options
+	b      *mailtest.Server
+}
+
+// newPair publishes a.test and b.test in a fake zone and starts A; B is started by startB, so tests
+// can have the far side down first.
+func newPair(t *testing.T, settingsA map[string]string) *pair {
+	t.Helper()
+	p := &pair{zone: mailtest.NewDNSZone(t), offset: mailtest.DefaultPortOffset + 1000}
+	p.zone.Add(
+		"a.test. 300 IN MX 10 mail.a.test.", "mail.a.test. 300 IN A "+ipA,
+		"b.test. 300 IN MX 10 mail.b.test.", "mail.b.test. 300 IN A "+ipB,
+		`a.test. 300 IN TXT "v=spf1 ip4:`+ipA+` -all"`, `b.test. 300 IN TXT "v=spf1 ip4:`+ipB+` -all"`,
+	)
+	settings := map[string]string{}
+	for k, v := range fastQueue {
+		settings[k] = v
+	}
+	for k, v := range settingsA {
+		settings[k] = v
+	}
+	p.a = mailtest.Start(t, mailtest.Options{IP: ipA, PortOffset: p.offset, DNS: p.zone.Addr(), Domain: "a.test",
+		Accounts: map[string]string{"alice@a.test": "alice-pw"}, Settings: settings})
+	p.publishDKIM(t, p.a.Store(), "a.test")
+	p.optsB = mailtest.Prepare(t, mailtest.Options{IP: ipB, PortOffset: p.offset, DNS: p.zone.Addr(), Domain: "b.test",
+		Accounts: map[string]string{"bob@b.test": "bob-pw"}, Settings: fastQueue})
+	return p
+}
+
+func (p *pair) startB(t *testing.T) {
+	t.Helper()
+	p.b = mailtest.Run(t, p.optsB)
+	p.publishDKIM(t, p.b.Store(), "b.test")
+}
+
+// publishDKIM puts the domain's keys in the zone, from the same lines `dns-records` prints.
+func (p *pair) publishDKIM(t *testing.T, st *store.Store, domain string) {
+	t.Helper()
+	keys, err := queue.DKIMKeys(context.Background(), st, domain)
+	if err != nil || len(keys) != 2 {
+		t.Fatalf("dkim keys of %s: %v, %v", domain, keys, err)
+	}
+	for _, k := range keys {
+		p.zone.AddTXT(k.Selector+"._domainkey."+domain, k.TXT())
+	}
+}
+
+// submit sends msg as user over submission (587 with STARTTLS, or 465).
+func submit(t *testing.T, srv *mailtest.Server, implicit bool, user, pass, from string, to []string, msg string) error {
+	t.Helper()
+	cfg := &tls.Config{InsecureSkipVerify: true}
+	var c *gosmtp.Client
+	var err error
+	if implicit {
+		c, err = gosmtp.DialTLS(srv.Opts.Addr(465), cfg)
+	} else {
+		c, err = gosmtp.DialStartTLS(srv.Opts.Addr(587), cfg)
+	}
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.Hello("phone.a.test"); err != nil {
+		return err
+	}
+	if user != "" {
+		if err := c.Auth(sasl.NewPlainClient("", user, pass)); err != nil {
+			return err
+		}
+	}
+	return c.SendMail(from, to, strings.NewReader(strings.ReplaceAll(msg, "\n", "\r\n")))
+}
+
+func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func queueOf(t *testing.T, st *store.Store) []store.QueueEntry {
+	t.Helper()
+	q, err := st.QueueList(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q
+}
+
+const aliceToBob = `From: Alice <alice@a.test>
+To: Bob <bob@b.test>
+Subject: lunch?
+Message-ID: <lunch-1@a.test>
+
+Shall we have lunch tomorrow?
+`
+
+// alice@a.test submits to bob@b.test: A signs and relays over STARTTLS; bob's copy at B carries
+// both DKIM signatures, which verify (and B's own checks say so, when they are wired).
+func TestRelayAToBWithDKIM(t *testing.T) {
+	p := newPair(t, nil)
+	p.startB(t)
+	if err := submit(t, p.a, false, "alice@a.test", "alice-pw", "alice@a.test", []string{"bob@b.test"}, aliceToBob); err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	waitFor(t, "bob's copy at B", 30*time.Second, func() bool {
+		box := mailtest.Mailbox(t, p.b.Store(), "bob@b.test", "INBOX")
+		if len(box) == 1 {
+			got = box[0]
+		}
+		return len(box) == 1
+	})
+	if q := queueOf(t, p.a.Store()); len(q) != 0 {
+		t.Fatalf("A's queue still holds %v", q)
+	}
+	if !bytes.Contains(got, []byte("Shall we have lunch")) || !bytes.Contains(got, []byte("by mail.b.test")) {
+		t.Fatalf("bob's copy:\n%s", got)
+	}
+	if !regexp.MustCompile(`with ESMTPS id`).Match(got) {
+		t.Errorf("A did not relay over TLS:\n%s", got)
+	}
+	resolver := dns.New(p.zone.Addr())
+	vs, err := dkim.VerifyWithOptions(bytes.NewReader(got), &dkim.VerifyOptions{LookupTXT: resolver.NetCompat().TXTFunc(context.Background())})
+	if err != nil || len(vs) != 2 {
+		t.Fatalf("dkim verify: %d signatures, %v", len(vs), err)
+	}
+	for _, v := range vs {
+		if v.Err != nil || v.Domain != "a.test" {
+			t.Errorf("signature by %s: %v", v.Domain, v.Err)
+		}
+	}
+	if bytes.Contains(got, []byte("Authentication-Results:")) && !bytes.Contains(got, []byte("dkim=pass")) {
+		t.Errorf("B's Authentication-Results does not pass DKIM:\n%s", got)
+	}
+	if os.Getenv("MAILSTEAD_INTEROP") != "" {
+		dkimpyVerify(t, got, p.a.Store())
+	}
+}
+
+// dkimpyVerify checks every signature with dkimpy (Debian python3-dkim; python3-nacl for Ed25519),
+// its key lookups answered from our records rather than any DNS server.
+func dkimpyVerify(t *testing.T, msg []byte, st *store.Store) {
+	t.Helper()
+	py := "/usr/bin/python3"
+	if _, err := os.Stat(py); err != nil {
+		t.Fatalf("interop: %s missing (apt-get install python3 python3-dkim python3-nacl)", py)
+	}
+	keys, err := queue.DKIMKeys(context.Background(), st, "a.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := map[string]string{}
+	for _, k := range keys {
+		recs[k.Selector+"._domainkey.a.test"] = k.TXT()
+	}
+	dir := t.TempDir()
+	b, _ := json.Marshal(recs)
+	os.WriteFile(filepath.Join(dir, "keys.json"), b, 0o600)
+	os.WriteFile(filepath.Join(dir, "msg.eml"), msg, 0o600)
+	script := `
+import json, sys, dkim
+recs = json.load(open(sys.argv[1]))
+msg = open(sys.argv[2], "rb").read()
+def txt(name, timeout=5):
+    return recs.get(name.decode().rstrip("."), "").encode()
+d = dkim.DKIM(msg)
+n = sum(1 for l in msg.split(b"\r\n") if l.lower().startswith(b"dkim-signature:"))
+ok = [d.verify(idx=i, dnsfunc=txt) for i in range(n)]
+print(n, ok)
+sys.exit(0 if n == 2 and all(ok) else 1)
+`
+	out, err := exec.Command(py, "-c", script, filepath.Join(dir, "keys.json"), filepath.Join(dir, "msg.eml")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("dkimpy does not verify both signatures: %v\n%s", err, out)
+	}
+	t.Logf("dkimpy: %s", out)
+}
+
+// B is down: A defers with the reason, then delivers once B is up.
+func TestRelayDeferredThenDelivered(t *testing.T) {
+	p := newPair(t, nil)
+	if err := submit(t, p.a, true, "alice@a.test", "alice-pw", "alice@a.test", []string{"bob@b.test"}, aliceToBob); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a deferral at A", 30*time.Second, func() bool {
+		q := queueOf(t, p.a.Store())
+		return len(q) == 1 && q[0].Attempts >= 1 && strings.Contains(q[0].LastError, "mail.b.test")
+	})
+	p.startB(t)
+	waitFor(t, "delivery once B is up", 30*time.Second, func() bool {
+		return len(mailtest.Mailbox(t, p.b.Store(), "bob@b.test", "INBOX")) == 1
+	})
+	waitFor(t, "A's queue to empty", 10*time.Second, func() bool { return len(queueOf(t, p.a.Store())) == 0 })
+}
+
+// B refuses one recipient with 550 and takes the other: bob gets the message once, and alice gets
+// a DSN naming only the refused recipient and B's reason.
+func TestRelayBounceAndMixedResults(t *testing.T) {
+	p := newPair(t, nil)
+	p.startB(t)
+	if err := submit(t, p.a, false, "alice@a.test", "alice-pw", "alice@a.test", []string{"bob@b.test", "nobody@b.test"}, aliceToBob); err != nil {
+		t.Fatal(err)
+	}
+	var dsn string
+	waitFor(t, "the DSN in alice's INBOX", 30*time.Second, func() bool {
+		box := mailtest.Mailbox(t, p.a.Store(), "alice@a.test", "INBOX")
+		if len(box) > 0 {
+			dsn = string(box[0])
+		}
+		return len(box) == 1
+	})
+	for _, want := range []string{"report-type=delivery-status", "Final-Recipient: rfc822; nobody@b.test", "Action: failed",
+		"Status: 5.1.1", "Diagnostic-Code: smtp; 550", "Remote-MTA: dns; mail.b.test", "Subject: lunch?"} {
+		if !strings.Contains(dsn, want) {
+			t.Errorf("DSN lacks %q", want)
+		}
+	}
+	if strings.Contains(dsn, "rfc822; bob@b.test") {
+		t.Error("DSN names bob, whose copy was accepted")
+	}
+	if t.Failed() {
+		t.Logf("DSN:\n%s", dsn)
+	}
+	if n := len(mailtest.Mailbox(t, p.b.Store(), "bob@b.test", "INBOX")); n != 1 {
+		t.Fatalf("bob has %d copies, want 1", n)
+	}
+	waitFor(t, "A's queue to empty", 10*time.Second, func() bool { return len(queueOf(t, p.a.Store())) == 0 })
+}
+
+// A null MX bounces at once; a dead first MX falls back to the second.
+func TestRelayNullMXAndSecondMX(t *testing.T) {
+	p := newPair(t, nil)
+	p.startB(t)
+	p.zone.Add("nomail.test. 300 IN MX 0 .",
+		"two.test. 300 IN MX 10 dead.two.test.", "dead.two.test. 300 IN A 127.0.0.4",
+		"two.test. 300 IN MX 20 mail.b.test.")
+	if _, err := p.b.Store().AddDomain(context.Background(), "two.test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.b.Store().AddAlias(context.Background(), "bob@two.test", []string{"bob@b.test"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := submit(t, p.a, false, "alice@a.test", "alice-pw", "alice@a.test", []string{"x@nomail.test", "bob@two.test"}, aliceToBob); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the null-MX bounce", 30*time.Second, func() bool {
+		box := mailtest.Mailbox(t, p.a.Store(), "alice@a.test", "INBOX")
+		return len(box) == 1 && bytes.Contains(box[0], []byte("null MX"))
+	})
+	waitFor(t, "delivery through the second MX", 30*time.Second, func() bool {
+		return len(mailtest.Mailbox(t, p.b.Store(), "bob@b.test", "INBOX")) == 1
+	})
+}
+
+// Spoofing is refused at submission, and nobody relays without logging in: not on 25, 587 or 465.
+func TestRelaySpoofingAndOpenRelayRefused(t *testing.T) {
+	p := newPair(t, nil)
+	err := submit(t, p.a, false, "alice@a.test", "alice-pw", "ceo@a.test", []string{"bob@b.test"}, aliceToBob)
+	if replyCode(err) != 553 {
+		t.Fatalf("envelope spoofing: %v, want 553", err)
+	}
+	err = submit(t, p.a, false, "alice@a.test", "alice-pw", "alice@a.test", []string{"bob@b.test"}, strings.Replace(aliceToBob, "alice@a.test", "ceo@a.test", 1))
+	if replyCode(err) != 553 {
+		t.Fatalf("From: spoofing: %v, want 553", err)
+	}
+	for _, implicit := range []bool{false, true} {
+		if err := submit(t, p.a, implicit, "", "", "alice@a.test", []string{"bob@b.test"}, aliceToBob); replyCode(err) != 530 {
+			t.Fatalf("unauthenticated submission (implicit TLS %v): %v, want 530", implicit, err)
+		}
+	}
+	if err := send(t, p.a.Opts.Addr(25), "alice@a.test", []string{"bob@b.test"}, []byte(aliceToBob), nil); replyCode(err) != 550 {
+		t.Fatalf("relay through port 25: %v, want 550", err)
+	}
+	if q := queueOf(t, p.a.Store()); len(q) != 0 {
+		t.Fatalf("refused mail was queued: %v", q)
+	}
+}
+
+// The queue survives kill -9: messages queued while B is down are all delivered after A restarts,
+// each exactly once, and a second kill and restart after delivery sends nothing again.
+func TestQueueSurvivesKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a server process")
+	}
+	zone := mailtest.NewDNSZone(t)
+	offset := mailtest.DefaultPortOffset + 1100
+	zone.Add("a.test. 300 IN MX 10 mail.a.test.", "mail.a.test. 300 IN A "+ipA,
+		"b.test. 300 IN MX 10 mail.b.test.", "mail.b.test. 300 IN A "+ipB)
+	optsA := mailtest.Prepare(t, mailtest.Options{IP: ipA, PortOffset: offset, DNS: zone.Addr(), Domain: "a.test",
+		Accounts: map[string]string{"alice@a.test": "alice-pw"}, Settings: fastQueue})
+	optsB := mailtest.Prepare(t, mailtest.Options{IP: ipB, PortOffset: offset, DNS: zone.Addr(), Domain: "b.test",
+		Accounts: map[string]string{"bob@b.test": "bob-pw"}})
+	procA := startProcess(t, optsA)
+	srvA := &mailtest.Server{Opts: optsA}
+	const n = 20
+	for i := range n {
+		msg := strings.Replace(aliceToBob, "lunch-1@a.test", fmt.Sprintf("kill-%d@a.test", i), 1)
+		if err := submit(t, srvA, false, "alice@a.test", "alice-pw", "alice@a.test", []string{"bob@b.test"}, msg); err != nil {
+			t.Fatalf("submit %d: %v", i, err)
+		}
+	}
+	procA.Kill()
+	b := mailtest.Run(t, optsB)
+	procA = startProcess(t, optsA)
+	ids := regexp.MustCompile(`Message-ID: <(kill-\d+)@a.test>`)
+	count := func() map[string]int {
+		seen := map[string]int{}
+		for _, m := range mailtest.Mailbox(t, b.Store(), "bob@b.test", "INBOX") {
+			if s := ids.FindSubmatch(m); s != nil {
+				seen[string(s[1])]++
+			}
+		}
+		return seen
+	}
+	waitFor(t, "all queued messages at B", 60*time.Second, func() bool { return len(count()) == n })
+	// Let A record the last 250s, then kill it again and restart: nothing may go out twice.
+	time.Sleep(time.Second)
+	procA.Kill()
+	procA = startProcess(t, optsA)
+	time.Sleep(3 * time.Second)
+	procA.Kill()
+	for id, c := range count() {
+		if c != 1 {
+			t.Errorf("%s delivered %d times", id, c)
+		}
+	}
+	st, err := store.Open(optsA.Dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if q := queueOf(t, st); len(q) != 0 {
+		t.Fatalf("A's queue after delivery: %v", q)
+	}
+}
+
+// dns-records prints MX, SPF and both DKIM keys as zone-file lines.
+func TestDNSRecordsCommand(t *testing.T) {
+	p := newPair(t, nil)
+	out, err := server.Execute(context.Background(), p.a.Store(), server.Request{Command: "dns-records", Args: []string{"a.test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"a.test. 3600 IN MX 10 mail.a.test.", `a.test. 3600 IN TXT "v=spf1 mx -all"`,
+		"ms-rsa._domainkey.a.test. 3600 IN TXT \"v=DKIM1; k=rsa; p=", "ms-ed._domainkey.a.test. 3600 IN TXT \"v=DKIM1; k=ed25519; p="} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dns-records lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// startProcess starts A as a child process and waits for its submission port too (StartProcess
+// waits for port 25 only, which opens first).
+func startProcess(t *testing.T, opts mailtest.Options) *mailtest.Process {
+	t.Helper()
+	p := mailtest.StartProcess(t, opts)
+	waitFor(t, "the submission port", 20*time.Second, func() bool {
+		c, err := net.DialTimeout("tcp", opts.Addr(587), 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	return p
+}
