@@ -247,3 +247,5 @@ func newReader(c net.Conn) *bufio.Reader { return bufio.NewReader(c) }
 func storeEvent(uid uint32) store.Event {
 	return store.Event{Kind: store.MessagesExpunged, UIDs: []uint32{uid}, ModSeq: 1 << 40}
 }
+
+type storeMeta = store.MessageMeta

@@ -347,8 +347,9 @@ func (s *session) Append(name string, r imap.LiteralReader, options *imap.Append
 	}
 	buf := make([]byte, 0, r.Size())
 	b := bytes.NewBuffer(buf)
-	if _, err := io.Copy(b, r); err != nil {
-		return nil, err
+	if n, err := io.Copy(b, r); err != nil || n != r.Size() {
+		// The connection ended inside the literal: store nothing.
+		return nil, fmt.Errorf("append literal: read %d of %d bytes: %w", n, r.Size(), errors.Join(err, io.ErrUnexpectedEOF))
 	}
 	msg := normalizeCRLF(b.Bytes())
 	flags := make([]string, len(options.Flags))

@@ -106,6 +106,7 @@ type view struct {
 	unannounced []uint32 // added since, not yet announced by EXISTS; all above known
 	snapUIDNext uint32   // UIDNEXT of the snapshot known was loaded from
 	snapModSeq  int64    // HIGHESTMODSEQ of that snapshot
+	seenUID     uint32   // highest UID ever added to this view
 	searchRes   []uint32 // SEARCHRES result ($), RFC 5182
 
 	notify chan struct{}
@@ -145,6 +146,7 @@ func (v *view) load(snap store.MailboxSnapshot) {
 	v.known = snap.UIDs
 	v.snapUIDNext = snap.UIDNext
 	v.snapModSeq = snap.HighestModSeq
+	v.seenUID = snap.UIDNext - 1
 }
 
 // errOutOfStep ends a session whose view cannot be kept consistent.
@@ -161,19 +163,9 @@ type sink struct {
 	flags   func(seq, uid uint32, flags []string) error
 }
 
-func (v *view) lastUID() uint32 {
-	last := v.snapUIDNext - 1
-	if v.snapUIDNext == 0 {
-		last = 0
-	}
-	if n := len(v.known); n > 0 && v.known[n-1] > last {
-		last = v.known[n-1]
-	}
-	if n := len(v.unannounced); n > 0 && v.unannounced[n-1] > last {
-		last = v.unannounced[n-1]
-	}
-	return last
-}
+// lastUID is the highest UID this view has ever been told about, expunged or not. A change to a
+// UID above it means an add was missed.
+func (v *view) lastUID() uint32 { return v.seenUID }
 
 // seqOf returns the client's sequence number of uid, or 0 if the client does not know it.
 func (v *view) seqOf(uid uint32) uint32 {
@@ -208,6 +200,7 @@ loop:
 				continue // already in the snapshot
 			}
 			v.unannounced = append(v.unannounced, uid)
+			v.seenUID = uid
 		case store.FlagsChanged:
 			if ev.ModSeq <= v.snapModSeq {
 				continue
