@@ -8,6 +8,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -60,7 +61,7 @@ func TestTLSALPN01IssueRestartRenew(t *testing.T) {
 	ca := startPebble(t, noHTTP, portOf(https), testHost)
 
 	kv := newMemKV()
-	m := newTestManager(t, ca.config(portOf(https)), kv, ca.resolver)
+	m := newTestManager(t, pebbleConfig(ca, portOf(https)), kv, ca)
 	httpsSrv := serveHTTPS(t, https, m.TLSConfig())
 	serveLines(t, imaps, m.TLSConfig(), false)
 	serveLines(t, submission, m.TLSConfig(), true)
@@ -73,12 +74,12 @@ func TestTLSALPN01IssueRestartRenew(t *testing.T) {
 	stop := runManager(t, m)
 	waitIssued(t, m, testHost)
 	echo(t, early, "after issuance") // not dropped
-	ordersAfterIssue := ca.newOrders.Load()
+	ordersAfterIssue := ca.Orders()
 	if ordersAfterIssue != 2 {
 		t.Errorf("%d orders for one ECDSA and one RSA certificate", ordersAfterIssue)
 	}
 
-	pebbleTLS := &tls.Config{ServerName: testHost, RootCAs: ca.roots}
+	pebbleTLS := &tls.Config{ServerName: testHost, RootCAs: ca.Roots}
 	var issued *tls.Conn
 	t.Run("implicit TLS", func(t *testing.T) {
 		issued = dialTLS(t, imaps.Addr().String(), pebbleTLS)
@@ -98,7 +99,7 @@ func TestTLSALPN01IssueRestartRenew(t *testing.T) {
 	t.Run("no SNI", func(t *testing.T) {
 		c := dialTLS(t, imaps.Addr().String(), &tls.Config{InsecureSkipVerify: true})
 		echo(t, c, "NOOP")
-		verifyChain(t, c, ca.roots, testHost)
+		verifyChain(t, c, ca.Roots, testHost)
 	})
 	t.Run("RSA-only client", func(t *testing.T) {
 		c := dialTLS(t, imaps.Addr().String(), rsaOnly(pebbleTLS))
@@ -119,9 +120,9 @@ func TestTLSALPN01IssueRestartRenew(t *testing.T) {
 	// Restart: a new Manager on the same store serves the stored
 	// certificates and places no order.
 	stop()
-	m2 := newTestManager(t, ca.config(portOf(https)), kv, ca.resolver)
+	m2 := newTestManager(t, pebbleConfig(ca, portOf(https)), kv, ca)
 	m2.check(context.Background())
-	if n := ca.newOrders.Load(); n != ordersAfterIssue || m2.orders != 0 {
+	if n := ca.Orders(); n != ordersAfterIssue || m2.orders != 0 {
 		t.Fatalf("restart placed orders: %d at the CA, %d by the manager", n-ordersAfterIssue, m2.orders)
 	}
 	imaps2 := listen(t)
@@ -159,7 +160,7 @@ func TestTLSALPN01IssueRestartRenew(t *testing.T) {
 	if leafOf(renewed).SerialNumber.Cmp(oldSerial) == 0 {
 		t.Errorf("renewed certificate not served")
 	}
-	if n := ca.newOrders.Load(); n < ordersAfterIssue+2 {
+	if n := ca.Orders(); n < ordersAfterIssue+2 {
 		t.Errorf("renewal placed %d orders, want 2", n-ordersAfterIssue)
 	}
 }
@@ -177,11 +178,11 @@ func TestHTTP01IssueWithExtraHosts(t *testing.T) {
 	noTLS := freePort(t) // nothing on 443: only HTTP-01 can succeed
 	ca := startPebble(t, portOf(plain), noTLS, testHost, "mta-sts.example.test")
 
-	cfg := ca.config(noTLS)
+	cfg := pebbleConfig(ca, noTLS)
 	cfg.ExtraHosts = func(context.Context) ([]string, error) {
 		return DomainHosts([]string{"example.test"}), nil
 	}
-	m := newTestManager(t, cfg, newMemKV(), ca.resolver)
+	m := newTestManager(t, cfg, newMemKV(), ca)
 	var challenges atomic.Int32
 	h := m.HTTPHandler(nil)
 	srv := &http.Server{
@@ -205,7 +206,7 @@ func TestHTTP01IssueWithExtraHosts(t *testing.T) {
 	}
 
 	for _, name := range []string{testHost, "mta-sts.example.test"} {
-		c := dialTLS(t, imaps.Addr().String(), &tls.Config{ServerName: name, RootCAs: ca.roots})
+		c := dialTLS(t, imaps.Addr().String(), &tls.Config{ServerName: name, RootCAs: ca.Roots})
 		echo(t, c, "NOOP")
 		if got := leafOf(c).DNSNames; len(got) != 1 || got[0] != name {
 			t.Errorf("SNI %s got certificate for %v", name, got)
@@ -213,7 +214,7 @@ func TestHTTP01IssueWithExtraHosts(t *testing.T) {
 	}
 	// autoconfig.example.test has no DNS: the hostname's certificate.
 	c := dialTLS(t, imaps.Addr().String(), &tls.Config{ServerName: "autoconfig.example.test", InsecureSkipVerify: true})
-	verifyChain(t, c, ca.roots, testHost)
+	verifyChain(t, c, ca.Roots, testHost)
 	for _, h := range m.Status().Hosts {
 		if h.Name == "autoconfig.example.test" && (h.State != "waiting for DNS" || h.Source != SourceSelfSigned) {
 			t.Errorf("autoconfig status: %+v", h)
@@ -229,7 +230,7 @@ func TestHTTP01IssueWithExtraHosts(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if want := "https://" + testHost + ":" + itoa(noTLS) + "/setup?x=1"; resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != want {
+	if want := "https://" + testHost + ":" + strconv.Itoa(noTLS) + "/setup?x=1"; resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != want {
 		t.Errorf("redirect: %s %q, want %q", resp.Status, resp.Header.Get("Location"), want)
 	}
 }
@@ -239,7 +240,7 @@ func TestHTTP01IssueWithExtraHosts(t *testing.T) {
 func TestFailedValidationReported(t *testing.T) {
 	noHTTP, noTLS := freePort(t), freePort(t)
 	ca := startPebble(t, noHTTP, noTLS, testHost)
-	m := newTestManager(t, ca.config(noTLS), newMemKV(), ca.resolver)
+	m := newTestManager(t, pebbleConfig(ca, noTLS), newMemKV(), ca)
 	m.HTTPHandler(nil) // HTTP-01 offered too, but nothing listens on port 80
 	m.check(context.Background())
 
