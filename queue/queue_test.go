@@ -285,3 +285,25 @@ func TestReplyEnhancedCode(t *testing.T) {
 		}
 	}
 }
+
+// A bounce for a remote sender is queued from the null sender; when it fails in turn it is
+// dropped, so two servers can never bounce a message back and forth.
+func TestBounceToRemoteSenderIsQueuedFromNullSender(t *testing.T) {
+	e := newEnv(t, "127.0.0.34")
+	e.zone.Add("b.test. 300 IN MX 10 mx.b.test.", "mx.b.test. 300 IN A 127.0.0.34")
+	far := startFarSide(t, "127.0.0.34", 25+e.offset, nil)
+	far.rcptErr = func(rcpt string) error {
+		if rcpt == "bob@b.test" {
+			return &gosmtp.SMTPError{Code: 550, EnhancedCode: gosmtp.EnhancedCode{5, 1, 1}, Message: "no bob"}
+		}
+		return nil
+	}
+	e.start()
+	e.submit("carol@b.test", testMsg, "bob@b.test") // forwarded mail: the sender is not ours
+	e.waitFor("the bounce to reach carol", func() bool { return len(far.messages()) == 1 })
+	m := far.messages()[0]
+	if m.from != "" || len(m.rcpts) != 1 || m.rcpts[0] != "carol@b.test" || !strings.Contains(string(m.data), "Final-Recipient: rfc822; bob@b.test") {
+		t.Fatalf("bounce sent as from=%q to=%v:\n%s", m.from, m.rcpts, m.data)
+	}
+	e.waitFor("the queue to empty", func() bool { return e.queueLen() == 0 })
+}
