@@ -156,12 +156,12 @@ func (q *Queue) session(ctx context.Context, nc net.Conn, t target, plain bool, 
 	temp := func(code, format string, args ...any) {
 		setOpen(out, outcome{status: deferred, code: code, host: t.host, reason: fmt.Sprintf(format, args...)})
 	}
-	replyFail := func(step string, r reply) {
-		o := outcome{status: deferred, code: r.enhanced(), host: t.host, smtp: true, reason: r.String()}
+	// A refused MAIL FROM answers for every recipient of the transaction.
+	mailRefused := func(r reply) {
+		o := outcome{status: deferred, code: toTemp(r.enhanced()), host: t.host, smtp: true, reason: r.String()}
 		if r.code >= 500 {
-			o.status = failed
+			o.status, o.code = failed, r.enhanced()
 		}
-		_ = step
 		setOpen(out, o)
 	}
 	if t.implicitTLS {
@@ -264,7 +264,7 @@ func (q *Queue) session(ctx context.Context, nc net.Conn, t target, plain bool, 
 	}
 	res, err := c.send(transaction{from: g.from, mailParams: params, rcpts: rcpts, data: data})
 	if res.mail.code != 0 && res.mail.code/100 != 2 {
-		replyFail("MAIL", res.mail)
+		mailRefused(res.mail)
 		return false
 	}
 	var accepted []int

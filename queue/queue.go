@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sort"
 	"sync"
 	"time"
 
@@ -64,10 +63,9 @@ type Queue struct {
 	kick chan struct{}
 
 	mu        sync.Mutex
-	inflight  map[int64]bool  // queue entry ids being delivered now
-	perDomain map[string]int  // deliveries running per recipient domain
-	running   int             // deliveries running in all
-	stsLocks  map[string]bool // domains whose MTA-STS policy is being fetched
+	inflight  map[int64]bool // queue entry ids being delivered now
+	perDomain map[string]int // deliveries running per recipient domain
+	running   int            // deliveries running in all
 	wg        sync.WaitGroup
 
 	stop     context.CancelFunc
@@ -93,7 +91,6 @@ func New(cfg Config) (*Queue, error) {
 		kick:      make(chan struct{}, 1),
 		inflight:  map[int64]bool{},
 		perDomain: map[string]int{},
-		stsLocks:  map[string]bool{},
 		done:      make(chan struct{}),
 	}
 	q.http = cfg.HTTPClient
@@ -304,14 +301,4 @@ func backoff(n int, initial, max time.Duration) time.Duration {
 		d = max
 	}
 	return d
-}
-
-// sortedIDs returns the ids of entries, for store calls.
-func ids(es []store.QueueEntry) []int64 {
-	out := make([]int64, len(es))
-	for i, e := range es {
-		out[i] = e.ID
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
-	return out
 }
