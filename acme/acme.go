@@ -12,6 +12,7 @@ package acme
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -158,6 +159,7 @@ type Manager struct {
 	now       func() time.Time
 
 	conf    atomic.Pointer[setup] // the current Config, made ready
+	tlsConf *tls.Config           // the one config of every listener (TLSConfig)
 	http01  atomic.Bool           // HTTPHandler was asked for: HTTP-01 is served on port 80
 	force   atomic.Bool           // Refresh: check DNS now, not when the backoff says
 	nudgeAt atomic.Int64          // unix seconds of the last wake-up from a handshake
@@ -228,6 +230,11 @@ func New(ctx context.Context, cfg Config, kv KV, resolver Resolver, logger *slog
 		return nil, err
 	}
 	m.conf.Store(s)
+	m.tlsConf = &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		GetCertificate:     m.getCertificate,
+		GetConfigForClient: m.challengeConfig,
+	}
 	return m, nil
 }
 

@@ -107,11 +107,13 @@ func TestSelfSignedKept(t *testing.T) {
 }
 
 // A STARTTLS peer that comes back resumes its TLS session with a ticket, in
-// TLS 1.3 and TLS 1.2 (Microsoft's MTAs rely on this).
+// TLS 1.3 and TLS 1.2 (Microsoft's MTAs rely on this), also on another
+// listener of the same server.
 func TestSessionResumptionAfterSTARTTLS(t *testing.T) {
 	m := newTestManager(t, Config{DisableACME: true}, newMemKV(), nil)
-	ln := listen(t)
-	serveLines(t, ln, m.TLSConfig(), true)
+	smtp, imap := listen(t), listen(t)
+	serveLines(t, smtp, m.TLSConfig(), true)
+	serveLines(t, imap, m.TLSConfig(), true)
 
 	for _, version := range []uint16{tls.VersionTLS13, tls.VersionTLS12} {
 		t.Run(tls.VersionName(version), func(t *testing.T) {
@@ -122,12 +124,15 @@ func TestSessionResumptionAfterSTARTTLS(t *testing.T) {
 				MaxVersion:         version,
 				ClientSessionCache: tls.NewLRUClientSessionCache(4),
 			}
-			for i, wantResume := range []bool{false, true, true} {
-				c := startTLS(t, ln.Addr().String(), cfg)
+			for i, tt := range []struct {
+				addr       string
+				wantResume bool
+			}{{smtp.Addr().String(), false}, {smtp.Addr().String(), true}, {smtp.Addr().String(), true}, {imap.Addr().String(), true}} {
+				c := startTLS(t, tt.addr, cfg)
 				// TLS 1.3 tickets arrive after the handshake: read something.
 				echo(t, c, "EHLO client.example.test")
-				if got := c.ConnectionState().DidResume; got != wantResume {
-					t.Errorf("connection %d: DidResume=%v, want %v", i, got, wantResume)
+				if got := c.ConnectionState().DidResume; got != tt.wantResume {
+					t.Errorf("connection %d: DidResume=%v, want %v", i, got, tt.wantResume)
 				}
 				c.Close()
 			}
@@ -343,5 +348,27 @@ func TestCacheKeys(t *testing.T) {
 	}
 	if _, err := c.Get(ctx, "acme_account+key"); err == nil {
 		t.Errorf("deleted key still there")
+	}
+}
+
+func TestValidateSetting(t *testing.T) {
+	tests := []struct {
+		key, value string
+		ok         bool
+	}{
+		{SettingDirectory, "staging", true},
+		{SettingDirectory, "https://acme.example.test/directory", true},
+		{SettingDirectory, "acme.example.test", false},
+		{SettingEmail, "", true},
+		{SettingEmail, "postmaster@example.test", true},
+		{SettingEmail, "postmaster", false},
+		{SettingCertFile, "/etc/ssl/mail.pem", true},
+		{SettingKeyFile, "mail.key", false},
+		{"smtp.max_size", "anything", true},
+	}
+	for _, tt := range tests {
+		if err := ValidateSetting(tt.key, tt.value); (err == nil) != tt.ok {
+			t.Errorf("ValidateSetting(%s, %q) = %v", tt.key, tt.value, err)
+		}
 	}
 }

@@ -120,6 +120,14 @@ func TestTLSALPN01IssueRestartRenew(t *testing.T) {
 	// Restart: a new Manager on the same store serves the stored
 	// certificates and places no order.
 	stop()
+	keys := len(kv.keys())
+	if st, err := ReadStatus(context.Background(), pebbleConfig(ca, portOf(https)), kv); err != nil ||
+		st.Source != SourceACME || st.Hosts[0].State != "stored" || !st.NotAfter.Equal(leafOf(issued).NotAfter) {
+		t.Errorf("offline status: %v\n%s", err, st)
+	}
+	if len(kv.keys()) != keys {
+		t.Errorf("ReadStatus wrote to the store")
+	}
 	m2 := newTestManager(t, pebbleConfig(ca, portOf(https)), kv, ca)
 	m2.check(context.Background())
 	if n := ca.Orders(); n != ordersAfterIssue || m2.orders != 0 {

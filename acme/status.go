@@ -1,9 +1,11 @@
 package acme
 
 import (
+	"context"
 	"crypto/rsa"
 	"crypto/tls"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -157,4 +159,54 @@ func (s Status) String() string {
 		b.WriteString("\n")
 	}
 	return b.String()
+}
+
+// ReadStatus reports the stored certificates while the server is not
+// running (the CLI then opens the database itself). It never writes to kv,
+// never orders and never resolves names.
+func ReadStatus(ctx context.Context, cfg Config, kv KV) (Status, error) {
+	m, err := New(ctx, cfg, readOnlyKV{kv}, nil, nil)
+	if err != nil {
+		return Status{}, err
+	}
+	s := m.setup()
+	if s.acme {
+		m.loadCached(ctx, s, m.allowedHosts(ctx, s))
+	}
+	st := m.Status()
+	for i, h := range st.Hosts {
+		if h.State == "not checked yet" {
+			st.Hosts[i].State = "stored"
+			if h.Source == SourceSelfSigned {
+				st.Hosts[i].State = "no certificate stored"
+			}
+		}
+	}
+	return st, nil
+}
+
+// readOnlyKV drops writes: a self-signed pair made for ReadStatus is not kept.
+type readOnlyKV struct{ KV }
+
+func (readOnlyKV) PutKV(context.Context, string, []byte) error { return nil }
+func (readOnlyKV) DeleteKV(context.Context, string) error      { return nil }
+
+// ValidateSetting checks a value for one of this package's settings keys
+// before `mailstead settings set` stores it. Keys of other packages are not
+// its business: it returns nil for them.
+func ValidateSetting(key, value string) error {
+	switch key {
+	case SettingDirectory:
+		_, err := directoryURL(value)
+		return err
+	case SettingEmail:
+		if value != "" && (!strings.Contains(value, "@") || strings.ContainsAny(value, " \t<>,")) {
+			return fmt.Errorf("acme: %s %q is not an email address", key, value)
+		}
+	case SettingCertFile, SettingKeyFile:
+		if value != "" && !filepath.IsAbs(value) {
+			return fmt.Errorf("acme: %s must be an absolute path, not %q", key, value)
+		}
+	}
+	return nil
 }

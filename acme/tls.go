@@ -49,19 +49,16 @@ type certSet struct {
 // The certificate is chosen per handshake, so a renewed or newly issued one
 // is served from the next handshake on, without a restart.
 //
-// TLS 1.2 is the minimum. Session tickets stay enabled (they are what lets a
-// STARTTLS peer resume); call TLSConfig once per listener and reuse the
-// result for all of its connections so tickets issued on one connection are
-// accepted on the next. No ALPN protocols are set: net/http adds "h2" and
-// "http/1.1" itself (http.Server.ServeTLS), mail listeners need none, and
+// Every call returns the same *tls.Config: do not modify it (Clone it
+// first). Sharing it shares the session ticket keys (rotated by crypto/tls),
+// so a STARTTLS peer that comes back resumes its session on any listener;
+// tickets stay enabled because Microsoft's MTAs and others rely on them.
+// TLS 1.2 is the minimum. No ALPN protocols are set: http.Server.ServeTLS
+// adds "h2" and "http/1.1" to its clone, mail listeners need none, and
 // TLS-ALPN-01 challenge handshakes ("acme-tls/1") are answered through
 // GetConfigForClient on whichever listener receives them (port 443).
 func (m *Manager) TLSConfig() *tls.Config {
-	return &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		GetCertificate:     m.getCertificate,
-		GetConfigForClient: m.challengeConfig,
-	}
+	return m.tlsConf
 }
 
 // challengeConfig answers a CA's TLS-ALPN-01 validation (RFC 8737 section 3):
