@@ -103,13 +103,19 @@ type Config struct {
 
 	// IsOwnIP reports whether ip is an address of this server. Ordering for a
 	// name starts only once every address it resolves to is ours. Nil means
-	// "an address of a local network interface"; servers behind NAT must
-	// supply their public address here.
+	// "an address of a local network interface". An address it rejects is
+	// still ours if an HTTP request to it on HTTPPort reaches this server
+	// (1:1 NAT on clouds), which needs HTTPHandler to be served.
 	IsOwnIP func(ip net.IP) bool
 
 	// HTTPSPort is the port that plain-HTTP requests are redirected to.
 	// Zero means 443. With --port-offset N pass 443+N.
 	HTTPSPort int
+
+	// HTTPPort is where HTTPHandler is served, for the reachability probe
+	// of addresses IsOwnIP does not know. Zero means 80; with
+	// --port-offset N pass 80+N.
+	HTTPPort int
 
 	// HTTPClient talks to the ACME directory. Nil means a client on the
 	// system root pool, so SSL_CERT_FILE can point at a test CA.

@@ -13,7 +13,9 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
+	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -189,5 +191,48 @@ func TestDirectoryChangeStartsOver(t *testing.T) {
 	}
 	if m.setup().live.Load() == nil {
 		t.Fatal("no live set")
+	}
+}
+
+// Behind 1:1 NAT the public address is on no interface; an HTTP request to
+// it that reaches our own port-80 handler proves it is ours.
+func TestReachabilityProbe(t *testing.T) {
+	r := staticResolver{testHost: {net.ParseIP("127.0.0.1")}}
+	notLocal := func(net.IP) bool { return false }
+	serve := func(m *Manager) int {
+		ln := listen(t)
+		srv := &http.Server{Handler: m.HTTPHandler(nil)}
+		go srv.Serve(ln)
+		t.Cleanup(func() { srv.Close() })
+		return portOf(ln)
+	}
+	ctx := context.Background()
+
+	m := newTestManager(t, Config{IsOwnIP: notLocal, Directory: "https://127.0.0.1:1/dir"}, newMemKV(), r)
+	if err := m.resolvesHere(ctx, m.setup(), testHost); err == nil || !strings.Contains(err.Error(), "not served") {
+		t.Errorf("without HTTPHandler: %v", err)
+	}
+	port := serve(m)
+	if err := m.Reconfigure(ctx, Config{Hostname: testHost, IsOwnIP: notLocal, HTTPPort: port, Directory: "https://127.0.0.1:1/dir"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.resolvesHere(ctx, m.setup(), testHost); err != nil {
+		t.Errorf("probe through our own handler failed: %v", err)
+	}
+
+	// Another server answers on that address: not ours.
+	other := newTestManager(t, Config{DisableACME: true}, newMemKV(), nil)
+	otherPort := serve(other)
+	if err := m.Reconfigure(ctx, Config{Hostname: testHost, IsOwnIP: notLocal, HTTPPort: otherPort, Directory: "https://127.0.0.1:1/dir"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.resolvesHere(ctx, m.setup(), testHost); err == nil {
+		t.Errorf("another server's answer taken for ours")
+	}
+	if err := m.Reconfigure(ctx, Config{Hostname: testHost, IsOwnIP: notLocal, HTTPPort: freePort(t), Directory: "https://127.0.0.1:1/dir"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.resolvesHere(ctx, m.setup(), testHost); err == nil {
+		t.Errorf("closed port taken for ours")
 	}
 }

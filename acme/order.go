@@ -3,6 +3,7 @@ package acme
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -12,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -242,6 +244,10 @@ func (m *Manager) alarmExpiry(host string, src Source, leaf *x509.Certificate) {
 // resolvesHere checks that host resolves, and only to addresses of this
 // server, before anything is asked of the CA: an order for a name that
 // points elsewhere fails validation and burns the CA's rate limits.
+//
+// An address is ours when Config.IsOwnIP says so (by default: it is on a
+// local interface) or, behind 1:1 NAT as on many clouds, when an HTTP
+// request to it on port 80 reaches this Manager (probeHTTP).
 func (m *Manager) resolvesHere(ctx context.Context, s *setup, host string) error {
 	if m.resolver == nil {
 		return nil
@@ -260,9 +266,54 @@ func (m *Manager) resolvesHere(ctx context.Context, s *setup, host string) error
 		own = isLocalIP
 	}
 	for _, ip := range ips {
-		if !own(ip) {
-			return fmt.Errorf("%s resolves to %s, which is not an address of this server", host, ip)
+		if own(ip) {
+			continue
 		}
+		if err := m.probeHTTP(ctx, s, host, ip); err != nil {
+			return fmt.Errorf("%s resolves to %s, which is not an address of this server (%v)", host, ip, err)
+		}
+	}
+	return nil
+}
+
+// probeHTTP asks http://ip:80/.well-known/acme-challenge/<random> for host
+// and expects the answer our HTTPHandler gives for that token: the same
+// path the CA's HTTP-01 validation will take.
+func (m *Manager) probeHTTP(ctx context.Context, s *setup, host string, ip net.IP) error {
+	if !m.http01.Load() {
+		return errors.New("port 80 is not served, so it cannot be probed")
+	}
+	token := rand.Text()
+	key := token + "+http-01" // autocert's cache key of an HTTP-01 token
+	if err := s.cache.Put(ctx, key, []byte(token)); err != nil {
+		return err
+	}
+	defer s.cache.Delete(context.WithoutCancel(ctx), key)
+
+	port := s.cfg.HTTPPort
+	if port == 0 {
+		port = 80
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	u := "http://" + net.JoinHostPort(ip.String(), strconv.Itoa(port)) + "/.well-known/acme-challenge/" + token
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	req.Host = host
+	client := &http.Client{
+		Transport:     &http.Transport{DisableKeepAlives: true},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("probe on port %d: %w", port, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	if resp.StatusCode != http.StatusOK || string(body) != token {
+		return fmt.Errorf("probe on port %d was answered by someone else (%s)", port, resp.Status)
 	}
 	return nil
 }
