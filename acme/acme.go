@@ -171,9 +171,10 @@ type Manager struct {
 	nudgeAt atomic.Int64          // unix seconds of the last wake-up from a handshake
 	wake    chan struct{}
 
-	mu     sync.Mutex
-	hosts  map[string]*hostState // guarded by mu
-	orders int                   // orders started, for tests; guarded by mu
+	mu      sync.Mutex
+	hosts   map[string]*hostState // guarded by mu
+	alarmed map[string]time.Time  // last expiry alarm per name; guarded by mu
+	orders  int                   // orders started, for tests; guarded by mu
 }
 
 // setup is one Config made ready to serve. Reconfigure replaces it whole;
@@ -230,6 +231,7 @@ func New(ctx context.Context, cfg Config, kv KV, resolver Resolver, logger *slog
 		now:       time.Now,
 		wake:      make(chan struct{}, 1),
 		hosts:     map[string]*hostState{},
+		alarmed:   map[string]time.Time{},
 	}
 	s, err := m.newSetup(ctx, cfg, nil)
 	if err != nil {

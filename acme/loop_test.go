@@ -37,15 +37,18 @@ func (r *records) Handle(_ context.Context, rec slog.Record) error {
 func (r *records) WithAttrs([]slog.Attr) slog.Handler { return r }
 func (r *records) WithGroup(string) slog.Handler      { return r }
 
-func (r *records) has(level slog.Level, msg string) bool {
+func (r *records) has(level slog.Level, msg string) bool { return r.count(level, msg) > 0 }
+
+func (r *records) count(level slog.Level, msg string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	n := 0
 	for _, rec := range r.recs {
 		if rec.Level == level && rec.Message == msg {
-			return true
+			n++
 		}
 	}
-	return false
+	return n
 }
 
 // certFor makes a certificate for name valid from notBefore to notAfter.
@@ -113,6 +116,9 @@ func TestExpiryAlarmAndFailedRenewal(t *testing.T) {
 	m.check(ctx)
 	if m.orders != orders {
 		t.Errorf("retried at once: %d orders, then %d", orders, m.orders)
+	}
+	if n := rec.count(slog.LevelError, "certificate expires soon"); n != 1 {
+		t.Errorf("expiry alarm logged %d times in one hour, want once", n)
 	}
 	// The old certificate is still served meanwhile.
 	if c, err := m.getCertificate(&tls.ClientHelloInfo{ServerName: testHost, SignatureSchemes: []tls.SignatureScheme{tls.ECDSAWithP256AndSHA256}, SupportedCurves: []tls.CurveID{tls.CurveP256}, SupportedVersions: []uint16{tls.VersionTLS13}}); err != nil || c.Leaf.Issuer.Organization[0] != "Test CA" {

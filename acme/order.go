@@ -232,13 +232,24 @@ func (m *Manager) ensureHost(ctx context.Context, s *setup, host string, force b
 	return minWait
 }
 
-// alarmExpiry logs an error on every check while a served certificate is
-// within expiryAlarm of its end.
+// alarmExpiry logs an error, at most once an hour per name, while a served
+// certificate is within expiryAlarm of its end.
 func (m *Manager) alarmExpiry(host string, src Source, leaf *x509.Certificate) {
-	if left := leaf.NotAfter.Sub(m.now()); left < expiryAlarm {
-		m.log.Error("certificate expires soon", "name", host, "source", src,
-			"not_after", leaf.NotAfter, "days_left", int(left.Hours()/24))
+	now := m.now()
+	left := leaf.NotAfter.Sub(now)
+	if left >= expiryAlarm {
+		return
 	}
+	m.mu.Lock()
+	last, ok := m.alarmed[host]
+	if ok && now.Sub(last) < time.Hour && !now.Before(last) {
+		m.mu.Unlock()
+		return
+	}
+	m.alarmed[host] = now
+	m.mu.Unlock()
+	m.log.Error("certificate expires soon", "name", host, "source", src,
+		"not_after", leaf.NotAfter, "days_left", int(left.Hours()/24))
 }
 
 // resolvesHere checks that host resolves, and only to addresses of this
