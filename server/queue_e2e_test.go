@@ -11,7 +11,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,7 +48,7 @@ type pair struct {
 
 // newPair publishes a.test and b.test in a fake zone and starts A; B is started by startB, so tests
 // can have the far side down first.
-func newPair(t *testing.T, settingsA map[string]string) *pair {
+func newPair(t testing.TB, settingsA map[string]string) *pair {
 	t.Helper()
 	p := &pair{zone: mailtest.NewDNSZone(t), offset: mailtest.DefaultPortOffset + 1000}
 	p.zone.Add(
@@ -69,14 +71,14 @@ func newPair(t *testing.T, settingsA map[string]string) *pair {
 	return p
 }
 
-func (p *pair) startB(t *testing.T) {
+func (p *pair) startB(t testing.TB) {
 	t.Helper()
 	p.b = mailtest.Run(t, p.optsB)
 	p.publishDKIM(t, p.b.Store(), "b.test")
 }
 
 // publishDKIM puts the domain's keys in the zone, from the same lines `dns-records` prints.
-func (p *pair) publishDKIM(t *testing.T, st *store.Store, domain string) {
+func (p *pair) publishDKIM(t testing.TB, st *store.Store, domain string) {
 	t.Helper()
 	keys, err := queue.DKIMKeys(context.Background(), st, domain)
 	if err != nil || len(keys) != 2 {
@@ -113,7 +115,7 @@ func submit(t *testing.T, srv *mailtest.Server, implicit bool, user, pass, from 
 	return c.SendMail(from, to, strings.NewReader(strings.ReplaceAll(msg, "\n", "\r\n")))
 }
 
-func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
+func waitFor(t testing.TB, what string, limit time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for !cond() {
@@ -124,7 +126,7 @@ func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
 	}
 }
 
-func queueOf(t *testing.T, st *store.Store) []store.QueueEntry {
+func queueOf(t testing.TB, st *store.Store) []store.QueueEntry {
 	t.Helper()
 	q, err := st.QueueList(context.Background())
 	if err != nil {
@@ -409,4 +411,152 @@ func startProcess(t *testing.T, opts mailtest.Options) *mailtest.Process {
 		return err == nil
 	})
 	return p
+}
+
+// BenchmarkRelayAToB submits 10 KB messages to A over 20 authenticated submission sessions; A
+// signs, queues and relays them to B. It reports end-to-end throughput (submitted at A to stored
+// at B) and the submit-to-stored latency at B, next to the disk's synced-write rate.
+//
+//	go test -run '^$' -bench RelayAToB -benchtime 400x ./server/
+func BenchmarkRelayAToB(b *testing.B) {
+	const sessions = 20
+	p := newPair(b, map[string]string{"queue.per_destination": "20"})
+	p.startB(b)
+	fsyncRate := syncedWritesPerSecond(b, p.optsB.Dir)
+	line := strings.Repeat("y", 78) + "\r\n"
+	body := strings.Repeat(line, 10*1024/len(line))
+
+	var mu sync.Mutex
+	arrived := map[uint32]time.Time{}
+	cancel := p.b.Store().Subscribe(func(ev store.Event) {
+		if ev.Kind == store.MessageAdded {
+			now := time.Now()
+			mu.Lock()
+			for _, u := range ev.UIDs {
+				arrived[u] = now
+			}
+			mu.Unlock()
+		}
+	})
+	defer cancel()
+	submitted := make([]time.Time, b.N)
+	work := make(chan int, b.N)
+	for i := range b.N {
+		work <- i
+	}
+	close(work)
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range sessions {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := gosmtp.DialStartTLS(p.a.Opts.Addr(587), &tls.Config{InsecureSkipVerify: true})
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			defer c.Close()
+			if err := c.Auth(sasl.NewPlainClient("", "alice@a.test", "alice-pw")); err != nil {
+				b.Error(err)
+				return
+			}
+			for i := range work {
+				msg := fmt.Sprintf("From: alice@a.test\r\nTo: bob@b.test\r\nSubject: bench\r\nX-Seq: %d\r\n\r\n%s", i, body)
+				submitted[i] = time.Now()
+				if err := c.SendMail("alice@a.test", []string{"bob@b.test"}, strings.NewReader(msg)); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+			c.Quit()
+		}()
+	}
+	wg.Wait()
+	waitFor(b, "every message at B", 10*time.Minute, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(arrived) >= b.N
+	})
+	elapsed := time.Since(start)
+	b.StopTimer()
+
+	// Match each stored message to its submission by X-Seq.
+	ctx := context.Background()
+	acct, _ := p.b.Store().AccountByAddress(ctx, "bob@b.test")
+	mb, _ := p.b.Store().MailboxByName(ctx, acct.ID, "INBOX")
+	msgs, _ := p.b.Store().Messages(ctx, mb.ID)
+	seq := regexp.MustCompile(`X-Seq: (\d+)`)
+	var lat []time.Duration
+	for _, m := range msgs {
+		data, _ := p.b.Store().MessageData(ctx, m.ID)
+		s := seq.FindSubmatch(data)
+		if s == nil {
+			continue
+		}
+		var i int
+		fmt.Sscan(string(s[1]), &i)
+		mu.Lock()
+		lat = append(lat, arrived[m.UID].Sub(submitted[i]))
+		mu.Unlock()
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	pct := func(q float64) float64 {
+		if len(lat) == 0 {
+			return 0
+		}
+		return float64(lat[min(len(lat)-1, int(q*float64(len(lat))))].Microseconds()) / 1000
+	}
+	n := float64(b.N)
+	b.ReportMetric(n/elapsed.Seconds(), "msgs/s")
+	b.ReportMetric(pct(0.50), "p50-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
+	b.ReportMetric(fsyncRate, "disk-fsyncs/s")
+	b.ReportMetric((n/elapsed.Seconds())/fsyncRate, "msgs-per-fsync-time")
+}
+
+// BenchmarkRelayLatency measures submit-to-stored latency at B without a backlog: one session
+// submits a 10 KB message, waits until B has stored it, and sends the next.
+//
+//	go test -run '^$' -bench RelayLatency -benchtime 100x ./server/
+func BenchmarkRelayLatency(b *testing.B) {
+	p := newPair(b, nil)
+	p.startB(b)
+	line := strings.Repeat("y", 78) + "\r\n"
+	body := strings.Repeat(line, 10*1024/len(line))
+	stored := make(chan time.Time, 16)
+	cancel := p.b.Store().Subscribe(func(ev store.Event) {
+		if ev.Kind == store.MessageAdded {
+			stored <- time.Now()
+		}
+	})
+	defer cancel()
+	c, err := gosmtp.DialStartTLS(p.a.Opts.Addr(587), &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Auth(sasl.NewPlainClient("", "alice@a.test", "alice-pw")); err != nil {
+		b.Fatal(err)
+	}
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := range b.N {
+		msg := fmt.Sprintf("From: alice@a.test\r\nTo: bob@b.test\r\nSubject: latency %d\r\n\r\n%s", i, body)
+		start := time.Now()
+		if err := c.SendMail("alice@a.test", []string{"bob@b.test"}, strings.NewReader(msg)); err != nil {
+			b.Fatal(err)
+		}
+		select {
+		case at := <-stored:
+			lat = append(lat, at.Sub(start))
+		case <-time.After(time.Minute):
+			b.Fatal("message not stored at B within a minute")
+		}
+	}
+	b.StopTimer()
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[min(len(lat)-1, len(lat)*99/100)].Microseconds())/1000, "p99-ms")
 }
