@@ -3,6 +3,7 @@ package imap
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -115,6 +116,10 @@ func (s *session) storeError(op string, err error) error {
 //
 //	level=WARN msg="auth failed" proto=imap ip=192.0.2.7 user=alice@example.com
 func (s *session) Login(username, password string) error {
+	if _, isTLS := s.conn.NetConn().(*tls.Conn); !isTLS && !isLoopback(s.ip) {
+		// AllowInsecureAuth is for dev mode on loopback; anyone else needs TLS (RFC 9051 §6.2.3).
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodePrivacyRequired, Text: "TLS is required to authenticate"}
+	}
 	ctx, cancel := s.ctx()
 	defer cancel()
 	acct, err := s.srv.st.Authenticate(ctx, username, password)
@@ -456,4 +461,9 @@ func fromFlags(in []imap.Flag) []string {
 		out[i] = string(f)
 	}
 	return out
+}
+
+func isLoopback(ip string) bool {
+	a := net.ParseIP(ip)
+	return a != nil && a.IsLoopback()
 }
