@@ -560,3 +560,40 @@ func BenchmarkRelayLatency(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[min(len(lat)-1, len(lat)*99/100)].Microseconds())/1000, "p99-ms")
 }
+
+// `mailstead queue list|retry|remove` show, hurry and drop queued mail.
+func TestQueueCommands(t *testing.T) {
+	p := newPair(t, map[string]string{"queue.retry_initial": "1h"})
+	if err := submit(t, p.a, false, "alice@a.test", "alice-pw", "alice@a.test", []string{"bob@b.test"}, aliceToBob); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a deferral", 30*time.Second, func() bool {
+		q := queueOf(t, p.a.Store())
+		return len(q) == 1 && q[0].Attempts == 1
+	})
+	run := func(args ...string) string {
+		t.Helper()
+		out, err := server.Execute(context.Background(), p.a.Store(), server.Request{Command: "queue", Args: args})
+		if err != nil {
+			t.Fatalf("queue %v: %v", args, err)
+		}
+		return out
+	}
+	id := fmt.Sprint(queueOf(t, p.a.Store())[0].ID)
+	if out := run("list"); !strings.Contains(out, "bob@b.test") || !strings.Contains(out, "connecting to mail.b.test") {
+		t.Fatalf("queue list:\n%s", out)
+	}
+	if out := run("retry", id); !strings.Contains(out, "1 queued") {
+		t.Fatalf("queue retry: %s", out)
+	}
+	if q := queueOf(t, p.a.Store()); q[0].Attempts == 1 && q[0].NextAttempt.After(time.Now().Add(time.Minute)) {
+		t.Fatalf("retry left the next attempt at %v", q[0].NextAttempt)
+	}
+	run("remove", id)
+	if q := queueOf(t, p.a.Store()); len(q) != 0 {
+		t.Fatalf("queue after remove: %v", q)
+	}
+	if _, err := server.Execute(context.Background(), p.a.Store(), server.Request{Command: "queue", Args: []string{"remove", id}}); err == nil {
+		t.Fatal("removing a missing entry succeeded")
+	}
+}
