@@ -13,6 +13,10 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	mdns "github.com/miekg/dns"
+
+	"mailstead/acme/acmetest"
 )
 
 // serveHTTPS runs an HTTPS server on ln the way server/ will: http.Server
@@ -262,5 +266,54 @@ func TestFailedValidationReported(t *testing.T) {
 	}
 	if st := m.Status(); st.Source != SourceSelfSigned {
 		t.Errorf("source %s", st.Source)
+	}
+}
+
+// acmetest can use a DNS server the test already runs (as server tests do
+// with their fake zone) instead of its own challtestsrv.
+func TestPebbleWithOutsideDNS(t *testing.T) {
+	handler := mdns.HandlerFunc(func(w mdns.ResponseWriter, q *mdns.Msg) {
+		r := new(mdns.Msg)
+		r.SetReply(q)
+		r.Authoritative = true
+		if len(q.Question) == 1 && q.Question[0].Qtype == mdns.TypeA && strings.EqualFold(q.Question[0].Name, testHost+".") {
+			r.Answer = append(r.Answer, &mdns.A{
+				Hdr: mdns.RR_Header{Name: q.Question[0].Name, Rrtype: mdns.TypeA, Class: mdns.ClassINET, Ttl: 60},
+				A:   net.ParseIP("127.0.0.1"),
+			})
+		}
+		w.WriteMsg(r)
+	})
+	// Pebble asks over TCP, the resolver over UDP: one port for both.
+	var pc net.PacketConn
+	var tl net.Listener
+	for pc == nil {
+		p, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l, err := net.Listen("tcp", p.LocalAddr().String()); err == nil {
+			pc, tl = p, l
+		} else {
+			p.Close()
+		}
+	}
+	for _, srv := range []*mdns.Server{{PacketConn: pc, Handler: handler}, {Listener: tl, Handler: handler}} {
+		started := make(chan struct{})
+		srv.NotifyStartedFunc = func() { close(started) }
+		go srv.ActivateAndServe()
+		<-started
+		t.Cleanup(func() { srv.Shutdown() })
+	}
+
+	https := listen(t)
+	ca := acmetest.Start(t, acmetest.Options{HTTPPort: freePort(t), TLSPort: portOf(https), DNSServer: pc.LocalAddr().String()})
+	m := newTestManager(t, pebbleConfig(ca, portOf(https)), newMemKV(), ca)
+	serveHTTPS(t, https, m.TLSConfig())
+	runManager(t, m)
+	waitIssued(t, m, testHost)
+	resp := httpsGet(t, https.Addr().String(), &tls.Config{ServerName: testHost, RootCAs: ca.Roots})
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("HTTPS: %s", resp.Status)
 	}
 }

@@ -33,6 +33,11 @@ type Options struct {
 	HTTPPort, TLSPort int
 	// Names get an A record 127.0.0.1 in the DNS server.
 	Names []string
+	// DNSServer (host:port), when set, is used by Pebble instead of a
+	// pebble-challtestsrv of its own: for tests that already run a fake zone
+	// (mailtest) holding the server's A records. Pebble queries it over TCP.
+	// Names must then be empty.
+	DNSServer string
 	// Validity of issued certificates; zero means 90 days.
 	Validity time.Duration
 }
@@ -83,14 +88,17 @@ func Start(t testing.TB, opts Options) *CA {
 		})
 	}
 
-	ca := &CA{
-		DNSAddr:  fmt.Sprintf("127.0.0.1:%d", FreePort(t)),
-		mgmtAddr: fmt.Sprintf("127.0.0.1:%d", FreePort(t)),
+	ca := &CA{DNSAddr: opts.DNSServer}
+	if ca.DNSAddr == "" {
+		ca.DNSAddr = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+		ca.mgmtAddr = fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+		start(challBin, nil,
+			"-management", ca.mgmtAddr, "-dnsserver", ca.DNSAddr,
+			"-http01", "", "-https01", "", "-doh", "", "-tlsalpn01", "",
+			"-defaultIPv4", "", "-defaultIPv6", "")
+	} else if len(opts.Names) > 0 {
+		t.Fatalf("acmetest: Names need the built-in DNS server; add them to %s yourself", opts.DNSServer)
 	}
-	start(challBin, nil,
-		"-management", ca.mgmtAddr, "-dnsserver", ca.DNSAddr,
-		"-http01", "", "-https01", "", "-doh", "", "-tlsalpn01", "",
-		"-defaultIPv4", "", "-defaultIPv6", "")
 
 	validity := opts.Validity
 	if validity <= 0 {
@@ -134,13 +142,15 @@ func Start(t testing.TB, opts Options) *CA {
 	ca.Client = &http.Client{Transport: countOrders{base, &ca.orders}, Timeout: 30 * time.Second}
 	ca.DirectoryURL = "https://" + acmeAddr + "/dir"
 
-	WaitFor(t, "pebble-challtestsrv", func() error {
-		c, err := net.Dial("tcp", ca.mgmtAddr)
-		if err == nil {
-			c.Close()
-		}
-		return err
-	})
+	if ca.mgmtAddr != "" {
+		WaitFor(t, "pebble-challtestsrv", func() error {
+			c, err := net.Dial("tcp", ca.mgmtAddr)
+			if err == nil {
+				c.Close()
+			}
+			return err
+		})
+	}
 	WaitFor(t, "pebble", func() error {
 		resp, err := ca.Client.Get(ca.DirectoryURL)
 		if err != nil {
@@ -203,9 +213,12 @@ func tools(t testing.TB) (pebble, challtestsrv, src string) {
 	return pebble, challtestsrv, src
 }
 
-// AddA makes the DNS server answer A queries for name with ip.
+// AddA makes the built-in DNS server answer A queries for name with ip.
 func (ca *CA) AddA(t testing.TB, name, ip string) {
 	t.Helper()
+	if ca.mgmtAddr == "" {
+		t.Fatalf("acmetest: AddA with an outside DNS server %s", ca.DNSAddr)
+	}
 	body, _ := json.Marshal(map[string]any{"host": name, "addresses": []string{ip}})
 	resp, err := http.Post("http://"+ca.mgmtAddr+"/add-a", "application/json", bytes.NewReader(body))
 	if err != nil {
