@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ecdsa"
@@ -497,4 +498,104 @@ func (z *fakeZone) LookupTXT(_ context.Context, name string) ([]string, error) {
 		out = append(out, strings.Join(rr.(*mdns.TXT).Txt, ""))
 	}
 	return out, nil
+}
+
+// rawFar is a minimal SMTP server with a fixed EHLO reply, for servers go-smtp cannot imitate
+// (no 8BITMIME, no EHLO at all). It accepts every command and records them.
+type rawFar struct {
+	mu   sync.Mutex
+	cmds []string
+	msgs [][]byte
+	// pipelined: the commands after MAIL were already waiting when MAIL was read (RFC 2920).
+	pipelined bool
+}
+
+// startRawFar listens on ip:port. ehlo lists the extension lines of the EHLO reply; nil answers
+// EHLO with 502 so that the client must fall back to HELO.
+func startRawFar(t testing.TB, ip string, port int, ehlo []string) *rawFar {
+	t.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	f := &rawFar{}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go f.serve(c, ehlo)
+		}
+	}()
+	return f
+}
+
+func (f *rawFar) serve(c net.Conn, ehlo []string) {
+	defer c.Close()
+	r := bufio.NewReader(c)
+	say := func(s string) { c.Write([]byte(s + "\r\n")) }
+	say("220 raw.test ESMTP")
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		line = strings.TrimRight(line, "\r\n")
+		f.mu.Lock()
+		f.cmds = append(f.cmds, line)
+		f.mu.Unlock()
+		verb := strings.ToUpper(strings.SplitN(line, " ", 2)[0])
+		if verb == "MAIL" && r.Buffered() > 0 {
+			f.mu.Lock()
+			f.pipelined = true
+			f.mu.Unlock()
+		}
+		switch verb {
+		case "EHLO":
+			if ehlo == nil {
+				say("502 5.5.1 EHLO not implemented")
+				continue
+			}
+			lines := append([]string{"raw.test"}, ehlo...)
+			for i, e := range lines {
+				if i == len(lines)-1 {
+					say("250 " + e)
+				} else {
+					say("250-" + e)
+				}
+			}
+		case "HELO", "MAIL", "RCPT", "RSET", "NOOP":
+			say("250 ok")
+		case "DATA":
+			say("354 go ahead")
+			var data []byte
+			for {
+				l, err := r.ReadString('\n')
+				if err != nil {
+					return
+				}
+				if l == ".\r\n" {
+					break
+				}
+				data = append(data, l...)
+			}
+			f.mu.Lock()
+			f.msgs = append(f.msgs, data)
+			f.mu.Unlock()
+			say("250 2.0.0 ok")
+		case "QUIT":
+			say("221 bye")
+			return
+		default:
+			say("500 5.5.2 what?")
+		}
+	}
+}
+
+func (f *rawFar) commands() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.cmds...)
 }

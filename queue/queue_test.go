@@ -307,3 +307,51 @@ func TestBounceToRemoteSenderIsQueuedFromNullSender(t *testing.T) {
 	}
 	e.waitFor("the queue to empty", func() bool { return e.queueLen() == 0 })
 }
+
+// 8-bit mail is never sent unconverted to a server without 8BITMIME: it bounces, saying why.
+func TestEightBitToServerWithout8BITMIME(t *testing.T) {
+	e := newEnv(t, "127.0.0.35")
+	e.zone.Add("b.test. 300 IN MX 10 mx.b.test.", "mx.b.test. 300 IN A 127.0.0.35")
+	far := startRawFar(t, "127.0.0.35", 25+e.offset, []string{"PIPELINING", "SIZE 1000000"})
+	e.start()
+	e.submit("alice@a.test", strings.Replace(testMsg, "Hi Bob.", "Grüße, Bob.", 1), "bob@b.test")
+	e.waitFor("the bounce", func() bool { return len(e.inbox()) == 1 })
+	if d := string(e.inbox()[0]); !strings.Contains(d, "Status: 5.6.3") || !strings.Contains(d, "8BITMIME") {
+		t.Fatalf("bounce:\n%s", d)
+	}
+	for _, c := range far.commands() {
+		if strings.HasPrefix(c, "MAIL") {
+			t.Fatal("8-bit message offered to a server without 8BITMIME")
+		}
+	}
+}
+
+// A server that does not know EHLO gets HELO with our name, and commands one at a time.
+func TestHELOFallbackWithoutPipelining(t *testing.T) {
+	e := newEnv(t, "127.0.0.36")
+	e.zone.Add("b.test. 300 IN MX 10 mx.b.test.", "mx.b.test. 300 IN A 127.0.0.36")
+	far := startRawFar(t, "127.0.0.36", 25+e.offset, nil)
+	e.start()
+	e.submit("alice@a.test", testMsg, "bob@b.test", "carol@b.test")
+	e.waitFor("delivery", func() bool { return e.queueLen() == 0 })
+	got := strings.Join(far.commands(), "|")
+	want := "EHLO mail.a.test|HELO mail.a.test|MAIL FROM:<alice@a.test>|RCPT TO:<bob@b.test>|RCPT TO:<carol@b.test>|DATA|QUIT"
+	if got != want {
+		t.Fatalf("commands:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// With PIPELINING offered, MAIL, RCPT and DATA go out in one write (RFC 2920).
+func TestPipelining(t *testing.T) {
+	e := newEnv(t, "127.0.0.37")
+	e.zone.Add("b.test. 300 IN MX 10 mx.b.test.", "mx.b.test. 300 IN A 127.0.0.37")
+	far := startRawFar(t, "127.0.0.37", 25+e.offset, []string{"PIPELINING", "8BITMIME"})
+	e.start()
+	e.submit("alice@a.test", testMsg, "bob@b.test", "carol@b.test")
+	e.waitFor("delivery", func() bool { return e.queueLen() == 0 })
+	far.mu.Lock()
+	defer far.mu.Unlock()
+	if !far.pipelined || len(far.msgs) != 1 {
+		t.Fatalf("pipelined=%v, %d messages; commands %v", far.pipelined, len(far.msgs), far.cmds)
+	}
+}
