@@ -290,8 +290,10 @@ func (m *Manager) newSetup(ctx context.Context, cfg Config, prev *setup) (*setup
 		directory:   dir,
 		renewBefore: cfg.RenewBefore,
 		interval:    cfg.CheckInterval,
-		// A name without a dot (or before setup) cannot be validated by a CA.
-		acme: !cfg.DisableACME && strings.Contains(hostname, ".") && normalizeName(cfg.Hostname) != "",
+		// A name without a dot, an address, or no name yet (before setup):
+		// nothing a CA would validate.
+		acme: !cfg.DisableACME && strings.Contains(hostname, ".") && net.ParseIP(hostname) == nil &&
+			normalizeName(cfg.Hostname) != "",
 	}
 	if s.renewBefore <= 0 {
 		s.renewBefore = 30 * 24 * time.Hour

@@ -104,6 +104,10 @@ func TestSelfSignedKept(t *testing.T) {
 	if err := m3.setup().selfSigned.ecdsa.Leaf.VerifyHostname("mx.example.test"); err != nil {
 		t.Errorf("after hostname change: %v", err)
 	}
+	m4 := newTestManager(t, Config{Hostname: "127.0.0.2"}, kv, nil)
+	if err := m4.setup().selfSigned.rsa.Leaf.VerifyHostname("127.0.0.2"); err != nil || m4.setup().acme {
+		t.Errorf("address as hostname: %v, ACME %v", err, m4.setup().acme)
+	}
 }
 
 // A STARTTLS peer that comes back resumes its TLS session with a ticket, in

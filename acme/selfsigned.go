@@ -14,6 +14,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
+	"net"
 	"time"
 )
 
@@ -81,6 +82,7 @@ func writeSelfSigned(buf *bytes.Buffer, key crypto.Signer, hostname string, now 
 		SerialNumber:          serial,
 		Subject:               pkix.Name{CommonName: hostname, Organization: []string{"mailstead self-signed"}},
 		DNSNames:              []string{hostname},
+		IPAddresses:           ipOf(hostname),
 		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              now.Add(selfSignedLifetime),
 		KeyUsage:              usage,
@@ -138,4 +140,13 @@ func parseSelfSigned(data []byte, hostname string, now time.Time) (certPair, err
 		return certPair{}, fmt.Errorf("acme: self-signed: incomplete pair")
 	}
 	return pair, nil
+}
+
+// ipOf returns the address when hostname is an IP literal (--bind with no
+// name), so clients that connect by address can verify a pinned certificate.
+func ipOf(hostname string) []net.IP {
+	if ip := net.ParseIP(hostname); ip != nil {
+		return []net.IP{ip}
+	}
+	return nil
 }
