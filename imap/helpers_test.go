@@ -82,8 +82,12 @@ func selfSignedTLS(t testing.TB) *tls.Config {
 }
 
 func newEnv(t testing.TB, mutate func(*Config)) *testEnv {
+	return newEnvStore(t, store.Options{Describe: Describe}, mutate)
+}
+
+func newEnvStore(t testing.TB, opts store.Options, mutate func(*Config)) *testEnv {
 	tt, _ := t.(*testing.T)
-	st, err := store.Open(t.TempDir(), store.Options{Describe: Describe})
+	st, err := store.Open(t.TempDir(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

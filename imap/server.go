@@ -224,8 +224,8 @@ func (s *Server) Close() error {
 		s.mu.Unlock()
 		close(s.closed)
 		s.unsub()
-		err = s.imap.Close()
-		if err != nil && err.Error() == "imapserver: server closed" {
+		// Listeners closed by Shutdown, or a server that never served, are not failures.
+		if err = s.imap.Close(); err != nil && (errors.Is(err, net.ErrClosed) || err.Error() == "imapserver: server closed") {
 			err = nil
 		}
 	})

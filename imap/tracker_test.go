@@ -150,3 +150,25 @@ func TestSearchResAndInternationalNames(t *testing.T) {
 		t.Errorf("SEARCH UID $:\n%s", all)
 	}
 }
+
+// Messages stored without ENVELOPE and BODYSTRUCTURE (no Describe hook, or older data) are
+// parsed when fetched.
+func TestFetchWithoutStoredDescription(t *testing.T) {
+	e := newEnvStore(t, store.Options{}, nil)
+	e.deliver(t, "undescribed")
+	c := e.login(t, alice, alicePW, nil)
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := c.Fetch(imap.SeqSetNum(1), &imap.FetchOptions{Envelope: true, BodyStructure: &imap.FetchItemBodyStructure{Extended: true}}).Collect()
+	if err != nil || len(msgs) != 1 || msgs[0].Envelope.Subject != "undescribed" || msgs[0].BodyStructure.MediaType() != "text/plain" {
+		t.Fatalf("FETCH: %v %+v", err, msgs)
+	}
+	env, bs := Describe([]byte("Subject: x\r\nFrom: a@b.test\r\n\r\nhi\r\n"))
+	if e, err := decodeEnvelope(env); err != nil || e.Subject != "x" {
+		t.Errorf("Describe envelope: %v %+v", err, e)
+	}
+	if s, err := decodeStructure(bs); err != nil || s.MediaType() != "text/plain" {
+		t.Errorf("Describe structure: %v %+v", err, s)
+	}
+}
