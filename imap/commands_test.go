@@ -690,7 +690,7 @@ func TestConnectionLimits(t *testing.T) {
 }
 
 func TestIdleTimeoutEndsSilentClients(t *testing.T) {
-	e := newEnv(t, func(c *Config) { c.IdleTimeout = 300 * time.Millisecond })
+	e := newEnv(t, func(c *Config) { c.IdleTimeout = time.Second })
 	c := e.login(t, alice, alicePW, nil)
 	select {
 	case <-c.Closed():
@@ -707,7 +707,7 @@ func TestIdleTimeoutEndsSilentClients(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(150 * time.Millisecond)
+		time.Sleep(300 * time.Millisecond)
 		if err := idle.Close(); err != nil {
 			t.Fatal(err)
 		}
