@@ -1,0 +1,411 @@
+package admin
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"mailstead/store"
+)
+
+// The JSON API: the management operations of the admin pages for scripts, authenticated with a
+// per-admin API token ("Authorization: Bearer ms_..."), never with the session cookie, so a page
+// in the browser cannot be tricked into calling it.
+
+func (a *Admin) apiRoutes(mux *http.ServeMux) {
+	h := func(p string, fn func(w http.ResponseWriter, r *http.Request, acct store.Account) (any, error)) {
+		mux.Handle(p, a.api(fn))
+	}
+	h("GET /api/v1/domains", a.apiDomains)
+	h("POST /api/v1/domains", a.apiDomainAdd)
+	h("DELETE /api/v1/domains/{domain}", a.apiDomainRemove)
+	h("GET /api/v1/domains/{domain}/dns", a.apiDNS)
+	h("GET /api/v1/accounts", a.apiAccounts)
+	h("POST /api/v1/accounts", a.apiAccountAdd)
+	h("DELETE /api/v1/accounts/{address}", a.apiAccountRemove)
+	h("PUT /api/v1/accounts/{address}/password", a.apiAccountPassword)
+	h("PUT /api/v1/accounts/{address}/quota", a.apiAccountQuota)
+	h("GET /api/v1/aliases", a.apiAliases)
+	h("POST /api/v1/aliases", a.apiAliasAdd)
+	h("DELETE /api/v1/aliases/{alias}", a.apiAliasRemove)
+	h("GET /api/v1/queue", a.apiQueue)
+	h("POST /api/v1/queue/{id}/retry", a.apiQueueRetry)
+	h("DELETE /api/v1/queue/{id}", a.apiQueueRemove)
+	h("GET /api/v1/settings", a.apiSettings)
+	h("PUT /api/v1/settings/{key}", a.apiSettingSet)
+	h("GET /api/v1/events", a.apiEvents)
+	h("GET /api/v1/certificates", a.apiCerts)
+}
+
+// apiError carries an HTTP status.
+type apiError struct {
+	status int
+	msg    string
+}
+
+func (e apiError) Error() string { return e.msg }
+
+func badRequest(msg string) error { return apiError{http.StatusBadRequest, msg} }
+
+func statusOf(err error) int {
+	var ae apiError
+	switch {
+	case errors.As(err, &ae):
+		return ae.status
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrNotOurDomain):
+		return http.StatusNotFound
+	case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrDomainNotEmpty):
+		return http.StatusConflict
+	case errors.Is(err, store.ErrBadAddress), errors.Is(err, store.ErrUnknownSetting):
+		return http.StatusBadRequest
+	}
+	return http.StatusInternalServerError
+}
+
+func (a *Admin) api(fn func(w http.ResponseWriter, r *http.Request, acct store.Account) (any, error)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		write := func(status int, v any) {
+			w.WriteHeader(status)
+			json.NewEncoder(w).Encode(v)
+		}
+		key := clientKey(r)
+		if !a.limiter.allowed(key) {
+			write(http.StatusTooManyRequests, map[string]string{"error": "too many failed attempts"})
+			return
+		}
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		acct, err := a.st.APITokenAccount(r.Context(), strings.TrimSpace(tok))
+		if !ok || err != nil {
+			a.limiter.fail(key)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="mailstead"`)
+			write(http.StatusUnauthorized, map[string]string{"error": "missing or unknown API token"})
+			return
+		}
+		if !acct.IsAdmin {
+			write(http.StatusForbidden, map[string]string{"error": "the token's account is not an admin"})
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
+		v, err := fn(w, r, acct)
+		if err != nil {
+			st := statusOf(err)
+			if st == http.StatusInternalServerError {
+				a.log.Error("api", "path", r.URL.Path, "err", err)
+			}
+			write(st, map[string]string{"error": err.Error()})
+			return
+		}
+		if v == nil {
+			v = map[string]bool{"ok": true}
+		}
+		write(http.StatusOK, v)
+	})
+}
+
+func decode(r *http.Request, v any) error {
+	if err := json.NewDecoder(r.Body).Decode(v); err != nil && !errors.Is(err, io.EOF) {
+		return badRequest("bad JSON body: " + err.Error())
+	}
+	return nil
+}
+
+type apiDomain struct {
+	Name    string    `json:"name"`
+	Created time.Time `json:"created"`
+	DKIM    []string  `json:"dkim_selectors"`
+}
+
+func (a *Admin) apiDomains(w http.ResponseWriter, r *http.Request, _ store.Account) (any, error) {
+	ds, err := a.st.Domains(r.Context())
+	out := []apiDomain{}
+	for _, d := range ds {
+		ad := apiDomain{Name: d.Name, Created: d.Created, DKIM: []string{}}
+		if a.cfg.DKIMKeys != nil {
+			keys, _ := a.cfg.DKIMKeys(r.Context(), d.Name)
+			for _, k := range keys {
+				ad.DKIM = append(ad.DKIM, k.Selector)
+			}
+		}
+		out = append(out, ad)
+	}
+	return out, err
+}
+
+func (a *Admin) apiDomainAdd(w http.ResponseWriter, r *http.Request, acct store.Account) (any, error) {
+	var req struct {
+		Name string `json:"name"`
+	}
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	name, err := store.CanonicalDomain(req.Name)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]string{"name": name}, a.addDomain(r.Context(), name, acct.Address)
+}
+
+func (a *Admin) apiDomainRemove(w http.ResponseWriter, r *http.Request, _ store.Account) (any, error) {
+	return nil, a.st.RemoveDomain(r.Context(), r.PathValue("domain"))
+}
+
+type apiRecord struct {
+	Group  string `json:"group"`
+	Zone   string `json:"zone"`
+	Name   string `json:"name"`
+	Type   string `json:"type"`
+	Value  string `json:"value"`
+	Reason string `json:"reason"`
+	Status string `json:"status"`
+	Found  string `json:"found,omitempty"`
+}
+
+func (a *Admin) apiDNS(w http.ResponseWriter, r *http.Request, _ store.Account) (any, error) {
+	domain := a.localDomain(r.Context(), r.PathValue("domain"))
+	if domain == "" {
+		return nil, store.ErrNotOurDomain
+	}
+	v, err := a.dnsReport(r.Context(), domain, r.URL.Query().Get("fresh") == "1")
+	if err != nil {
+		return nil, err
+	}
+	out := struct {
+		Domain  string        `json:"domain"`
+		Records []apiRecord   `json:"records"`
+		Server  []ServerCheck `json:"server"`
+	}{Domain: domain, Records: []apiRecord{}, Server: v.Server}
+	for _, g := range v.Groups {
+		for _, c := range g.Records {
+			out.Records = append(out.Records, apiRecord{c.Group, c.Zone(), c.Name, c.Type, c.Value, c.Reason, c.Status, c.Found})
+		}
+	}
+	return out, nil
+}
+
+type apiAccount struct {
+	Address string    `json:"address"`
+	Admin   bool      `json:"admin"`
+	Quota   int64     `json:"quota"`
+	Created time.Time `json:"created"`
+}
+
+func (a *Admin) apiAccounts(w http.ResponseWriter, r *http.Request, _ store.Account) (any, error) {
+	as, err := a.st.Accounts(r.Context())
+	out := []apiAccount{}
+	for _, ac := range as {
+		out = append(out, apiAccount{ac.Address, ac.IsAdmin, ac.Quota, ac.Created})
+	}
+	return out, err
+}
+
+func (a *Admin) apiAccountAdd(w http.ResponseWriter, r *http.Request, _ store.Account) (any, error) {
+	var req struct {
+		Address  string `json:"address"`
+		Password string `json:"password"`
+		Admin    bool   `json:"admin"`
+		Quota    int64  `json:"quota"`
+	}
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	if len(req.Password) < 8 {
+		return nil, badRequest("password: at least 8 characters")
+	}
+	ac, err := a.st.AddAccount(r.Context(), req.Address, req.Password, req.Admin)
+	if err != nil {
+		return nil, err
+	}
+	if req.Quota > 0 {
+		if err := a.st.SetQuota(r.Context(), ac.Address, req.Quota); err != nil {
+			return nil, err
+		}
+		ac.Quota = req.Quota
+	}
+	return apiAccount{ac.Address, ac.IsAdmin, ac.Quota, ac.Created}, nil
+}
+
+func (a *Admin) apiAccountRemove(w http.ResponseWriter, r *http.Request, acct store.Account) (any, error) {
+	if strings.EqualFold(r.PathValue("address"), acct.Address) {
+		return nil, badRequest("an admin cannot remove the account of its own token")
+	}
+	return nil, a.st.RemoveAccount(r.Context(), r.PathValue("address"))
+}
+
+func (a *Admin) apiAccountPassword(w http.ResponseWriter, r *http.Request, _ store.Account) (any, error) {
+	var req struct {
+		Password string `json:"password"`
+	}
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	if len(req.Password) < 8 {
+		return nil, badRequest("password: at least 8 characters")
+	}
+	return nil, a.st.SetPassword(r.Context(), r.PathValue("address"), req.Password)
+}
+
+func (a *Admin) apiAccountQuota(w http.ResponseWriter, r *http.Request, _ store.Account) (any, error) {
+	var req struct {
+		Quota int64 `json:"quota"`
+	}
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	return nil, a.st.SetQuota(r.Context(), r.PathValue("address"), req.Quota)
+}
+
+func (a *Admin) apiAliases(w http.ResponseWriter, r *http.Request, _ store.Account) (any, error) {
+	as, err := a.st.Aliases(r.Context())
+	type alias struct {
+		Address string   `json:"address"`
+		Targets []string `json:"targets"`
+	}
+	out := []alias{}
+	for _, al := range as {
+		out = append(out, alias{al.Address, al.Targets})
+	}
+	return out, err
+}
+
+func (a *Admin) apiAliasAdd(w http.ResponseWriter, r *http.Request, _ store.Account) (any, error) {
+	var req struct {
+		Address string   `json:"address"`
+		Targets []string `json:"targets"`
+	}
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	if len(req.Targets) == 0 {
+		return nil, badRequest("targets: at least one local account")
+	}
+	return nil, a.st.AddAlias(r.Context(), req.Address, req.Targets)
+}
+
+func (a *Admin) apiAliasRemove(w http.ResponseWriter, r *http.Request, _ store.Account) (any, error) {
+	return nil, a.st.RemoveAlias(r.Context(), r.PathValue("alias"), r.URL.Query()["target"])
+}
+
+type apiQueueEntry struct {
+	ID          int64     `json:"id"`
+	From        string    `json:"from"`
+	To          string    `json:"to"`
+	Size        int64     `json:"size"`
+	Created     time.Time `json:"created"`
+	NextAttempt time.Time `json:"next_attempt"`
+	Attempts    int       `json:"attempts"`
+	LastError   string    `json:"last_error"`
+	LastHost    string    `json:"last_host"`
+}
+
+func (a *Admin) apiQueue(w http.ResponseWriter, r *http.Request, _ store.Account) (any, error) {
+	q, err := a.st.QueueList(r.Context())
+	out := []apiQueueEntry{}
+	for _, e := range q {
+		out = append(out, apiQueueEntry{e.ID, e.MailFrom, e.Rcpt, e.Size, e.Created, e.NextAttempt, e.Attempts, e.LastError, e.LastHost})
+	}
+	return out, err
+}
+
+func pathID(r *http.Request) (int64, error) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, badRequest("bad queue id")
+	}
+	return id, nil
+}
+
+func (a *Admin) apiQueueRetry(w http.ResponseWriter, r *http.Request, _ store.Account) (any, error) {
+	id, err := pathID(r)
+	if err != nil {
+		return nil, err
+	}
+	_, err = a.st.QueueRetry(r.Context(), id)
+	return nil, err
+}
+
+func (a *Admin) apiQueueRemove(w http.ResponseWriter, r *http.Request, _ store.Account) (any, error) {
+	id, err := pathID(r)
+	if err != nil {
+		return nil, err
+	}
+	_, err = a.st.QueueRemove(r.Context(), id)
+	return nil, err
+}
+
+func (a *Admin) apiSettings(w http.ResponseWriter, r *http.Request, _ store.Account) (any, error) {
+	type setting struct {
+		Key     string `json:"key"`
+		Value   string `json:"value"`
+		Default string `json:"default"`
+		Help    string `json:"help"`
+	}
+	out := []setting{}
+	for _, d := range store.Settings() {
+		if hiddenSettings[d.Key] {
+			continue
+		}
+		v, err := a.st.Setting(r.Context(), d.Key)
+		if err != nil {
+			return nil, err
+		}
+		if isSecretSetting(d.Key) && v != "" {
+			v = "(set)"
+		}
+		out = append(out, setting{d.Key, v, d.Default, d.Help})
+	}
+	return out, nil
+}
+
+func (a *Admin) apiSettingSet(w http.ResponseWriter, r *http.Request, _ store.Account) (any, error) {
+	var req struct {
+		Value string `json:"value"`
+	}
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	key := r.PathValue("key")
+	if hiddenSettings[key] {
+		return nil, badRequest(key + " cannot be set through the API")
+	}
+	if err := a.st.SetSetting(r.Context(), key, req.Value); err != nil {
+		return nil, err
+	}
+	if key == "hostname" && a.cfg.HostnameChanged != nil {
+		a.cfg.HostnameChanged(r.Context(), req.Value)
+	}
+	return nil, nil
+}
+
+func (a *Admin) apiEvents(w http.ResponseWriter, r *http.Request, _ store.Account) (any, error) {
+	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+	if limit <= 0 || limit > 2000 {
+		limit = 200
+	}
+	evs, err := a.st.RecentMailEvents(r.Context(), r.URL.Query().Get("kind"), limit)
+	type ev struct {
+		At     time.Time `json:"at"`
+		Kind   string    `json:"kind"`
+		From   string    `json:"from"`
+		To     string    `json:"to"`
+		Remote string    `json:"remote"`
+		Detail string    `json:"detail"`
+	}
+	out := []ev{}
+	for _, e := range evs {
+		out = append(out, ev{e.At, e.Kind, e.MailFrom, e.Rcpt, e.Remote, e.Detail})
+	}
+	return out, err
+}
+
+func (a *Admin) apiCerts(w http.ResponseWriter, r *http.Request, _ store.Account) (any, error) {
+	if a.cfg.Certs == nil {
+		return map[string]string{}, nil
+	}
+	return a.cfg.Certs(), nil
+}

@@ -1,0 +1,350 @@
+package admin
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"mailstead/store"
+)
+
+// sessionCookie carries the web session. The __Host- prefix makes browsers refuse it unless it
+// is Secure, has Path=/ and no Domain, so no other host can set or read it.
+const sessionCookie = "__Host-mailstead"
+
+// sessionTTL is how long a login lasts.
+const sessionTTL = 12 * time.Hour
+
+type session struct {
+	account store.Account
+	token   string
+}
+
+func (a *Admin) session(r *http.Request) (*session, bool) {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil || c.Value == "" {
+		return nil, false
+	}
+	acct, err := a.st.WebSession(r.Context(), c.Value)
+	if err != nil {
+		return nil, false
+	}
+	return &session{account: acct, token: c.Value}, true
+}
+
+func setSessionCookie(w http.ResponseWriter, token string, maxAge int) {
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: token, Path: "/", MaxAge: maxAge,
+		HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
+}
+
+// requireUser lets a request through with any account's session. Without one, a page view is
+// sent to the login page and anything else gets 401.
+func (a *Admin) requireUser(h func(http.ResponseWriter, *http.Request, *session)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, ok := a.session(r)
+		if !ok {
+			if r.Method == http.MethodGet {
+				http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+				return
+			}
+			http.Error(w, "Log in first.", http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		h(w, r, s)
+	})
+}
+
+// requireAdmin is requireUser for accounts with the admin flag; others get 403.
+func (a *Admin) requireAdmin(h func(http.ResponseWriter, *http.Request, *session)) http.Handler {
+	return a.requireUser(func(w http.ResponseWriter, r *http.Request, s *session) {
+		if !s.account.IsAdmin {
+			http.Error(w, "This page is for administrators.", http.StatusForbidden)
+			return
+		}
+		h(w, r, s)
+	})
+}
+
+// limiter counts failed logins and setup attempts per client address: after max failures within
+// window, further attempts are refused without checking the password, so guessing is slow.
+type limiter struct {
+	mu       sync.Mutex
+	max      int
+	window   time.Duration
+	failures map[string][]time.Time
+}
+
+func newLimiter(max int, window time.Duration) *limiter {
+	return &limiter{max: max, window: window, failures: map[string][]time.Time{}}
+}
+
+func clientKey(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	// One IPv6 user owns a whole /64: count it as one client.
+	if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
+		return ip.Mask(net.CIDRMask(64, 128)).String()
+	}
+	return host
+}
+
+func (l *limiter) allowed(key string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	cut := time.Now().Add(-l.window)
+	fs := l.failures[key]
+	for len(fs) > 0 && fs[0].Before(cut) {
+		fs = fs[1:]
+	}
+	if len(fs) == 0 {
+		delete(l.failures, key)
+	} else {
+		l.failures[key] = fs
+	}
+	return len(fs) < l.max
+}
+
+func (l *limiter) fail(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.failures) > 100000 { // a flood of addresses: forget rather than grow without bound
+		l.failures = map[string][]time.Time{}
+	}
+	l.failures[key] = append(l.failures[key], time.Now())
+}
+
+func (a *Admin) home(w http.ResponseWriter, r *http.Request) {
+	if tok, _ := a.st.Setting(r.Context(), "setup.token"); tok != "" {
+		a.render(w, r, "message.html", nil, pageData{Title: "Not set up yet",
+			Data: "This server is not set up yet. Open the setup link the server printed when it started."})
+		return
+	}
+	s, ok := a.session(r)
+	switch {
+	case !ok:
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+	case s.account.IsAdmin:
+		http.Redirect(w, r, "/admin/", http.StatusSeeOther)
+	default:
+		http.Redirect(w, r, "/me", http.StatusSeeOther)
+	}
+}
+
+func safeNext(next string) string {
+	// Only local paths: "//evil.example" and "/\evil" are other hosts to a browser.
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+		return ""
+	}
+	return next
+}
+
+func (a *Admin) loginForm(w http.ResponseWriter, r *http.Request) {
+	a.render(w, r, "login.html", nil, pageData{Title: "Log in", Data: map[string]string{"Next": safeNext(r.URL.Query().Get("next"))}})
+}
+
+func (a *Admin) loginSubmit(w http.ResponseWriter, r *http.Request) {
+	key := clientKey(r)
+	next := safeNext(r.PostFormValue("next"))
+	fail := func(status int, msg string) {
+		w.WriteHeader(status)
+		a.render(w, r, "login.html", nil, pageData{Title: "Log in", Error: msg,
+			Data: map[string]string{"Next": next, "Address": r.PostFormValue("address")}})
+	}
+	if !a.limiter.allowed(key) {
+		fail(http.StatusTooManyRequests, "Too many failed attempts. Wait a few minutes and try again.")
+		return
+	}
+	acct, err := a.st.AuthenticatePrimary(r.Context(), r.PostFormValue("address"), r.PostFormValue("password"))
+	if err != nil {
+		a.limiter.fail(key)
+		if !errors.Is(err, store.ErrAuthFailed) {
+			a.log.Error("login", "err", err)
+		}
+		a.log.Info("admin login failed", "remote", key, "address", r.PostFormValue("address"))
+		fail(http.StatusUnauthorized, "Wrong address or password.")
+		return
+	}
+	a.startSession(w, r, acct, next)
+}
+
+func (a *Admin) startSession(w http.ResponseWriter, r *http.Request, acct store.Account, next string) {
+	token, err := a.st.CreateWebSession(r.Context(), acct.ID, sessionTTL)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	setSessionCookie(w, token, int(sessionTTL.Seconds()))
+	if next == "" {
+		next = "/me"
+		if acct.IsAdmin {
+			next = "/admin/"
+		}
+	}
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+func (a *Admin) logout(w http.ResponseWriter, r *http.Request) {
+	if s, ok := a.session(r); ok {
+		a.st.EndWebSession(r.Context(), s.token)
+	}
+	setSessionCookie(w, "", -1)
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+// setupToken checks the wizard's one-time token: 410 once setup is done, 403 for a wrong token.
+func (a *Admin) setupToken(w http.ResponseWriter, r *http.Request, given string) bool {
+	key := clientKey(r)
+	if !a.limiter.allowed(key) {
+		http.Error(w, "Too many failed attempts. Wait a few minutes and try again.", http.StatusTooManyRequests)
+		return false
+	}
+	want, err := a.st.Setting(r.Context(), "setup.token")
+	if err != nil {
+		a.serverError(w, r, err)
+		return false
+	}
+	if want == "" {
+		w.WriteHeader(http.StatusGone)
+		a.render(w, r, "message.html", nil, pageData{Title: "Setup is done",
+			Data: "This server is already set up; the setup link works only once. Log in instead."})
+		return false
+	}
+	if subtle.ConstantTimeCompare([]byte(given), []byte(want)) != 1 {
+		a.limiter.fail(key)
+		w.WriteHeader(http.StatusForbidden)
+		a.render(w, r, "message.html", nil, pageData{Title: "Wrong setup link",
+			Data: "This setup link is not valid. Use the exact link the server printed when it started."})
+		return false
+	}
+	return true
+}
+
+type setupForm struct {
+	Token, Hostname, Domain, Admin string
+}
+
+func (a *Admin) setupForm(w http.ResponseWriter, r *http.Request) {
+	tok := r.URL.Query().Get("token")
+	if !a.setupToken(w, r, tok) {
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	f := setupForm{Token: tok}
+	if h, _ := a.st.Setting(r.Context(), "hostname"); h != "" {
+		f.Hostname = h
+	}
+	a.render(w, r, "setup.html", nil, pageData{Title: "Set up mailstead", Data: f})
+}
+
+func (a *Admin) setupSubmit(w http.ResponseWriter, r *http.Request) {
+	f := setupForm{Token: r.PostFormValue("token"), Hostname: strings.TrimSpace(strings.ToLower(r.PostFormValue("hostname"))),
+		Domain: strings.TrimSpace(r.PostFormValue("domain")), Admin: strings.TrimSpace(r.PostFormValue("admin"))}
+	if !a.setupToken(w, r, f.Token) {
+		return
+	}
+	pw, pw2 := r.PostFormValue("password"), r.PostFormValue("password2")
+	again := func(msg string) {
+		w.WriteHeader(http.StatusBadRequest)
+		a.render(w, r, "setup.html", nil, pageData{Title: "Set up mailstead", Error: msg, Data: f})
+	}
+	ctx := r.Context()
+	domain, err := store.CanonicalDomain(f.Domain)
+	if err != nil {
+		again("The domain is not a valid domain name.")
+		return
+	}
+	if _, err := store.CanonicalDomain(f.Hostname); err != nil || !strings.Contains(f.Hostname, ".") {
+		again("The hostname must be a full name such as mail." + domain + ".")
+		return
+	}
+	admin, err := store.CanonicalAddress(f.Admin)
+	if err != nil || !strings.HasSuffix(admin, "@"+domain) {
+		again("The admin address must be an address at " + domain + ", such as you@" + domain + ".")
+		return
+	}
+	if len(pw) < 10 {
+		again("Choose a password of at least 10 characters.")
+		return
+	}
+	if pw != pw2 {
+		again("The two passwords differ.")
+		return
+	}
+	if err := a.st.SetSetting(ctx, "hostname", f.Hostname); err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	if err := a.addDomain(ctx, domain, ""); err != nil && !errors.Is(err, store.ErrExists) {
+		a.serverError(w, r, err)
+		return
+	}
+	acct, err := a.st.AddAccount(ctx, admin, pw, true)
+	if err != nil {
+		again("Could not create the admin account: " + err.Error())
+		return
+	}
+	a.addPostmaster(ctx, domain, admin)
+	// The token is spent only now, so a typo above can be corrected with the same link.
+	if err := a.st.SetSetting(ctx, "setup.token", ""); err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	a.log.Info("setup done", "hostname", f.Hostname, "domain", domain, "admin", admin)
+	if a.cfg.HostnameChanged != nil {
+		a.cfg.HostnameChanged(context.WithoutCancel(ctx), f.Hostname)
+	}
+	a.startSession(w, r, acct, "/admin/dns?domain="+url.QueryEscape(domain)+"&welcome=1")
+}
+
+// addDomain adds a domain with its DKIM keys.
+func (a *Admin) addDomain(ctx context.Context, name, admin string) error {
+	d, err := a.st.AddDomain(ctx, name)
+	if err != nil {
+		return err
+	}
+	if a.cfg.EnsureDKIM != nil {
+		if err := a.cfg.EnsureDKIM(ctx, d.Name); err != nil {
+			a.log.Error("dkim keys", "domain", d.Name, "err", err)
+		}
+	}
+	if admin != "" {
+		a.addPostmaster(ctx, d.Name, admin)
+	}
+	if a.cfg.RefreshCerts != nil {
+		a.cfg.RefreshCerts()
+	}
+	return nil
+}
+
+// addPostmaster routes postmaster@domain (RFC 5321 §4.5.1 requires it; DMARC and TLS reports go
+// there) to the admin, unless it exists already.
+func (a *Admin) addPostmaster(ctx context.Context, domain, admin string) {
+	pm := "postmaster@" + domain
+	if ids, _, _ := a.st.IsLocalAddress(ctx, pm); len(ids) > 0 {
+		if _, err := a.st.AccountByAddress(ctx, pm); err == nil {
+			return
+		}
+		for _, al := range mustAliases(ctx, a.st) {
+			if al.Address == pm {
+				return
+			}
+		}
+	}
+	if err := a.st.AddAlias(ctx, pm, []string{admin}); err != nil && !errors.Is(err, store.ErrExists) {
+		a.log.Warn("postmaster alias", "domain", domain, "err", err)
+	}
+}
+
+func mustAliases(ctx context.Context, st *store.Store) []store.Alias {
+	as, _ := st.Aliases(ctx)
+	return as
+}

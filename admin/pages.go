@@ -1,0 +1,525 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"net/mail"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"mailstead/store"
+)
+
+func (a *Admin) dashboard(w http.ResponseWriter, r *http.Request, s *session) {
+	ds, err := a.st.Domains(r.Context())
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	if len(ds) > 0 {
+		http.Redirect(w, r, "/admin/dns?domain="+url.QueryEscape(ds[0].Name), http.StatusSeeOther)
+		return
+	}
+	http.Redirect(w, r, "/admin/domains", http.StatusSeeOther)
+}
+
+type dnsView struct {
+	Domain    string
+	Domains   []string
+	Welcome   bool
+	Hostname  string
+	NoDKIM    bool
+	NoIPs     bool
+	Groups    []recordGroup
+	Server    []ServerCheck
+	Counts    map[string]int
+	CheckedAt time.Time
+}
+
+type recordGroup struct {
+	Name    string
+	Records []Checked
+}
+
+// dnsReport builds the records of domain and checks each against DNS, plus the server checks.
+func (a *Admin) dnsReport(ctx context.Context, domain string, fresh bool) (dnsView, error) {
+	v := dnsView{Domain: domain, Hostname: a.hostname(ctx), Counts: map[string]int{}, CheckedAt: time.Now()}
+	ips := a.publicIPs(ctx)
+	v.NoIPs = len(ips) == 0
+	recs, haveDKIM, err := RecordsFor(ctx, a.st, domain, ips, a.cfg.Ports, a.cfg.DKIMKeys)
+	if err != nil {
+		return v, err
+	}
+	v.NoDKIM = !haveDKIM
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	var checked []Checked
+	done := make(chan struct{})
+	go func() {
+		checked = checkAll(ctx, a.cfg.Resolver, ips, recs)
+		close(done)
+	}()
+	v.Server = append(v.Server, hostnameCheck(ctx, a.cfg.Resolver, v.Hostname, ips))
+	if a.cfg.Dev {
+		v.Server = append(v.Server, ServerCheck{Name: "Outbound port 25", Status: StatusUnchecked, Detail: "dev mode: no mail leaves this machine"})
+	} else {
+		target, _ := a.st.Setting(ctx, "admin.port25_probe")
+		v.Server = append(v.Server, a.port25.get(ctx, a.cfg.Resolver, target, fresh))
+	}
+	v.Server = append(v.Server, a.certCheck(v.Hostname))
+	<-done
+	for _, c := range checked {
+		if len(v.Groups) == 0 || v.Groups[len(v.Groups)-1].Name != c.Group {
+			v.Groups = append(v.Groups, recordGroup{Name: c.Group})
+		}
+		g := &v.Groups[len(v.Groups)-1]
+		g.Records = append(g.Records, c)
+		v.Counts[c.Status]++
+	}
+	return v, nil
+}
+
+func (a *Admin) certCheck(host string) ServerCheck {
+	c := ServerCheck{Name: "Certificate for " + host, FixURL: "/admin/certificates"}
+	if a.cfg.Certs == nil {
+		c.Status, c.Detail = StatusUnchecked, "no certificate manager"
+		return c
+	}
+	st := a.cfg.Certs()
+	switch {
+	case st.Source == "self-signed":
+		c.Status, c.Detail = StatusMissing, "serving a self-signed certificate until one is issued"
+		if st.LastError != "" {
+			c.Detail += "; last error: " + st.LastError
+		}
+		c.Fix = "Certificates are ordered once the hostname resolves to this server and port 443 is reachable."
+	case time.Until(st.NotAfter) < 7*24*time.Hour:
+		c.Status, c.Detail = StatusWrong, "expires "+st.NotAfter.UTC().Format(time.DateOnly)
+	default:
+		c.Status, c.Detail = StatusOK, st.Source+" certificate from "+st.Issuer+", valid until "+st.NotAfter.UTC().Format(time.DateOnly)
+	}
+	return c
+}
+
+func (a *Admin) domainNames(ctx context.Context) ([]string, error) {
+	ds, err := a.st.Domains(ctx)
+	names := make([]string, len(ds))
+	for i, d := range ds {
+		names[i] = d.Name
+	}
+	return names, err
+}
+
+func (a *Admin) pickDomain(r *http.Request) (string, []string, error) {
+	names, err := a.domainNames(r.Context())
+	if err != nil {
+		return "", nil, err
+	}
+	want := r.URL.Query().Get("domain")
+	for _, n := range names {
+		if n == want {
+			return n, names, nil
+		}
+	}
+	if len(names) > 0 {
+		return names[0], names, nil
+	}
+	return "", names, nil
+}
+
+func (a *Admin) dnsPage(w http.ResponseWriter, r *http.Request, s *session) {
+	domain, names, err := a.pickDomain(r)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	if domain == "" {
+		a.done(w, r, "/admin/domains", "Add a domain first.", nil)
+		return
+	}
+	v, err := a.dnsReport(r.Context(), domain, r.URL.Query().Get("fresh") == "1")
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	v.Domains, v.Welcome = names, r.URL.Query().Get("welcome") == "1"
+	a.render(w, r, "dns.html", s, pageData{Title: "DNS records for " + domain, Nav: "dns", Data: v})
+}
+
+func (a *Admin) dnsZone(w http.ResponseWriter, r *http.Request, s *session) {
+	domain, _, err := a.pickDomain(r)
+	if err != nil || domain == "" {
+		http.Error(w, "no such domain", http.StatusNotFound)
+		return
+	}
+	recs, _, err := RecordsFor(r.Context(), a.st, domain, a.publicIPs(r.Context()), a.cfg.Ports, a.cfg.DKIMKeys)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+domain+`.zone"`)
+	fmt.Fprint(w, ZoneFile("DNS records for "+domain+" (mailstead)", recs))
+}
+
+type domainView struct {
+	Name     string
+	Created  time.Time
+	Accounts int
+	DKIM     []DKIMKey
+}
+
+func (a *Admin) domainsPage(w http.ResponseWriter, r *http.Request, s *session) {
+	ctx := r.Context()
+	ds, err := a.st.Domains(ctx)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	accts, _ := a.st.Accounts(ctx)
+	var views []domainView
+	for _, d := range ds {
+		v := domainView{Name: d.Name, Created: d.Created}
+		for _, ac := range accts {
+			if ac.DomainID == d.ID {
+				v.Accounts++
+			}
+		}
+		if a.cfg.DKIMKeys != nil {
+			v.DKIM, _ = a.cfg.DKIMKeys(ctx, d.Name)
+		}
+		views = append(views, v)
+	}
+	a.render(w, r, "domains.html", s, pageData{Title: "Domains", Nav: "domains", Data: views})
+}
+
+func (a *Admin) domainAdd(w http.ResponseWriter, r *http.Request, s *session) {
+	name, err := store.CanonicalDomain(strings.TrimSpace(r.PostFormValue("domain")))
+	if err == nil {
+		err = a.addDomain(r.Context(), name, s.account.Address)
+	}
+	if err != nil {
+		a.done(w, r, "/admin/domains", "", err)
+		return
+	}
+	a.done(w, r, "/admin/dns?domain="+url.QueryEscape(name), "Added "+name+". Now publish these DNS records.", nil)
+}
+
+func (a *Admin) domainRemove(w http.ResponseWriter, r *http.Request, s *session) {
+	name := r.PostFormValue("domain")
+	err := a.st.RemoveDomain(r.Context(), name)
+	if errors.Is(err, store.ErrDomainNotEmpty) {
+		err = fmt.Errorf("%s still has accounts or aliases: remove them first, so no mail is deleted by accident", name)
+	}
+	a.done(w, r, "/admin/domains", "Removed "+name+".", err)
+}
+
+func (a *Admin) domainDKIM(w http.ResponseWriter, r *http.Request, s *session) {
+	name := r.PostFormValue("domain")
+	if ok, _ := a.st.IsLocalDomain(r.Context(), name); !ok || a.cfg.EnsureDKIM == nil {
+		a.done(w, r, "/admin/domains", "", fmt.Errorf("cannot make DKIM keys for %s", name))
+		return
+	}
+	err := a.cfg.EnsureDKIM(r.Context(), name)
+	a.done(w, r, "/admin/dns?domain="+url.QueryEscape(name), "DKIM keys ready for "+name+".", err)
+}
+
+type accountView struct {
+	store.Account
+	Aliases []string
+}
+
+func (a *Admin) accountsPage(w http.ResponseWriter, r *http.Request, s *session) {
+	ctx := r.Context()
+	accts, err := a.st.Accounts(ctx)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	names, _ := a.domainNames(ctx)
+	a.render(w, r, "accounts.html", s, pageData{Title: "Accounts", Nav: "accounts",
+		Data: map[string]any{"Accounts": accts, "Domains": names, "Self": s.account.Address}})
+}
+
+func (a *Admin) accountAdd(w http.ResponseWriter, r *http.Request, s *session) {
+	addr, pw := strings.TrimSpace(r.PostFormValue("address")), r.PostFormValue("password")
+	if len(pw) < 8 {
+		a.done(w, r, "/admin/accounts", "", errors.New("choose a password of at least 8 characters"))
+		return
+	}
+	acct, err := a.st.AddAccount(r.Context(), addr, pw, r.PostFormValue("admin") == "on")
+	if err == nil {
+		if q, qerr := parseQuota(r.PostFormValue("quota")); qerr == nil && q > 0 {
+			err = a.st.SetQuota(r.Context(), acct.Address, q)
+		}
+	}
+	a.done(w, r, "/admin/accounts", "Added "+acct.Address+".", err)
+}
+
+// parseQuota reads a quota in MiB ("" or 0: unlimited).
+func parseQuota(v string) (int64, error) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("quota %q: give a number of MiB (0 for unlimited)", v)
+	}
+	return n << 20, nil
+}
+
+func (a *Admin) accountRemove(w http.ResponseWriter, r *http.Request, s *session) {
+	addr := r.PostFormValue("address")
+	if strings.EqualFold(addr, s.account.Address) {
+		a.done(w, r, "/admin/accounts", "", errors.New("you cannot remove your own account while logged in with it"))
+		return
+	}
+	if r.PostFormValue("confirm") != "yes" {
+		a.done(w, r, "/admin/accounts", "", errors.New("tick the box to confirm: removing an account deletes its mail"))
+		return
+	}
+	err := a.st.RemoveAccount(r.Context(), addr)
+	a.done(w, r, "/admin/accounts", "Removed "+addr+" and its mail.", err)
+}
+
+func (a *Admin) accountPassword(w http.ResponseWriter, r *http.Request, s *session) {
+	addr, pw := r.PostFormValue("address"), r.PostFormValue("password")
+	if len(pw) < 8 {
+		a.done(w, r, "/admin/accounts", "", errors.New("choose a password of at least 8 characters"))
+		return
+	}
+	err := a.st.SetPassword(r.Context(), addr, pw)
+	if err == nil {
+		if acct, aerr := a.st.AccountByAddress(r.Context(), addr); aerr == nil {
+			a.st.EndWebSessions(r.Context(), acct.ID, s.token)
+		}
+	}
+	a.done(w, r, "/admin/accounts", "Changed the password of "+addr+".", err)
+}
+
+func (a *Admin) accountQuota(w http.ResponseWriter, r *http.Request, s *session) {
+	addr := r.PostFormValue("address")
+	q, err := parseQuota(r.PostFormValue("quota"))
+	if err == nil {
+		err = a.st.SetQuota(r.Context(), addr, q)
+	}
+	a.done(w, r, "/admin/accounts", "Changed the quota of "+addr+".", err)
+}
+
+func (a *Admin) accountAdmin(w http.ResponseWriter, r *http.Request, s *session) {
+	addr := r.PostFormValue("address")
+	on := r.PostFormValue("admin") == "on"
+	if !on && strings.EqualFold(addr, s.account.Address) {
+		a.done(w, r, "/admin/accounts", "", errors.New("you cannot take away your own admin rights"))
+		return
+	}
+	err := a.st.SetAdmin(r.Context(), addr, on)
+	a.done(w, r, "/admin/accounts", "Changed the admin rights of "+addr+".", err)
+}
+
+func (a *Admin) aliasesPage(w http.ResponseWriter, r *http.Request, s *session) {
+	ctx := r.Context()
+	as, err := a.st.Aliases(ctx)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	accts, _ := a.st.Accounts(ctx)
+	a.render(w, r, "aliases.html", s, pageData{Title: "Aliases", Nav: "aliases", Data: map[string]any{"Aliases": as, "Accounts": accts}})
+}
+
+func splitList(v string) []string {
+	return strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\r' || r == '\t' })
+}
+
+func (a *Admin) aliasAdd(w http.ResponseWriter, r *http.Request, s *session) {
+	alias := strings.TrimSpace(r.PostFormValue("alias"))
+	targets := splitList(r.PostFormValue("targets"))
+	err := a.st.AddAlias(r.Context(), alias, targets)
+	a.done(w, r, "/admin/aliases", "Added "+alias+".", err)
+}
+
+func (a *Admin) aliasRemove(w http.ResponseWriter, r *http.Request, s *session) {
+	alias := r.PostFormValue("alias")
+	err := a.st.RemoveAlias(r.Context(), alias, splitList(r.PostFormValue("target")))
+	a.done(w, r, "/admin/aliases", "Removed "+alias+".", err)
+}
+
+type queueView struct {
+	store.QueueEntry
+	Subject string // decoded from the message: text from a stranger, escaped like every other value
+}
+
+func (a *Admin) queuePage(w http.ResponseWriter, r *http.Request, s *session) {
+	q, err := a.st.QueueList(r.Context())
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	views := make([]queueView, len(q))
+	for i, e := range q {
+		views[i].QueueEntry = e
+		if i < 500 {
+			if data, err := a.st.QueueData(r.Context(), e.BlobID); err == nil {
+				views[i].Subject = subjectOf(data)
+			}
+		}
+	}
+	a.render(w, r, "queue.html", s, pageData{Title: "Queue", Nav: "queue", Data: views})
+}
+
+// subjectOf returns the decoded Subject of a message (RFC 2047 words decoded), or "".
+func subjectOf(msg []byte) string {
+	m, err := mail.ReadMessage(bytes.NewReader(msg))
+	if err != nil {
+		return ""
+	}
+	subj := m.Header.Get("Subject")
+	if dec, err := new(mime.WordDecoder).DecodeHeader(subj); err == nil {
+		subj = dec
+	}
+	if len(subj) > 200 {
+		subj = subj[:200] + "…"
+	}
+	return subj
+}
+
+func queueID(r *http.Request) (int64, error) {
+	id, err := strconv.ParseInt(r.PostFormValue("id"), 10, 64)
+	if err != nil || id < 0 {
+		return 0, fmt.Errorf("bad queue id %q", r.PostFormValue("id"))
+	}
+	return id, nil
+}
+
+func (a *Admin) queueRetry(w http.ResponseWriter, r *http.Request, s *session) {
+	id, err := queueID(r)
+	var n int
+	if err == nil {
+		n, err = a.st.QueueRetry(r.Context(), id)
+	}
+	a.done(w, r, "/admin/queue", fmt.Sprintf("%d message(s) will be tried again now.", n), err)
+}
+
+func (a *Admin) queueRemove(w http.ResponseWriter, r *http.Request, s *session) {
+	id, err := queueID(r)
+	var n int
+	if err == nil {
+		n, err = a.st.QueueRemove(r.Context(), id)
+	}
+	a.done(w, r, "/admin/queue", fmt.Sprintf("Removed %d message(s) from the queue without delivering them.", n), err)
+}
+
+func (a *Admin) certsPage(w http.ResponseWriter, r *http.Request, s *session) {
+	var st *CertStatus
+	if a.cfg.Certs != nil {
+		c := a.cfg.Certs()
+		st = &c
+	}
+	a.render(w, r, "certificates.html", s, pageData{Title: "Certificates", Nav: "certificates", Data: st})
+}
+
+func (a *Admin) certsRefresh(w http.ResponseWriter, r *http.Request, s *session) {
+	if a.cfg.RefreshCerts != nil {
+		a.cfg.RefreshCerts()
+	}
+	a.done(w, r, "/admin/certificates", "Checking DNS and certificates now; reload in a minute.", nil)
+}
+
+type settingView struct {
+	store.SettingDef
+	Value  string
+	Secret bool
+}
+
+// hiddenSettings are not shown or edited on the settings page.
+var hiddenSettings = map[string]bool{"setup.token": true}
+
+func isSecretSetting(key string) bool { return strings.Contains(key, "password") }
+
+func (a *Admin) settingsPage(w http.ResponseWriter, r *http.Request, s *session) {
+	var views []settingView
+	for _, d := range store.Settings() {
+		if hiddenSettings[d.Key] {
+			continue
+		}
+		v, err := a.st.Setting(r.Context(), d.Key)
+		if err != nil {
+			a.serverError(w, r, err)
+			return
+		}
+		sv := settingView{SettingDef: d, Value: v, Secret: isSecretSetting(d.Key)}
+		if sv.Secret {
+			sv.Value = ""
+		}
+		views = append(views, sv)
+	}
+	sort.Slice(views, func(i, j int) bool { return views[i].Key < views[j].Key })
+	a.render(w, r, "settings.html", s, pageData{Title: "Settings", Nav: "settings", Data: views})
+}
+
+func (a *Admin) settingsSave(w http.ResponseWriter, r *http.Request, s *session) {
+	key, value := r.PostFormValue("key"), strings.TrimSpace(r.PostFormValue("value"))
+	if hiddenSettings[key] {
+		a.done(w, r, "/admin/settings", "", fmt.Errorf("%s cannot be set here", key))
+		return
+	}
+	if isSecretSetting(key) && value == "" && r.PostFormValue("clear") != "on" {
+		a.done(w, r, "/admin/settings#"+key, "Unchanged.", nil)
+		return
+	}
+	if r.PostFormValue("reset") == "on" {
+		value = ""
+	}
+	err := a.st.SetSetting(r.Context(), key, value)
+	if err == nil && key == "hostname" && a.cfg.HostnameChanged != nil {
+		a.cfg.HostnameChanged(context.WithoutCancel(r.Context()), value)
+	}
+	a.done(w, r, "/admin/settings#"+url.QueryEscape(key), "Saved "+key+".", err)
+}
+
+func (a *Admin) eventsPage(w http.ResponseWriter, r *http.Request, s *session) {
+	kind := r.URL.Query().Get("kind")
+	evs, err := a.st.RecentMailEvents(r.Context(), kind, 200)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	a.render(w, r, "events.html", s, pageData{Title: "Recent deliveries and rejections", Nav: "events",
+		Data: map[string]any{"Events": evs, "Kind": kind, "Kinds": []string{store.MailReceived, store.MailDelivered, store.MailDeferred, store.MailBounced, store.MailRejected}}})
+}
+
+func (a *Admin) tokensPage(w http.ResponseWriter, r *http.Request, s *session) {
+	ts, err := a.st.APITokens(r.Context(), s.account.ID)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	a.render(w, r, "tokens.html", s, pageData{Title: "API tokens", Nav: "tokens", Data: map[string]any{"Tokens": ts}})
+}
+
+func (a *Admin) tokenAdd(w http.ResponseWriter, r *http.Request, s *session) {
+	tok, _, err := a.st.CreateAPIToken(r.Context(), s.account.ID, r.PostFormValue("name"))
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	ts, _ := a.st.APITokens(r.Context(), s.account.ID)
+	w.Header().Set("Cache-Control", "no-store")
+	a.render(w, r, "tokens.html", s, pageData{Title: "API tokens", Nav: "tokens",
+		Flash: "Copy the new token now; it is not shown again.", Data: map[string]any{"Tokens": ts, "New": tok}})
+}
+
+func (a *Admin) tokenRemove(w http.ResponseWriter, r *http.Request, s *session) {
+	id, _ := strconv.ParseInt(r.PostFormValue("id"), 10, 64)
+	err := a.st.RemoveAPIToken(r.Context(), s.account.ID, id)
+	a.done(w, r, "/admin/tokens", "Revoked the token.", err)
+}

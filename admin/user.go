@@ -1,0 +1,137 @@
+package admin
+
+import (
+	"encoding/base64"
+	"errors"
+	"html/template"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	qrcode "github.com/skip2/go-qrcode"
+)
+
+type clientSetting struct {
+	Protocol, Host, Security, Username string
+	Port                               int
+}
+
+type meView struct {
+	Address      string
+	AppPasswords any
+	NewPassword  string
+	NewName      string
+	Settings     []clientSetting
+	ProfileURL   string       // what the QR code opens on the phone
+	QR           template.URL // data: URL of the QR code PNG, made here (html/template refuses data: URLs otherwise)
+}
+
+// profileURL is the address of the public mobileconfig for the phone, on the mail hostname (the
+// name the certificate is for) and the HTTPS port.
+func (a *Admin) profileURL(r *http.Request, address string) string {
+	host := a.hostname(r.Context())
+	if a.cfg.Ports.HTTPS != 443 {
+		host = net.JoinHostPort(host, strconv.Itoa(a.cfg.Ports.HTTPS))
+	}
+	return "https://" + host + "/mail/mailstead.mobileconfig?emailaddress=" + url.QueryEscape(address)
+}
+
+func (a *Admin) meView(r *http.Request, s *session) (meView, error) {
+	ctx := r.Context()
+	aps, err := a.st.AppPasswords(ctx, s.account.ID)
+	if err != nil {
+		return meView{}, err
+	}
+	host := a.hostname(ctx)
+	p := a.cfg.Ports
+	v := meView{Address: s.account.Address, AppPasswords: aps, ProfileURL: a.profileURL(r, s.account.Address)}
+	v.Settings = []clientSetting{
+		{"IMAP (incoming)", host, "SSL/TLS", s.account.Address, p.IMAPS},
+		{"SMTP (outgoing)", host, "SSL/TLS", s.account.Address, p.Submissions},
+		{"IMAP, if SSL/TLS is not offered", host, "STARTTLS", s.account.Address, p.IMAP},
+		{"SMTP, if SSL/TLS is not offered", host, "STARTTLS", s.account.Address, p.Submission},
+		{"POP3 (instead of IMAP)", host, "SSL/TLS", s.account.Address, p.POP3S},
+	}
+	png, err := qrcode.Encode(v.ProfileURL, qrcode.Medium, 256)
+	if err == nil {
+		v.QR = template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(png))
+	}
+	return v, nil
+}
+
+func (a *Admin) mePage(w http.ResponseWriter, r *http.Request, s *session) {
+	v, err := a.meView(r, s)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	a.render(w, r, "me.html", s, pageData{Title: "Your account", Nav: "me", Data: v})
+}
+
+func (a *Admin) meChangePassword(w http.ResponseWriter, r *http.Request, s *session) {
+	ctx := r.Context()
+	cur, pw, pw2 := r.PostFormValue("current"), r.PostFormValue("password"), r.PostFormValue("password2")
+	key := clientKey(r)
+	if !a.limiter.allowed(key) {
+		a.done(w, r, "/me", "", errors.New("too many failed attempts; wait a few minutes"))
+		return
+	}
+	if _, err := a.st.AuthenticatePrimary(ctx, s.account.Address, cur); err != nil {
+		a.limiter.fail(key)
+		a.done(w, r, "/me", "", errors.New("the current password is wrong"))
+		return
+	}
+	switch {
+	case len(pw) < 10:
+		a.done(w, r, "/me", "", errors.New("choose a new password of at least 10 characters"))
+		return
+	case pw != pw2:
+		a.done(w, r, "/me", "", errors.New("the two new passwords differ"))
+		return
+	}
+	if err := a.st.SetPassword(ctx, s.account.Address, pw); err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	// Other browsers logged in as this account must log in again.
+	a.st.EndWebSessions(ctx, s.account.ID, s.token)
+	a.done(w, r, "/me", "Password changed. Mail apps that use it need the new one; app passwords keep working.", nil)
+}
+
+func (a *Admin) meAddAppPassword(w http.ResponseWriter, r *http.Request, s *session) {
+	pw, ap, err := a.st.AddAppPassword(r.Context(), s.account.ID, r.PostFormValue("name"))
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	v, err := a.meView(r, s)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	v.NewPassword, v.NewName = pw, ap.Name
+	w.Header().Set("Cache-Control", "no-store")
+	a.render(w, r, "me.html", s, pageData{Title: "Your account", Nav: "me", Data: v,
+		Flash: "Type this app password into the app now; it is not shown again."})
+}
+
+func (a *Admin) meRemoveAppPassword(w http.ResponseWriter, r *http.Request, s *session) {
+	id, _ := strconv.ParseInt(r.PostFormValue("id"), 10, 64)
+	err := a.st.RemoveAppPassword(r.Context(), s.account.ID, id)
+	a.done(w, r, "/me", "Revoked the app password; the app using it can no longer log in.", err)
+}
+
+func (a *Admin) meMobileconfig(w http.ResponseWriter, r *http.Request, s *session) {
+	a.serveMobileconfig(w, r, s.account.Address)
+}
+
+func (a *Admin) meQR(w http.ResponseWriter, r *http.Request, s *session) {
+	png, err := qrcode.Encode(a.profileURL(r, s.account.Address), qrcode.Medium, 256)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "image/png")
+	w.Write(png)
+}

@@ -1,0 +1,130 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"mailstead/acme"
+	"mailstead/admin"
+	"mailstead/queue"
+)
+
+// startHTTP serves the admin pages, autoconfiguration and MTA-STS policies over HTTPS on 443,
+// and ACME HTTP-01 challenges plus autoconfiguration over plain HTTP on 80 (everything else
+// there is redirected to HTTPS). Both use the one TLS source of the certificate manager.
+func (s *Server) startHTTP(ctx context.Context) error {
+	a, err := admin.New(admin.Config{
+		Store:        s.store,
+		Resolver:     s.resolver,
+		Logger:       s.log.With("service", "admin"),
+		Ports:        admin.StandardPorts.Offset(s.opts.PortOffset),
+		Dev:          s.opts.Dev,
+		FallbackIPs:  s.fallbackIPs,
+		Certs:        s.certStatus,
+		RefreshCerts: s.certs.Refresh,
+		DKIMKeys:     s.dkimKeys,
+		EnsureDKIM: func(ctx context.Context, domain string) error {
+			_, err := queue.EnsureDKIMKeys(ctx, s.store, domain)
+			return err
+		},
+		HostnameChanged: s.hostnameChanged,
+	})
+	if err != nil {
+		return err
+	}
+	errorLog := slog.NewLogLogger(s.log.With("service", "http").Handler(), slog.LevelDebug)
+	l443, err := s.listen(PortHTTPS)
+	if err != nil {
+		return err
+	}
+	l80, err := s.listen(PortHTTP)
+	if err != nil {
+		l443.Close()
+		return err
+	}
+	https := &http.Server{
+		Handler:           a.Handler(),
+		TLSConfig:         s.certs.TLSConfig(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          errorLog, // TLS handshake noise from scanners is debug, not an error
+	}
+	plain := &http.Server{
+		Handler:           s.certs.HTTPHandler(a.HTTPHandler(s.certs.RedirectHandler())),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		IdleTimeout:       time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          errorLog,
+	}
+	s.serve("https", l443, func(l net.Listener) error { return httpDone(https.ServeTLS(l, "", "")) }, https.Shutdown)
+	s.serve("http", l80, func(l net.Listener) error { return httpDone(plain.Serve(l)) }, plain.Shutdown)
+	return nil
+}
+
+func httpDone(err error) error {
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// fallbackIPs are this server's addresses when admin.public_ips is not set: the bind address
+// when it is a specific one, else the global addresses of the network interfaces.
+func (s *Server) fallbackIPs() []net.IP {
+	if ip := net.ParseIP(s.opts.Bind); ip != nil && !ip.IsUnspecified() {
+		return []net.IP{ip}
+	}
+	return admin.InterfaceIPs()
+}
+
+func (s *Server) dkimKeys(ctx context.Context, domain string) ([]admin.DKIMKey, error) {
+	keys, err := queue.DKIMKeys(ctx, s.store, domain)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]admin.DKIMKey, len(keys))
+	for i, k := range keys {
+		out[i] = admin.DKIMKey{Selector: k.Selector, TXT: k.TXT()}
+	}
+	return out, nil
+}
+
+func (s *Server) certStatus() admin.CertStatus {
+	st := s.certs.Status()
+	out := admin.CertStatus{Hostname: st.Hostname, Source: string(st.Source), Issuer: st.Issuer, NotAfter: st.NotAfter,
+		Directory: st.Directory, LastError: st.LastError}
+	for _, h := range st.Hosts {
+		out.Hosts = append(out.Hosts, admin.CertHost{Name: h.Name, Source: string(h.Source), State: h.State, Detail: h.Detail,
+			LastError: h.LastError, NotAfter: h.NotAfter})
+	}
+	return out
+}
+
+// hostnameChanged follows a hostname set by the setup wizard or the settings page: the
+// certificate manager serves and orders for the new name at once. The SMTP, IMAP and POP3
+// greetings take it at the next start (they were given the name when they started).
+func (s *Server) hostnameChanged(ctx context.Context, host string) {
+	cfg := acme.Config{
+		Hostname:    host,
+		DisableACME: s.opts.Dev,
+		HTTPSPort:   PortHTTPS + s.opts.PortOffset,
+		ExtraHosts:  s.domainHosts,
+	}
+	for key, dst := range map[string]*string{acme.SettingDirectory: &cfg.Directory, acme.SettingEmail: &cfg.Email,
+		acme.SettingCertFile: &cfg.CertFile, acme.SettingKeyFile: &cfg.KeyFile} {
+		*dst, _ = s.store.Setting(ctx, key)
+	}
+	err := s.certs.Reconfigure(ctx, cfg)
+	if err != nil {
+		s.log.Error("certificates for the new hostname", "hostname", host, "err", err)
+		return
+	}
+	s.log.Info("hostname changed; restart mailstead so mail greetings use it too", "hostname", host)
+}
