@@ -97,6 +97,7 @@ type farSide struct {
 	rcptErr func(rcpt string) error
 	dataErr func() error
 	mails   int // MAIL commands seen
+	conns   int // connections accepted
 	users   map[string]string
 	authed  []string // users that logged in
 }
@@ -132,6 +133,7 @@ func startFarSideOpts(t testing.TB, ip string, port int, o farOpts) *farSide {
 		t.Fatalf("far side: %v", err)
 	}
 	f.srv, f.addr = srv, ln.Addr().String()
+	ln = &countingListener{Listener: ln, f: f}
 	if o.implicit {
 		ln = tls.NewListener(ln, srv.TLSConfig)
 	}
@@ -508,6 +510,10 @@ type rawFar struct {
 	msgs [][]byte
 	// pipelined: the commands after MAIL were already waiting when MAIL was read (RFC 2920).
 	pipelined bool
+	// hangUpAfterData closes the connection after each message, as a server that times out
+	// idle sessions would.
+	hangUpAfterData bool
+	conns           int
 }
 
 // startRawFar listens on ip:port. ehlo lists the extension lines of the EHLO reply; nil answers
@@ -534,6 +540,9 @@ func startRawFar(t testing.TB, ip string, port int, ehlo []string) *rawFar {
 
 func (f *rawFar) serve(c net.Conn, ehlo []string) {
 	defer c.Close()
+	f.mu.Lock()
+	f.conns++
+	f.mu.Unlock()
 	r := bufio.NewReader(c)
 	say := func(s string) { c.Write([]byte(s + "\r\n")) }
 	say("220 raw.test ESMTP")
@@ -585,6 +594,12 @@ func (f *rawFar) serve(c net.Conn, ehlo []string) {
 			f.msgs = append(f.msgs, data)
 			f.mu.Unlock()
 			say("250 2.0.0 ok")
+			f.mu.Lock()
+			hangUp := f.hangUpAfterData
+			f.mu.Unlock()
+			if hangUp {
+				return
+			}
 		case "QUIT":
 			say("221 bye")
 			return
@@ -598,4 +613,19 @@ func (f *rawFar) commands() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]string(nil), f.cmds...)
+}
+
+type countingListener struct {
+	net.Listener
+	f *farSide
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.f.mu.Lock()
+		l.f.conns++
+		l.f.mu.Unlock()
+	}
+	return c, err
 }

@@ -61,6 +61,8 @@ type Queue struct {
 	log  *slog.Logger
 	http *http.Client
 	kick chan struct{}
+	// conns keeps sessions that just delivered, for the next message to the same host.
+	conns connCache
 
 	mu        sync.Mutex
 	inflight  map[int64]bool // queue entry ids being delivered now
@@ -115,10 +117,14 @@ func (q *Queue) Run(ctx context.Context) error {
 	q.stop = cancel
 	q.mu.Unlock()
 	defer close(q.done)
+	defer q.conns.reap(true)
 	defer q.wg.Wait()
 	defer cancel()
 	for {
 		wait := q.dispatch(ctx)
+		if q.conns.reap(false) && wait > connIdle {
+			wait = connIdle // come back to end parked sessions on time
+		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():

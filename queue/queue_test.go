@@ -335,7 +335,7 @@ func TestHELOFallbackWithoutPipelining(t *testing.T) {
 	e.submit("alice@a.test", testMsg, "bob@b.test", "carol@b.test")
 	e.waitFor("delivery", func() bool { return e.queueLen() == 0 })
 	got := strings.Join(far.commands(), "|")
-	want := "EHLO mail.a.test|HELO mail.a.test|MAIL FROM:<alice@a.test>|RCPT TO:<bob@b.test>|RCPT TO:<carol@b.test>|DATA|QUIT"
+	want := "EHLO mail.a.test|HELO mail.a.test|MAIL FROM:<alice@a.test>|RCPT TO:<bob@b.test>|RCPT TO:<carol@b.test>|DATA"
 	if got != want {
 		t.Fatalf("commands:\n%s\nwant:\n%s", got, want)
 	}
@@ -353,5 +353,36 @@ func TestPipelining(t *testing.T) {
 	defer far.mu.Unlock()
 	if !far.pipelined || len(far.msgs) != 1 {
 		t.Fatalf("pipelined=%v, %d messages; commands %v", far.pipelined, len(far.msgs), far.cmds)
+	}
+}
+
+// A second message to the same host goes over the session of the first (no new handshake); a
+// cached session the far side has dropped is noticed (RSET fails) and replaced.
+func TestSessionReuse(t *testing.T) {
+	e := newEnv(t, "127.0.0.38", "127.0.0.39")
+	e.zone.Add("b.test. 300 IN MX 10 mx.b.test.", "mx.b.test. 300 IN A 127.0.0.38",
+		"c.test. 300 IN MX 10 mx.c.test.", "mx.c.test. 300 IN A 127.0.0.39")
+	cert := e.ca.issue(t, "mx.b.test")
+	far := startFarSide(t, "127.0.0.38", 25+e.offset, &cert)
+	dropping := startRawFar(t, "127.0.0.39", 25+e.offset, []string{"PIPELINING", "8BITMIME"})
+	dropping.hangUpAfterData = true
+	e.start()
+	for i := range 3 {
+		e.submit("alice@a.test", testMsg, "bob@b.test", "carol@c.test")
+		e.waitFor("delivery", func() bool { return e.queueLen() == 0 })
+		if n := len(far.messages()); n != i+1 {
+			t.Fatalf("far side has %d messages, want %d", n, i+1)
+		}
+	}
+	far.mu.Lock()
+	conns := far.conns
+	far.mu.Unlock()
+	if conns != 1 {
+		t.Fatalf("3 messages took %d connections, want 1", conns)
+	}
+	dropping.mu.Lock()
+	defer dropping.mu.Unlock()
+	if len(dropping.msgs) != 3 || dropping.conns != 3 {
+		t.Fatalf("dropping server: %d messages over %d connections, want 3 and 3", len(dropping.msgs), dropping.conns)
 	}
 }
