@@ -47,8 +47,10 @@ func (s *Server) startHTTP(ctx context.Context) error {
 		return err
 	}
 	https := &http.Server{
-		Handler:           a.Handler(),
-		TLSConfig:         s.certs.TLSConfig(),
+		Handler: a.Handler(),
+		// A clone: net/http adds "h2" and "http/1.1" to the config it is given, and the shared
+		// one must offer no ALPN protocol, or IMAP clients that offer "imap" are refused.
+		TLSConfig:         s.certs.TLSConfig().Clone(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute,
 		IdleTimeout:       2 * time.Minute,

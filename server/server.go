@@ -196,7 +196,7 @@ func (s *Server) Start(ctx context.Context) error {
 	s.certs = certs
 	s.goBackground(func() { certs.Run(bg) })
 
-	for _, start := range []func(context.Context) error{s.startSMTP, s.startPOP3, s.startOutbound, s.startHTTP} {
+	for _, start := range []func(context.Context) error{s.startSMTP, s.startIMAP, s.startPOP3, s.startOutbound, s.startHTTP} {
 		if err := start(ctx); err != nil {
 			s.Shutdown(context.Background())
 			return err

@@ -1,0 +1,40 @@
+package server
+
+import (
+	"context"
+	"fmt"
+
+	"mailstead/imap"
+)
+
+// startIMAP serves IMAP on 143 (STARTTLS) and 993 (implicit TLS) from one imap.Server, so both
+// ports share sessions' limits, the login throttle and the mailbox event stream.
+func (s *Server) startIMAP(ctx context.Context) error {
+	size, err := s.store.SettingInt(ctx, "smtp.max_message_size")
+	if err != nil {
+		return err
+	}
+	srv, err := imap.NewServer(imap.Config{
+		Store:             s.store,
+		TLSConfig:         s.certs.TLSConfig(),
+		Logger:            s.log.With("service", "imap"),
+		AllowInsecureAuth: s.opts.Dev, // and even then only for loopback clients
+		MaxMessageSize:    size,
+	})
+	if err != nil {
+		return fmt.Errorf("imap: %w", err)
+	}
+	plain, err := s.listen(PortIMAP)
+	if err != nil {
+		return err
+	}
+	implicit, err := s.listen(PortIMAPS)
+	if err != nil {
+		plain.Close()
+		return err
+	}
+	stop := onceErr(srv.Shutdown)
+	s.serve("imap", plain, srv.Serve, stop)
+	s.serve("imaps", implicit, srv.ServeTLS, stop)
+	return nil
+}
