@@ -295,7 +295,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // Run starts the server and serves until ctx ends, then shuts down.
 func (s *Server) Run(ctx context.Context) error {
-	if err := s.Start(ctx); err != nil {
+	// A signal during start-up ends the server after it has started, not half-way through.
+	if err := s.Start(context.WithoutCancel(ctx)); err != nil {
 		s.store.Close()
 		return err
 	}
