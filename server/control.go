@@ -53,6 +53,8 @@ func (s *Server) handleControl(c net.Conn) {
 	resp := Response{Output: out}
 	if err != nil {
 		resp.Error = err.Error()
+	} else {
+		s.afterManage(context.Background(), req)
 	}
 	json.NewEncoder(c).Encode(resp)
 }

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"time"
 
-	"mailstead/acme"
 	"mailstead/admin"
 	"mailstead/queue"
 )
@@ -113,17 +112,10 @@ func (s *Server) certStatus() admin.CertStatus {
 // certificate manager serves and orders for the new name at once. The SMTP, IMAP and POP3
 // greetings take it at the next start (they were given the name when they started).
 func (s *Server) hostnameChanged(ctx context.Context, host string) {
-	cfg := acme.Config{
-		Hostname:    host,
-		DisableACME: s.opts.Dev,
-		HTTPSPort:   PortHTTPS + s.opts.PortOffset,
-		ExtraHosts:  s.domainHosts,
+	cfg, err := s.certConfig(ctx, host)
+	if err == nil {
+		err = s.certs.Reconfigure(ctx, cfg)
 	}
-	for key, dst := range map[string]*string{acme.SettingDirectory: &cfg.Directory, acme.SettingEmail: &cfg.Email,
-		acme.SettingCertFile: &cfg.CertFile, acme.SettingKeyFile: &cfg.KeyFile} {
-		*dst, _ = s.store.Setting(ctx, key)
-	}
-	err := s.certs.Reconfigure(ctx, cfg)
 	if err != nil {
 		s.log.Error("certificates for the new hostname", "hostname", host, "err", err)
 		return

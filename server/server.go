@@ -184,12 +184,11 @@ func randomToken(n int) string {
 func (s *Server) Start(ctx context.Context) error {
 	bg, cancel := context.WithCancel(context.Background())
 	s.cancelBg = cancel
-	certs, err := acme.New(ctx, acme.Config{
-		Hostname:    s.hostname,
-		DisableACME: s.opts.Dev,
-		HTTPSPort:   PortHTTPS + s.opts.PortOffset,
-		ExtraHosts:  s.domainHosts,
-	}, s.store, s.resolver, s.log)
+	certCfg, err := s.certConfig(ctx, s.hostname)
+	if err != nil {
+		return err
+	}
+	certs, err := acme.New(ctx, certCfg, s.store, s.resolver, s.log)
 	if err != nil {
 		return fmt.Errorf("certificates: %w", err)
 	}

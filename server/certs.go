@@ -1,0 +1,84 @@
+package server
+
+import (
+	"context"
+	"net"
+	"strings"
+
+	"mailstead/acme"
+)
+
+// certConfig builds the certificate manager's configuration for hostname from flags and settings.
+// Start and every later change (hostname, ACME or manual-certificate settings) use it, so the
+// manager always sees the whole configuration.
+func (s *Server) certConfig(ctx context.Context, hostname string) (acme.Config, error) {
+	cfg := acme.Config{
+		Hostname:    hostname,
+		DisableACME: s.opts.Dev,
+		HTTPPort:    PortHTTP + s.opts.PortOffset,
+		HTTPSPort:   PortHTTPS + s.opts.PortOffset,
+		ExtraHosts:  s.domainHosts,
+	}
+	for key, dst := range map[string]*string{acme.SettingDirectory: &cfg.Directory, acme.SettingEmail: &cfg.Email,
+		acme.SettingCertFile: &cfg.CertFile, acme.SettingKeyFile: &cfg.KeyFile} {
+		v, err := s.store.Setting(ctx, key)
+		if err != nil {
+			return cfg, err
+		}
+		*dst = v
+	}
+	if ips := s.publicIPs(ctx); len(ips) > 0 {
+		// Behind NAT the public address is on no interface; the operator names it.
+		cfg.IsOwnIP = func(ip net.IP) bool {
+			for _, own := range ips {
+				if own.Equal(ip) {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	return cfg, nil
+}
+
+// publicIPs reads the optional admin.public_ips setting (comma-separated addresses).
+func (s *Server) publicIPs(ctx context.Context) []net.IP {
+	v, err := s.store.Setting(ctx, "admin.public_ips")
+	if err != nil {
+		return nil
+	}
+	var ips []net.IP
+	for _, f := range strings.Split(v, ",") {
+		if ip := net.ParseIP(strings.TrimSpace(f)); ip != nil {
+			ips = append(ips, ip)
+		}
+	}
+	return ips
+}
+
+// reconfigureCerts applies changed certificate settings to the running manager.
+func (s *Server) reconfigureCerts(ctx context.Context) {
+	host, err := s.store.Setting(ctx, "hostname")
+	if err != nil || host == "" {
+		host = s.hostname
+	}
+	cfg, err := s.certConfig(ctx, host)
+	if err == nil {
+		err = s.certs.Reconfigure(ctx, cfg)
+	}
+	if err != nil {
+		s.log.Error("certificate settings not applied", "err", err)
+	}
+}
+
+// afterManage lets the running server follow a management command that changed settings it
+// holds in memory.
+func (s *Server) afterManage(ctx context.Context, req Request) {
+	if req.Command != "settings" || len(req.Args) < 2 || req.Args[0] != "set" {
+		return
+	}
+	switch key := req.Args[1]; {
+	case key == "hostname" || strings.HasPrefix(key, "acme.") || strings.HasPrefix(key, "tls.") || key == "admin.public_ips":
+		s.reconfigureCerts(ctx)
+	}
+}
