@@ -68,11 +68,12 @@ type Queue struct {
 	inflight  map[int64]bool // queue entry ids being delivered now
 	perDomain map[string]int // deliveries running per recipient domain
 	running   int            // deliveries running in all
+	set       settings       // see cachedSettings
+	setAt     time.Time
 	wg        sync.WaitGroup
 
-	stop     context.CancelFunc
-	stopOnce sync.Once
-	done     chan struct{}
+	stop context.CancelFunc
+	done chan struct{}
 }
 
 // New builds a queue; Run starts working it.
@@ -158,6 +159,17 @@ type settings struct {
 	smarthostTLS                                         string
 }
 
+// cachedSettings returns the settings, read again at most every two seconds: the scheduler runs
+// after every delivery and should not reread a dozen settings each time.
+func (q *Queue) cachedSettings(ctx context.Context) settings {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if now := time.Now(); now.Sub(q.setAt) > 2*time.Second {
+		q.set, q.setAt = q.settings(ctx), now
+	}
+	return q.set
+}
+
 func (q *Queue) settings(ctx context.Context) settings {
 	st := q.st
 	dur := func(key string, def time.Duration) time.Duration {
@@ -193,6 +205,9 @@ func (q *Queue) settings(ctx context.Context) settings {
 	}
 }
 
+// maxDueRead bounds how many due entries one scheduling round reads.
+const maxDueRead = 1000
+
 // maxRcptsPerTransaction keeps within the 100 recipients every server must take (RFC 5321 §4.5.3.1.8).
 const maxRcptsPerTransaction = 100
 
@@ -215,9 +230,17 @@ type groupKey struct {
 // to sleep before looking again.
 func (q *Queue) dispatch(ctx context.Context) time.Duration {
 	const idle = time.Minute
-	set := q.settings(ctx)
+	set := q.cachedSettings(ctx)
 	now := q.cfg.Now()
-	due, err := q.st.QueueDue(ctx, now, 1000)
+	q.mu.Lock()
+	free, busy := set.concurrency-q.running, len(q.inflight)
+	q.mu.Unlock()
+	if free <= 0 {
+		return idle // a finishing delivery kicks us
+	}
+	// Entries in flight are due too and come first in due order: read past them, and enough
+	// beyond to fill the free slots, but not the whole backlog on every wake-up.
+	due, err := q.st.QueueDue(ctx, now, min(busy+max(20*free, 200), maxDueRead))
 	if err != nil {
 		if ctx.Err() == nil {
 			q.log.Error("queue: reading due entries", "err", err)
@@ -257,7 +280,7 @@ func (q *Queue) dispatch(ctx context.Context) time.Duration {
 		go q.work(ctx, g, set)
 	}
 	q.mu.Unlock()
-	if len(due) == 1000 {
+	if len(due) == maxDueRead {
 		return time.Second // more are due than we read
 	}
 	next, ok, err := q.st.QueueNextAttempt(ctx)
