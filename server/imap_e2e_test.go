@@ -26,8 +26,7 @@ func imapServer(t *testing.T) (*mailtest.Server, string, string) {
 	srv := mailtest.Start(t, mailtest.Options{})
 	plain, implicit := srv.Addr(server.PortIMAP), srv.Addr(server.PortIMAPS)
 	if plain == "" || implicit == "" {
-		// Until server.Start runs imap.NewServer on 143 and 993 (see the IMAP issue's report).
-		t.Skip("IMAP listeners are not wired into server.Start yet")
+		t.Fatalf("server does not listen on IMAP (%q) and IMAPS (%q)", plain, implicit)
 	}
 	return srv, plain, implicit
 }
