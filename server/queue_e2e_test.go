@@ -3,10 +3,18 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -596,4 +604,89 @@ func TestQueueCommands(t *testing.T) {
 	if _, err := server.Execute(context.Background(), p.a.Store(), server.Request{Command: "queue", Args: []string{"remove", id}}); err == nil {
 		t.Fatal("removing a missing entry succeeded")
 	}
+}
+
+// MTA-STS in enforce mode naming an MX that b.test does not use: A (a process trusting a test CA
+// through SSL_CERT_FILE) fetches the policy over HTTPS, defers, and never sends to B in clear.
+func TestRelayMTASTSEnforceNonMatchingMX(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a server process")
+	}
+	const ipPolicy = "127.0.0.5"
+	zone := mailtest.NewDNSZone(t)
+	offset := mailtest.DefaultPortOffset + 1200
+	zone.Add("a.test. 300 IN MX 10 mail.a.test.", "mail.a.test. 300 IN A "+ipA,
+		"b.test. 300 IN MX 10 mail.b.test.", "mail.b.test. 300 IN A "+ipB,
+		"mta-sts.b.test. 300 IN A "+ipPolicy, `_mta-sts.b.test. 300 IN TXT "v=STSv1; id=1"`)
+	caFile, cert := testCA(t, "mta-sts.b.test")
+	ln, err := net.Listen("tcp", net.JoinHostPort(ipPolicy, fmt.Sprint(443+offset)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fetched := make(chan struct{})
+	var once sync.Once
+	policy := &http.Server{TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}},
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Write([]byte("version: STSv1\r\nmode: enforce\r\nmx: mx.elsewhere.test\r\nmax_age: 86400\r\n"))
+			once.Do(func() { close(fetched) })
+		})}
+	go policy.ServeTLS(ln, "", "")
+	t.Cleanup(func() { policy.Close() })
+
+	optsA := mailtest.Prepare(t, mailtest.Options{IP: ipA, PortOffset: offset, DNS: zone.Addr(), Domain: "a.test",
+		Accounts: map[string]string{"alice@a.test": "alice-pw"}, Settings: fastQueue})
+	b := mailtest.Start(t, mailtest.Options{IP: ipB, PortOffset: offset, DNS: zone.Addr(), Domain: "b.test",
+		Accounts: map[string]string{"bob@b.test": "bob-pw"}})
+	t.Setenv("SSL_CERT_FILE", caFile)
+	procA := startProcess(t, optsA)
+	if err := submit(t, &mailtest.Server{Opts: optsA}, false, "alice@a.test", "alice-pw", "alice@a.test", []string{"bob@b.test"}, aliceToBob); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-fetched:
+	case <-time.After(30 * time.Second):
+		t.Fatal("A never fetched the MTA-STS policy")
+	}
+	time.Sleep(3 * time.Second) // several retries at the test schedule
+	procA.Kill()
+	if n := len(mailtest.Mailbox(t, b.Store(), "bob@b.test", "INBOX")); n != 0 {
+		t.Fatal("mail went to an MX the MTA-STS policy does not name")
+	}
+	st, err := store.Open(optsA.Dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	q := queueOf(t, st)
+	if len(q) != 1 || q[0].Attempts < 1 || !strings.Contains(q[0].LastError, "MTA-STS") {
+		t.Fatalf("A's queue: %+v", q)
+	}
+}
+
+// testCA writes a new CA certificate to a PEM file and returns it with a server certificate for
+// names signed by it.
+func testCA(t *testing.T, names ...string) (caFile string, leaf tls.Certificate) {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "mailstead test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), DNSNames: names,
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile = filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return caFile, tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
