@@ -81,7 +81,7 @@ func NewMX(cfg Config) *Server {
 	s := &Server{cfg: cfg}
 	srv := gosmtp.NewServer(gosmtp.BackendFunc(s.newSession))
 	srv.Domain = cfg.Hostname()
-	srv.TLSConfig = cfg.TLSConfig
+	srv.TLSConfig = mxTLSConfig(cfg.TLSConfig)
 	srv.MaxMessageBytes = cfg.Limits.MaxMessageSize
 	srv.MaxRecipients = cfg.Limits.MaxRecipients
 	srv.MaxLineLength = cfg.Limits.MaxLineLength
@@ -91,6 +91,21 @@ func NewMX(cfg Config) *Server {
 	srv.ErrorLog = log.New(slogWriter{cfg.Logger}, "", 0)
 	s.srv = srv
 	return s
+}
+
+// mxTLSConfig keeps TLS session tickets working for the MTAs that deliver to port 25, Microsoft's
+// among them. Go's TLS 1.3 server sends its tickets in the same flight as its Finished, and
+// Exchange Online's STARTTLS client then drops the connection (golang/go#70232; mox, maddy and
+// chasquid turned tickets off instead). When the server asks for an (optional) client
+// certificate, Go sends the tickets only after the client's Finished, which such clients accept,
+// and resumption keeps working. No certificate is required or checked.
+func mxTLSConfig(c *tls.Config) *tls.Config {
+	if c == nil {
+		return nil
+	}
+	c = c.Clone() // shares the session ticket keys with the other listeners
+	c.ClientAuth = tls.RequestClientCert
+	return c
 }
 
 // Serve accepts plain connections (port 25, STARTTLS offered) until Shutdown.

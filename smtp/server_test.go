@@ -255,3 +255,45 @@ func TestLongMessageLineAccepted(t *testing.T) {
 	c.expect("250 ")
 	c.cmd("NOOP", "250")
 }
+
+// TestSTARTTLSResumesWithTicketsAfterClientFinished: port 25 asks for an optional client
+// certificate, which makes Go send session tickets after the client's Finished (the order
+// Microsoft's MTAs need), and a returning client resumes its session.
+func TestSTARTTLSResumesWithTicketsAfterClientFinished(t *testing.T) {
+	addr, _ := startMX(t, DefaultLimits, nil)
+	cache := tls.NewLRUClientSessionCache(4)
+	for i, wantResume := range []bool{false, true} {
+		c := dialMX(t, addr)
+		c.cmd("EHLO mta.remote.test", "250 ")
+		c.cmd("STARTTLS", "220 ")
+		asked := false
+		tc := tls.Client(c.c, &tls.Config{InsecureSkipVerify: true, ServerName: "mx.example.test", ClientSessionCache: cache,
+			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+				asked = true
+				return &tls.Certificate{}, nil // no certificate: the request is optional
+			}})
+		if err := tc.Handshake(); err != nil {
+			t.Fatalf("handshake %d: %v", i, err)
+		}
+		tr := bufio.NewReader(tc)
+		tc.Write([]byte("EHLO mta.remote.test\r\n"))
+		for {
+			line, err := tr.ReadString('\n')
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.HasPrefix(line, "250 ") {
+				break
+			}
+		}
+		tc.Write([]byte("QUIT\r\n"))
+		tr.ReadString('\n') // the ticket arrives with post-handshake data; reading lets the client store it
+		if state := tc.ConnectionState(); state.DidResume != wantResume {
+			t.Fatalf("connection %d: resumed = %v, want %v", i, state.DidResume, wantResume)
+		}
+		if !wantResume && !asked {
+			t.Fatal("server did not ask for a client certificate: tickets would go in its first flight")
+		}
+		tc.Close()
+	}
+}
