@@ -7,6 +7,7 @@ package queue
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"log/slog"
@@ -62,7 +63,8 @@ type Queue struct {
 	http *http.Client
 	kick chan struct{}
 	// conns keeps sessions that just delivered, for the next message to the same host.
-	conns connCache
+	conns       connCache
+	tlsSessions tls.ClientSessionCache
 
 	mu        sync.Mutex
 	inflight  map[int64]bool // queue entry ids being delivered now
@@ -88,13 +90,14 @@ func New(cfg Config) (*Queue, error) {
 		cfg.Now = time.Now
 	}
 	q := &Queue{
-		cfg:       cfg,
-		st:        cfg.Store,
-		log:       cfg.Logger,
-		kick:      make(chan struct{}, 1),
-		inflight:  map[int64]bool{},
-		perDomain: map[string]int{},
-		done:      make(chan struct{}),
+		cfg:         cfg,
+		st:          cfg.Store,
+		log:         cfg.Logger,
+		kick:        make(chan struct{}, 1),
+		tlsSessions: tls.NewLRUClientSessionCache(512),
+		inflight:    map[int64]bool{},
+		perDomain:   map[string]int{},
+		done:        make(chan struct{}),
 	}
 	q.http = cfg.HTTPClient
 	if q.http == nil {

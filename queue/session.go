@@ -81,7 +81,8 @@ func (q *Queue) dial(ctx context.Context, ip net.IP, t target, set settings) (ne
 }
 
 func (q *Queue) tlsConfig(host string) *tls.Config {
-	return &tls.Config{ServerName: host, RootCAs: q.cfg.RootCAs, MinVersion: tls.VersionTLS12}
+	// Resumed sessions (RFC 8446 §2.2) make the next handshake with the same host cheap.
+	return &tls.Config{ServerName: host, RootCAs: q.cfg.RootCAs, MinVersion: tls.VersionTLS12, ClientSessionCache: q.tlsSessions}
 }
 
 // open greets the server, introduces us with our hostname, starts TLS and logs in (smarthost). It
