@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -384,5 +385,48 @@ func TestSessionReuse(t *testing.T) {
 	defer dropping.mu.Unlock()
 	if len(dropping.msgs) != 3 || dropping.conns != 3 {
 		t.Fatalf("dropping server: %d messages over %d connections, want 3 and 3", len(dropping.msgs), dropping.conns)
+	}
+}
+
+// No more than queue.per_destination deliveries run at once to one domain: with slow replies and
+// sessions kept for reuse, eight messages take at most two connections.
+func TestPerDestinationConcurrency(t *testing.T) {
+	e := newEnv(t, "127.0.0.46")
+	e.zone.Add("b.test. 300 IN MX 10 mx.b.test.", "mx.b.test. 300 IN A 127.0.0.46")
+	far := startFarSide(t, "127.0.0.46", 25+e.offset, nil)
+	far.rcptErr = func(string) error { time.Sleep(50 * time.Millisecond); return nil }
+	e.st.SetSetting(context.Background(), "queue.per_destination", "2")
+	e.start()
+	for i := range 8 {
+		e.submit("alice@a.test", strings.Replace(testMsg, "m1@", fmt.Sprintf("m%d@", i+10), 1), "bob@b.test")
+	}
+	e.waitFor("all 8", func() bool { return e.queueLen() == 0 })
+	if n := len(far.messages()); n != 8 {
+		t.Fatalf("far side got %d messages", n)
+	}
+	far.mu.Lock()
+	conns := far.conns
+	far.mu.Unlock()
+	if conns > 2 {
+		t.Fatalf("%d connections to one domain with per_destination 2", conns)
+	}
+}
+
+// MX hosts come in preference order, equal preferences in random order (RFC 5321 §5.1).
+func TestMXOrder(t *testing.T) {
+	e := newEnv(t)
+	e.zone.Add("b.test. 300 IN MX 20 c.b.test.", "b.test. 300 IN MX 10 a.b.test.", "b.test. 300 IN MX 10 b.b.test.",
+		"b.test. 300 IN MX 30 d.b.test.")
+	e.start()
+	firsts := map[string]int{}
+	for range 200 {
+		hosts, fail := e.q.mxHosts(context.Background(), "b.test")
+		if fail != nil || len(hosts) != 4 || hosts[2] != "c.b.test" || hosts[3] != "d.b.test" {
+			t.Fatalf("order %v, %v", hosts, fail)
+		}
+		firsts[hosts[0]]++
+	}
+	if firsts["a.b.test"] == 0 || firsts["b.b.test"] == 0 {
+		t.Fatalf("equal preferences not shuffled: %v", firsts)
 	}
 }
