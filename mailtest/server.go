@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"sync"
@@ -43,6 +44,9 @@ type Options struct {
 	Settings map[string]string
 	// Verbose sends server logs to the test log.
 	Verbose bool
+	// ACMEClient reaches a test ACME server (acmetest.CA.Client); with it the server orders
+	// certificates from the directory in the acme.directory setting.
+	ACMEClient *http.Client
 }
 
 // Server is a running in-process mailstead.
@@ -142,7 +146,7 @@ func Run(t testing.TB, opts Options) *Server {
 	}
 	srv, err := server.New(server.Options{
 		DataDir: opts.Dir, Bind: opts.IP, PortOffset: opts.PortOffset, DNS: opts.DNS,
-		Logger: logger, ShutdownGrace: 5 * time.Second,
+		Logger: logger, ShutdownGrace: 5 * time.Second, ACMEClient: opts.ACMEClient,
 	})
 	if err != nil {
 		t.Fatalf("mailtest: new server: %v", err)

@@ -18,6 +18,7 @@ func (s *Server) certConfig(ctx context.Context, hostname string) (acme.Config, 
 		HTTPPort:    PortHTTP + s.opts.PortOffset,
 		HTTPSPort:   PortHTTPS + s.opts.PortOffset,
 		ExtraHosts:  s.domainHosts,
+		HTTPClient:  s.opts.ACMEClient,
 	}
 	for key, dst := range map[string]*string{acme.SettingDirectory: &cfg.Directory, acme.SettingEmail: &cfg.Email,
 		acme.SettingCertFile: &cfg.CertFile, acme.SettingKeyFile: &cfg.KeyFile} {

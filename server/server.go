@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -38,6 +39,10 @@ type Options struct {
 	EphemeralPorts bool
 	// ShutdownGrace bounds how long transactions in flight may take to finish.
 	ShutdownGrace time.Duration
+	// ACMEClient talks to the ACME directory; nil means one on the system roots. Tests pass a
+	// client that trusts Pebble (the system pool is loaded once per process, so SSL_CERT_FILE
+	// cannot be set by a test in-process).
+	ACMEClient *http.Client
 }
 
 // Server is a running mailstead.
@@ -193,7 +198,6 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("certificates: %w", err)
 	}
 	s.certs = certs
-	s.goBackground(func() { certs.Run(bg) })
 
 	for _, start := range []func(context.Context) error{s.startSMTP, s.startIMAP, s.startPOP3, s.startOutbound, s.startHTTP} {
 		if err := start(ctx); err != nil {
@@ -201,6 +205,8 @@ func (s *Server) Start(ctx context.Context) error {
 			return err
 		}
 	}
+	// Ordering starts once port 80 listens: the check that the hostname points here probes it.
+	s.goBackground(func() { certs.Run(bg) })
 	if err := s.startControl(); err != nil {
 		s.Shutdown(context.Background())
 		return err
