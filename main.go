@@ -28,6 +28,10 @@ usage:
   mailstead account  add|list|remove|passwd ADDRESS                    (password on stdin)
   mailstead alias    add|list|remove ALIAS TARGET...                   (ALIAS @domain: catch-all)
   mailstead settings list|get|set KEY [VALUE]
+  mailstead import   mbox|maildir ADDRESS PATH [MAILBOX]               (Gmail Takeout mbox, Maildir)
+  mailstead backup   DEST                                              (while the server runs)
+  mailstead restore  SRC                                               (with the server stopped)
+  mailstead verify
   mailstead version
 
 Every command takes --data DIR (default $MAILSTEAD_DATA, else ./mailstead-data). Management
@@ -66,6 +70,8 @@ func run(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "mailstead", version(), "schema", store.SchemaVersion())
 	case server.IsManageCommand(cmd):
 		err = manage(f, cmd, rest, stdin, stdout)
+	case server.IsOpsCommand(cmd):
+		err = server.RunOps(context.Background(), f.data, cmd, rest, stdout)
 	default:
 		fmt.Fprintf(stderr, "mailstead: unknown command %q\n\n%s", cmd, usageText)
 		return 2

@@ -40,6 +40,9 @@ var commands = map[string]manageFunc{
 	"stats":       manageStats,
 	"queue":       manageQueue,
 	"dns-records": manageDNSRecords,
+	"verify":      manageVerify,
+	// import-batch carries one batch of `mailstead import` (ops.go); not typed by people.
+	"import-batch": manageImportBatch,
 }
 
 // IsManageCommand reports whether name is a management command (run in the server when it is up).

@@ -61,6 +61,7 @@ type Server struct {
 	cancelBg  context.CancelFunc
 	control   net.Listener
 	setupInfo string
+	metrics   *metrics // counts log lines and accepts; serves /metrics (metrics.go)
 }
 
 // New opens the data directory and prepares the server without listening yet.
@@ -198,6 +199,7 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("certificates: %w", err)
 	}
 	s.certs = certs
+	s.startMetrics(ctx)
 
 	for _, start := range []func(context.Context) error{s.startSMTP, s.startIMAP, s.startPOP3, s.startOutbound, s.startHTTP} {
 		if err := start(ctx); err != nil {
@@ -253,7 +255,7 @@ func (s *Server) listen(stdPort int) (net.Listener, error) {
 	s.mu.Lock()
 	s.addrs[stdPort] = l.Addr().String()
 	s.mu.Unlock()
-	return l, nil
+	return s.metrics.countAccepts(stdPort, l), nil
 }
 
 // serve runs a listener's accept loop in the background and registers how to stop it.

@@ -46,6 +46,7 @@ var settingDefs = []SettingDef{
 	{"queue.smarthost_user", "", "user name for AUTH at the smarthost"},
 	{"queue.smarthost_password", "", "password for AUTH at the smarthost"},
 	{"queue.smarthost_tls", "", "TLS at the smarthost: implicit or starttls; empty: implicit on port 465, else starttls"},
+	{"metrics.listen", "127.0.0.1:9025", "HOST:PORT of the Prometheus /metrics page, loopback by default (--port-offset is added to the port); off: no page"},
 	{"admin.public_ips", "", "this server's public IPv4/IPv6 addresses, comma separated, for the A/AAAA and PTR records; empty: the bind address or the network interfaces' global addresses"},
 	{"admin.port25_probe", "gmail-smtp-in.l.google.com:25", "HOST:PORT of an SMTP server the DNS page connects to, to check that outbound port 25 is open"},
 	{"admin.mta_sts_mode", "testing", "MTA-STS policy mode published for every domain: testing, enforce or none (RFC 8461)"},

@@ -1,0 +1,311 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// PortMetrics is the standard port of the Prometheus page (http://127.0.0.1:9025/metrics);
+// --port-offset applies to it like to every other port, and the metrics.listen setting moves it.
+const PortMetrics = 9025
+
+// Metrics are counted without reaching into the services: every service already writes one
+// stable log line per event that matters (smtp delivered/submitted/rejected, the queue's
+// delivered/bounced/deferred per attempt, "auth failed" with proto=…), so a slog.Handler in
+// front of the server's logger counts those lines. Gauges (queue, store size, certificate
+// expiry) are read from the store and the certificate manager at scrape time. Each server has its
+// own registry: no global state.
+type metrics struct {
+	s          *Server
+	reg        *prometheus.Registry
+	conns      *prometheus.CounterVec
+	received   *prometheus.CounterVec
+	rejected   prometheus.Counter
+	sent       prometheus.Counter
+	bounced    prometheus.Counter
+	deferred   prometheus.Counter
+	authFailed *prometheus.CounterVec
+	latency    prometheus.Histogram
+}
+
+var serviceNames = map[int]string{
+	PortSMTP: "smtp", PortSubmission: "submission", PortSubmissions: "submissions", PortIMAP: "imap",
+	PortIMAPS: "imaps", PortPOP3: "pop3", PortPOP3S: "pop3s", PortHTTP: "http", PortHTTPS: "https",
+}
+
+func newMetrics(s *Server) *metrics {
+	m := &metrics{s: s, reg: prometheus.NewRegistry()}
+	m.conns = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailstead_connections_total",
+		Help: "Connections accepted, by service."}, []string{"service"})
+	m.received = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailstead_messages_received_total",
+		Help: "Messages accepted and committed: via=mx from other servers, via=submission from own users."}, []string{"via"})
+	m.rejected = prometheus.NewCounter(prometheus.CounterOpts{Name: "mailstead_messages_rejected_total",
+		Help: "Messages refused after DATA (policy, authentication checks, sender not owned)."})
+	m.sent = prometheus.NewCounter(prometheus.CounterOpts{Name: "mailstead_messages_sent_total",
+		Help: "Outbound deliveries accepted by the remote server, per recipient."})
+	m.bounced = prometheus.NewCounter(prometheus.CounterOpts{Name: "mailstead_messages_bounced_total",
+		Help: "Outbound recipients given up on (a bounce went to the sender)."})
+	m.deferred = prometheus.NewCounter(prometheus.CounterOpts{Name: "mailstead_messages_deferred_total",
+		Help: "Outbound delivery attempts that failed temporarily and will be retried."})
+	m.authFailed = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailstead_auth_failures_total",
+		Help: "Failed logins, by protocol (the same events as the \"auth failed\" log lines)."}, []string{"proto"})
+	m.latency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "mailstead_delivery_latency_seconds",
+		Help:    "Time from queueing to delivery at the remote server, for delivered outbound recipients.",
+		Buckets: []float64{1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600, 120 * 3600}})
+	for _, v := range []string{"mx", "submission"} {
+		m.received.WithLabelValues(v) // present at zero, so rate() works from the first scrape
+	}
+	m.reg.MustRegister(m.conns, m.received, m.rejected, m.sent, m.bounced, m.deferred, m.authFailed, m.latency,
+		gaugeCollector{m}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// startMetrics puts the counting handler in front of the server's logger (every service started
+// after it logs through it) and serves /metrics. A metrics page that cannot listen is logged,
+// not fatal: mail matters more than graphs.
+func (s *Server) startMetrics(ctx context.Context) {
+	m := newMetrics(s)
+	s.metrics = m
+	s.log = slog.New(&countingHandler{next: s.log.Handler(), m: m})
+
+	addr, err := s.metricsAddr(ctx)
+	if err != nil {
+		s.log.Error("metrics", "err", err)
+		return
+	}
+	if addr == "" {
+		return
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		s.log.Error("metrics page not served", "addr", addr, "err", err)
+		return
+	}
+	s.mu.Lock()
+	s.addrs[PortMetrics] = l.Addr().String()
+	s.mu.Unlock()
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	s.serve("metrics", l, func(l net.Listener) error {
+		if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}, srv.Shutdown)
+}
+
+// metricsAddr is where /metrics listens: the metrics.listen setting ("off" for nowhere) with the
+// port offset added. On a loopback --bind address other than 127.0.0.1 (tests, several instances
+// on one machine) the default host follows it, so instances do not collide.
+func (s *Server) metricsAddr(ctx context.Context) (string, error) {
+	v, err := s.store.Setting(ctx, "metrics.listen")
+	if err != nil || v == "off" || v == "" {
+		return "", err
+	}
+	host, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return "", err
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return "", err
+	}
+	p += s.opts.PortOffset
+	if s.opts.EphemeralPorts {
+		p = 0
+	}
+	if ip := net.ParseIP(s.opts.Bind); host == "127.0.0.1" && ip != nil && ip.IsLoopback() {
+		host = s.opts.Bind
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p)), nil
+}
+
+// countAccepts counts the connections a service's listener accepts. The connections themselves
+// pass through untouched.
+func (m *metrics) countAccepts(stdPort int, l net.Listener) net.Listener {
+	if m == nil {
+		return l
+	}
+	name := serviceNames[stdPort]
+	if name == "" {
+		name = strconv.Itoa(stdPort)
+	}
+	return countingListener{Listener: l, c: m.conns.WithLabelValues(name)}
+}
+
+type countingListener struct {
+	net.Listener
+	c prometheus.Counter
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.c.Inc()
+	}
+	return c, err
+}
+
+// countingHandler counts the stable log lines, then passes every record on unchanged. It is
+// enabled at Info and above even when the handler behind it is not, so that counts do not depend
+// on the log level.
+type countingHandler struct {
+	next  slog.Handler
+	m     *metrics
+	proto string // a proto attribute given through Logger.With
+}
+
+func (h *countingHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelInfo || h.next.Enabled(ctx, l)
+}
+
+func (h *countingHandler) Handle(ctx context.Context, r slog.Record) error {
+	h.count(r)
+	if h.next.Enabled(ctx, r.Level) {
+		return h.next.Handle(ctx, r)
+	}
+	return nil
+}
+
+func (h *countingHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	c := &countingHandler{next: h.next.WithAttrs(as), m: h.m, proto: h.proto}
+	for _, a := range as {
+		if a.Key == "proto" {
+			c.proto = a.Value.String()
+		}
+	}
+	return c
+}
+
+func (h *countingHandler) WithGroup(name string) slog.Handler {
+	return &countingHandler{next: h.next.WithGroup(name), m: h.m, proto: h.proto}
+}
+
+func (h *countingHandler) count(r slog.Record) {
+	m := h.m
+	switch r.Message {
+	case "smtp delivered":
+		m.received.WithLabelValues("mx").Inc()
+	case "smtp submitted":
+		m.received.WithLabelValues("submission").Inc()
+	case "smtp rejected", "smtp submission rejected":
+		m.rejected.Inc()
+	case "auth failed":
+		proto := h.proto
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "proto" {
+				proto = a.Value.String()
+				return false
+			}
+			return true
+		})
+		m.authFailed.WithLabelValues(proto).Inc()
+	case "delivered", "bounced", "deferred":
+		var id int64
+		var rcpt bool
+		r.Attrs(func(a slog.Attr) bool {
+			switch a.Key {
+			case "id":
+				if a.Value.Kind() == slog.KindInt64 {
+					id = a.Value.Int64()
+				}
+			case "rcpt":
+				rcpt = true
+			}
+			return true
+		})
+		if !rcpt { // not the queue's per-attempt line
+			return
+		}
+		switch r.Message {
+		case "delivered":
+			m.sent.Inc()
+			m.observeLatency(id, r.Time)
+		case "bounced":
+			m.bounced.Inc()
+		case "deferred":
+			m.deferred.Inc()
+		}
+	}
+}
+
+// observeLatency looks the queue entry up while it still exists: the queue logs a delivery before
+// it removes the entry.
+func (m *metrics) observeLatency(id int64, at time.Time) {
+	if id == 0 || m.s.store == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	e, err := m.s.store.QueueEntryByID(ctx, id)
+	if err != nil {
+		return
+	}
+	if at.IsZero() {
+		at = time.Now()
+	}
+	m.latency.Observe(at.Sub(e.Created).Seconds())
+}
+
+// gaugeCollector reads the gauges at scrape time.
+type gaugeCollector struct{ m *metrics }
+
+var (
+	descQueueSize   = prometheus.NewDesc("mailstead_queue_messages", "Outbound recipients waiting in the queue.", nil, nil)
+	descQueueOldest = prometheus.NewDesc("mailstead_queue_oldest_age_seconds", "Age of the oldest queue entry (0 when the queue is empty).", nil, nil)
+	descStoreBytes  = prometheus.NewDesc("mailstead_store_bytes", "Size of the database on disk, WAL included.", nil, nil)
+	descCertExpiry  = prometheus.NewDesc("mailstead_certificate_expiry_timestamp_seconds",
+		"When the certificate served for a name expires (unix time), by name and source.", []string{"name", "source"}, nil)
+)
+
+func (g gaugeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descQueueSize
+	ch <- descQueueOldest
+	ch <- descStoreBytes
+	ch <- descCertExpiry
+}
+
+func (g gaugeCollector) Collect(ch chan<- prometheus.Metric) {
+	s := g.m.s
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if entries, err := s.store.QueueList(ctx); err == nil {
+		var oldest time.Time
+		for _, e := range entries {
+			if oldest.IsZero() || e.Created.Before(oldest) {
+				oldest = e.Created
+			}
+		}
+		age := 0.0
+		if !oldest.IsZero() {
+			age = time.Since(oldest).Seconds()
+		}
+		ch <- prometheus.MustNewConstMetric(descQueueSize, prometheus.GaugeValue, float64(len(entries)))
+		ch <- prometheus.MustNewConstMetric(descQueueOldest, prometheus.GaugeValue, age)
+	}
+	var size int64
+	for _, suffix := range []string{"", "-wal"} {
+		if fi, err := os.Stat(s.store.Path() + suffix); err == nil {
+			size += fi.Size()
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(descStoreBytes, prometheus.GaugeValue, float64(size))
+	if s.certs != nil {
+		for _, h := range s.certs.Status().Hosts {
+			if !h.NotAfter.IsZero() {
+				ch <- prometheus.MustNewConstMetric(descCertExpiry, prometheus.GaugeValue, float64(h.NotAfter.Unix()), h.Name, string(h.Source))
+			}
+		}
+	}
+}
