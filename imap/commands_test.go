@@ -100,30 +100,6 @@ func TestLoginAndAuthenticate(t *testing.T) {
 	}
 }
 
-func TestLoginThrottleGrowsPerIPAndUser(t *testing.T) {
-	th := newLoginThrottle(time.Second, 8*time.Second)
-	var got []time.Duration
-	for i := 0; i < 5; i++ {
-		got = append(got, th.failed("192.0.2.1", "alice@example.test"))
-	}
-	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 8 * time.Second}
-	if !slices.Equal(got, want) {
-		t.Errorf("delays %v, want %v", got, want)
-	}
-	// Another address guessing the same user is slowed by the user's record.
-	if d := th.failed("198.51.100.9", "alice@example.test"); d != 8*time.Second {
-		t.Errorf("same user from another IP: %v", d)
-	}
-	// The same address guessing another user is slowed by the address's record.
-	if d := th.failed("192.0.2.1", "bob@example.test"); d != 8*time.Second {
-		t.Errorf("same IP, other user: %v", d)
-	}
-	th.succeeded("carol@example.test")
-	if d := th.failed("203.0.113.5", "carol@example.test"); d != time.Second {
-		t.Errorf("fresh IP and user: %v", d)
-	}
-}
-
 func listNames(t *testing.T, c *imapclient.Client, ref, pattern string, opts *imap.ListOptions) map[string][]imap.MailboxAttr {
 	t.Helper()
 	l, err := c.List(ref, pattern, opts).Collect()

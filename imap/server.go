@@ -20,6 +20,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 
+	"mailstead/loginlimit"
 	"mailstead/store"
 )
 
@@ -56,7 +57,7 @@ type Server struct {
 	log      *slog.Logger
 	st       *store.Store
 	imap     *imapserver.Server
-	throttle *loginThrottle
+	throttle *loginlimit.Throttle
 	hub      *hub
 	unsub    func()
 
@@ -127,7 +128,7 @@ func NewServer(cfg Config) (*Server, error) {
 		cfg:       cfg,
 		log:       cfg.Logger,
 		st:        cfg.Store,
-		throttle:  newLoginThrottle(cfg.LoginDelay, cfg.MaxLoginDelay),
+		throttle:  loginlimit.New(cfg.LoginDelay, cfg.MaxLoginDelay),
 		listeners: map[net.Listener]bool{},
 		perIP:     map[string]int{},
 		perAcct:   map[int64]int{},

@@ -16,6 +16,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 
+	"mailstead/loginlimit"
 	"mailstead/store"
 )
 
@@ -129,15 +130,15 @@ func (s *session) Login(username, password string) error {
 			return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: "Temporary failure, try again"}
 		}
 		user := strings.ToLower(username)
-		s.srv.log.Warn("auth failed", "proto", "imap", "ip", s.ip, "user", user)
-		delay := s.srv.throttle.failed(s.ip, user)
+		loginlimit.LogFailure(s.srv.log, "imap", s.ip, user)
+		delay := s.srv.throttle.Failed(s.ip, user)
 		select {
 		case <-time.After(delay):
 		case <-s.srv.closed:
 		}
 		return imapserver.ErrAuthFailed
 	}
-	s.srv.throttle.succeeded(strings.ToLower(username))
+	s.srv.throttle.Succeeded(strings.ToLower(username))
 	if !s.srv.acquireAccount(acct.ID) {
 		s.srv.log.Warn("imap login refused: too many sessions for account", "ip", s.ip, "user", acct.Address)
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit, Text: "Too many connections for this account"}

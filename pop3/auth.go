@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"mailstead/loginlimit"
 )
 
 const insecureAuthReply = "-ERR authentication requires TLS: use STLS or the POP3S port"
@@ -151,7 +153,7 @@ func (s *session) login(user, pass string) error {
 		s.reply("-ERR [SYS/TEMP] cannot open maildrop, try again later")
 		return nil
 	}
-	s.srv.throttle.succeeded(throttleUser(user))
+	s.srv.throttle.Succeeded(throttleUser(user))
 	s.md, s.authedUser = md, user
 	key := md.Key()
 	if !s.srv.lock(key) {
@@ -188,8 +190,8 @@ func (s *session) login(user, pass string) error {
 // authFailed logs the fail2ban line (see the package doc), waits the
 // growing delay and answers -ERR [AUTH] (RFC 3206, RFC 5034 §6).
 func (s *session) authFailed(user string) error {
-	s.log.Warn("auth failed", "proto", "pop3", "ip", s.ip, "user", user)
-	delay := s.srv.throttle.failed(s.limitKey, throttleUser(user))
+	loginlimit.LogFailure(s.log, "pop3", s.ip, user)
+	delay := s.srv.throttle.Failed(s.limitKey, throttleUser(user))
 	if delay > 0 {
 		t := time.NewTimer(delay)
 		select {

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"mailstead/loginlimit"
 )
 
 // ErrServerClosed is returned by Serve and ServeTLS after Shutdown.
@@ -91,7 +93,7 @@ func (c *Config) setDefaults() {
 type Server struct {
 	cfg      Config
 	log      *slog.Logger
-	throttle *loginThrottle
+	throttle *loginlimit.Throttle
 
 	ctx    context.Context // cancelled when Shutdown gives up waiting
 	cancel context.CancelFunc
@@ -118,7 +120,7 @@ func NewServer(cfg Config) (*Server, error) {
 	return &Server{
 		cfg:       cfg,
 		log:       cfg.Logger,
-		throttle:  newLoginThrottle(cfg.FailedLoginDelay, cfg.MaxFailedLoginDelay),
+		throttle:  loginlimit.New(cfg.FailedLoginDelay, cfg.MaxFailedLoginDelay),
 		ctx:       ctx,
 		cancel:    cancel,
 		closingCh: make(chan struct{}),

@@ -14,6 +14,7 @@ import (
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 
+	"mailstead/loginlimit"
 	"mailstead/store"
 )
 
@@ -38,7 +39,7 @@ var (
 // submission is the state shared by the sessions of one submission server.
 type submission struct {
 	cfg      SubmissionConfig
-	throttle *loginThrottle
+	throttle *loginlimit.Throttle
 }
 
 // NewSubmission returns the server for ports 587 (Serve: STARTTLS, then AUTH) and 465 (ServeTLS:
@@ -59,7 +60,7 @@ func NewSubmission(cfg Config, sub SubmissionConfig) *Server {
 		sub.AuthFailMaxDelay = 30 * time.Second
 	}
 	s := &Server{cfg: cfg}
-	shared := &submission{cfg: sub, throttle: newLoginThrottle(sub.AuthFailDelay, sub.AuthFailMaxDelay)}
+	shared := &submission{cfg: sub, throttle: loginlimit.New(sub.AuthFailDelay, sub.AuthFailMaxDelay)}
 	srv := gosmtp.NewServer(gosmtp.BackendFunc(func(c *gosmtp.Conn) (gosmtp.Session, error) {
 		base, _ := s.newSession(c)
 		return &subSession{session: base.(*session), sub: shared}, nil
@@ -123,11 +124,11 @@ func (s *subSession) login(user, pass string) error {
 			return errAuthTemporary
 		}
 		u := strings.ToLower(user)
-		s.srv.cfg.Logger.Warn("auth failed", "proto", "smtp", "ip", s.ip.String(), "user", u)
-		time.Sleep(s.sub.throttle.failed(s.ip.String(), u))
+		loginlimit.LogFailure(s.srv.cfg.Logger, "smtp", s.ip.String(), u)
+		time.Sleep(s.sub.throttle.Failed(s.ip.String(), u))
 		return gosmtp.ErrAuthFailed
 	}
-	s.sub.throttle.succeeded(strings.ToLower(user))
+	s.sub.throttle.Succeeded(strings.ToLower(user))
 	owned, err := s.srv.cfg.Store.OwnedAddresses(ctx, acct.ID)
 	if err != nil {
 		s.srv.cfg.Logger.Error("smtp owned addresses", "user", acct.Address, "err", err)
