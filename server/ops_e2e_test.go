@@ -1,8 +1,12 @@
 package server_test
 
 import (
+	"bufio"
 	"context"
+	"crypto/tls"
+	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -579,4 +584,107 @@ func TestEveryOlderSchemaServes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLogsAuthFailedLineAndNoPassword: in text and in JSON (--log-json) a failed login over POP3
+// and over submission writes the documented "auth failed" line with proto and ip, a delivery
+// writes one "smtp delivered" line, and the password never appears in the log.
+func TestLogsAuthFailedLineAndNoPassword(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a server process")
+	}
+	const secret = "Tr0ub4dor-and-3"
+	for _, asJSON := range []bool{false, true} {
+		t.Run(fmt.Sprint("json=", asJSON), func(t *testing.T) {
+			opts := mailtest.Prepare(t, mailtest.Options{})
+			var args []string
+			if asJSON {
+				args = append(args, "--log-json")
+			}
+			p := mailtest.StartProcess(t, opts, args...)
+
+			pc, err := tls.Dial("tcp", opts.Addr(995), &tls.Config{InsecureSkipVerify: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pr := bufio.NewReader(pc)
+			popLine(t, pr, pc, "", "+OK")
+			popLine(t, pr, pc, "USER alice@example.test", "+OK")
+			popLine(t, pr, pc, "PASS "+secret, "-ERR")
+			pc.Close()
+
+			sc, err := gosmtp.DialStartTLS(opts.Addr(587), &tls.Config{InsecureSkipVerify: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := sc.Auth(sasl.NewPlainClient("", "alice@example.test", secret)); err == nil {
+				t.Fatal("AUTH with a wrong password accepted")
+			}
+			sc.Close()
+			if err := send(t, opts.Addr(25), "x@remote.test", []string{"alice@example.test"}, []byte("From: x@remote.test\r\nSubject: logged\r\n\r\nhi\r\n"), nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Terminate(20 * time.Second); err != nil {
+				t.Fatal(err)
+			}
+			logs := p.Stderr.String()
+			if strings.Contains(logs, secret) {
+				t.Fatalf("the password is in the log:\n%s", logs)
+			}
+			failed := map[string]bool{}
+			delivered := 0
+			for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
+				var rec map[string]any
+				if asJSON {
+					if err := json.Unmarshal([]byte(line), &rec); err != nil {
+						t.Fatalf("not a JSON line: %q", line)
+					}
+				} else {
+					rec = map[string]any{}
+					for _, m := range regexp.MustCompile(`(\w+)=("(?:[^"\\]|\\.)*"|\S*)`).FindAllStringSubmatch(line, -1) {
+						rec[m[1]] = strings.Trim(m[2], `"`)
+					}
+				}
+				switch rec["msg"] {
+				case "auth failed":
+					if rec["level"] != "WARN" || net.ParseIP(fmt.Sprint(rec["ip"])) == nil || rec["user"] != "alice@example.test" {
+						t.Errorf("auth failed line without level, ip or user: %q", line)
+					}
+					if host := fail2banHost(t, line); host != rec["ip"] {
+						t.Errorf("the fail2ban filter finds %q in %q", host, line)
+					}
+					failed[fmt.Sprint(rec["proto"])] = true
+				case "smtp delivered":
+					delivered++
+				}
+			}
+			if !failed["pop3"] || !failed["smtp"] {
+				t.Errorf("auth failed lines for %v, want pop3 and smtp:\n%s", failed, logs)
+			}
+			if delivered != 1 {
+				t.Errorf("%d smtp delivered lines for one transaction", delivered)
+			}
+		})
+	}
+}
+
+// fail2banHost applies contrib/fail2ban's failregex lines to a log line, as fail2ban would.
+func fail2banHost(t *testing.T, line string) string {
+	t.Helper()
+	conf, err := os.ReadFile("../contrib/fail2ban/filter.d/mailstead.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, _ := strings.Cut(string(conf), "failregex = ")
+	for _, l := range strings.Split(rest, "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "ignoreregex") {
+			break
+		}
+		re := regexp.MustCompile(strings.ReplaceAll(l, "<HOST>", `(?P<host>[0-9A-Fa-f.:]+)`))
+		if m := re.FindStringSubmatch(line); m != nil {
+			return m[re.SubexpIndex("host")]
+		}
+	}
+	return ""
 }

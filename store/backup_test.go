@@ -265,3 +265,24 @@ func TestOpenEveryOlderSchema(t *testing.T) {
 		})
 	}
 }
+
+// TestBackupDirLeavesSourceAsItWas: the CLI copying a stopped server's directory leaves no WAL
+// or shared-memory file behind in it (files the CLI's user would own).
+func TestBackupDirLeavesSourceAsItWas(t *testing.T) {
+	src := t.TempDir()
+	st, err := Open(src, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := testAccount(t, st, "fay@example.test")
+	deliverN(t, st, a.ID, 2, "m")
+	st.Close()
+	before, _ := filepath.Glob(filepath.Join(src, "*"))
+	if _, err := BackupDir(context.Background(), src, filepath.Join(t.TempDir(), "bk")); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := filepath.Glob(filepath.Join(src, "*"))
+	if strings.Join(before, " ") != strings.Join(after, " ") {
+		t.Fatalf("files before %v, after %v", before, after)
+	}
+}
