@@ -302,10 +302,17 @@ func (g gaugeCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descStoreBytes, prometheus.GaugeValue, float64(size))
 	if s.certs != nil {
-		for _, h := range s.certs.Status().Hosts {
+		st := s.certs.Status()
+		seen := map[string]bool{}
+		for _, h := range st.Hosts {
 			if !h.NotAfter.IsZero() {
+				seen[h.Name] = true
 				ch <- prometheus.MustNewConstMetric(descCertExpiry, prometheus.GaugeValue, float64(h.NotAfter.Unix()), h.Name, string(h.Source))
 			}
+		}
+		// The hostname always has a certificate: the self-signed fallback until one is issued.
+		if !seen[st.Hostname] && !st.NotAfter.IsZero() {
+			ch <- prometheus.MustNewConstMetric(descCertExpiry, prometheus.GaugeValue, float64(st.NotAfter.Unix()), st.Hostname, string(st.Source))
 		}
 	}
 }

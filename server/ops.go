@@ -290,6 +290,9 @@ func opsImport(ctx context.Context, dataDir string, args []string, out io.Writer
 		if err != nil {
 			return err
 		}
+		for i, name := range m.Mailboxes {
+			m.Mailboxes[i] = importMailbox(name)
+		}
 		batch = append(batch, m)
 		batchBytes += len(m.Data)
 		if len(batch) >= importBatchMessages || batchBytes >= importBatchBytes {

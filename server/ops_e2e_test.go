@@ -225,6 +225,9 @@ func TestMetricsMoveAsMailFlows(t *testing.T) {
 	if v := metricValue(a0, "mailstead_store_bytes", nil); v <= 0 {
 		t.Errorf("store bytes %v", v)
 	}
+	if v := metricValue(a0, "mailstead_certificate_expiry_timestamp_seconds", map[string]string{"name": "mail.a.test"}); v < float64(time.Now().Unix()) {
+		t.Errorf("certificate expiry of mail.a.test: %v", v)
+	}
 
 	if err := submit(t, p.a, false, "alice@a.test", "wrong-password", "alice@a.test", []string{"bob@b.test"}, aliceToBob); err == nil {
 		t.Fatal("submission with a wrong password accepted")

@@ -16,6 +16,9 @@ import (
 	"strings"
 	"time"
 	"unicode/utf16"
+	"unicode/utf8"
+
+	"mailstead/store"
 )
 
 // Readers of the two formats people move mail in: mbox (Gmail Takeout among others) and Maildir
@@ -37,6 +40,37 @@ func openImportSource(format, path, target string) (importSource, error) {
 		return openMaildir(path, target)
 	}
 	return nil, usage("import mbox|maildir ADDRESS PATH [MAILBOX]")
+}
+
+// importMailbox turns a folder name from another server into a valid mailbox name, so that one
+// odd label cannot stop an import: characters IMAP reserves become "_", empty levels go.
+func importMailbox(name string) string {
+	if canon, err := store.CanonicalMailboxName(name); err == nil {
+		return canon
+	}
+	name = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || r == '*' || r == '%' || r == utf8.RuneError {
+			return '_'
+		}
+		return r
+	}, name)
+	var levels []string
+	for _, l := range strings.Split(name, "/") {
+		if l = strings.TrimSpace(l); l != "" {
+			levels = append(levels, l)
+		}
+	}
+	if len(levels) > 16 {
+		levels = levels[:16]
+	}
+	name = strings.Join(levels, "/")
+	if len(name) > 512 {
+		name = strings.ToValidUTF8(name[:512], "_")
+	}
+	if canon, err := store.CanonicalMailboxName(name); err == nil {
+		return canon
+	}
+	return "Imported"
 }
 
 // ---- mbox ----
