@@ -41,9 +41,10 @@ func BackupDir(ctx context.Context, src, dest string) (int64, error) {
 
 // WriteBackup streams a backup as a gzipped tar holding one directory,
 // mailstead-backup-YYYYMMDD-HHMMSS/mailstead.db, which `serve --data` opens once unpacked.
-// The admin page offers it as a download. The copy is made in a temporary directory first.
+// The admin page offers it as a download. The copy is made first in a temporary directory
+// inside the data directory (the one place a sandboxed service may write, and a disk, not RAM).
 func (s *Store) WriteBackup(ctx context.Context, w io.Writer) error {
-	tmp, err := os.MkdirTemp("", "mailstead-backup-")
+	tmp, err := os.MkdirTemp(s.dir, ".backup-")
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}

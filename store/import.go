@@ -33,6 +33,7 @@ func (s *Store) Import(ctx context.Context, accountID int64, msgs []ImportMessag
 		envelope, structure []byte
 	}
 	prep := make([]prepared, len(msgs))
+	ids := map[string]int64{} // mailboxes that exist already, for the read-side check below
 	for i, m := range msgs {
 		sum := sha256.Sum256(m.Data)
 		p := prepared{digest: sum[:]}
@@ -43,8 +44,10 @@ func (s *Store) Import(ctx context.Context, accountID int64, msgs []ImportMessag
 			}
 			p.names = append(p.names, canon)
 		}
-		if s.opts.Describe != nil {
-			p.envelope, p.structure = s.opts.Describe(m.Data) // outside the writer: parsing is slow
+		// Parsing is the slow part: done outside the writer, and only for messages that are not
+		// all there already (a resumed import skips quickly through what it has done).
+		if s.opts.Describe != nil && !s.imported(ctx, accountID, p.names, p.digest, ids) {
+			p.envelope, p.structure = s.opts.Describe(m.Data)
 		}
 		prep[i] = p
 	}
@@ -105,6 +108,9 @@ func (s *Store) Import(ctx context.Context, accountID int64, msgs []ImportMessag
 						return err
 					}
 				}
+				if p.envelope == nil && s.opts.Describe != nil { // imported before, but gone meanwhile
+					p.envelope, p.structure = s.opts.Describe(m.Data)
+				}
 				if _, err := t.insertMessage(mb, newMessage{blobID: blobID, size: int64(len(m.Data)), flags: m.Flags,
 					date: date, envelope: p.envelope, structure: p.structure}); err != nil {
 					return err
@@ -123,4 +129,25 @@ func (s *Store) Import(ctx context.Context, accountID int64, msgs []ImportMessag
 		return ImportResult{}, fmt.Errorf("import into account %d: %w", accountID, err)
 	}
 	return res, nil
+}
+
+// imported reports whether a message's bytes were imported into every one of the named
+// mailboxes before (a read, outside the writer; the writer decides for certain).
+func (s *Store) imported(ctx context.Context, accountID int64, names []string, digest []byte, ids map[string]int64) bool {
+	for _, name := range names {
+		id, ok := ids[name]
+		if !ok {
+			mb, err := s.MailboxByName(ctx, accountID, name)
+			if err != nil {
+				return false
+			}
+			id = mb.ID
+			ids[name] = id
+		}
+		var n int
+		if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM import_fingerprints WHERE mailbox_id = ? AND digest = ?", id, digest).Scan(&n); err != nil || n == 0 {
+			return false
+		}
+	}
+	return true
 }
