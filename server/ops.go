@@ -100,6 +100,9 @@ func holdDataDir(dataDir string) (release func(), err error) {
 			if err != nil {
 				return
 			}
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			var req Request
+			json.NewDecoder(c).Decode(&req) // read it first, so the client's write never fails
 			json.NewEncoder(c).Encode(Response{Error: "a restore is in progress on " + dataDir})
 			c.Close()
 		}
