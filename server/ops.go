@@ -209,6 +209,9 @@ func newImportSink(ctx context.Context, dataDir, address string) (*importSink, e
 	if _, err := k.send(ctx, nil); !errors.Is(err, ErrNotRunning) {
 		return k, err
 	}
+	if _, err := os.Stat(filepath.Join(dataDir, store.DBFile)); err != nil {
+		return nil, fmt.Errorf("import: no mailstead data directory at %s (give --data DIR): %w", dataDir, err)
+	}
 	st, err := OpenStore(dataDir, nil)
 	if err != nil {
 		return nil, err
