@@ -344,3 +344,32 @@ func TestFail2banFilterMatchesAuthFailedLines(t *testing.T) {
 		}
 	}
 }
+
+// TestSystemdUnitVerifies: systemd itself reads the shipped unit without a complaint (Debian
+// package systemd; skipped without systemd-analyze unless MAILSTEAD_INTEROP=1).
+func TestSystemdUnitVerifies(t *testing.T) {
+	if _, err := exec.LookPath("systemd-analyze"); err != nil {
+		if os.Getenv("MAILSTEAD_INTEROP") == "1" {
+			t.Fatal("systemd-analyze not installed (apt-get install systemd)")
+		}
+		t.Skip("systemd-analyze not installed")
+	}
+	unit, err := os.ReadFile("contrib/systemd/mailstead.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// ExecStart must name an existing file; everything else is checked as shipped.
+	trueBin, err := exec.LookPath("true")
+	if err != nil {
+		t.Skip("no true command")
+	}
+	dir := t.TempDir()
+	text := strings.ReplaceAll(string(unit), "ExecStart=/usr/local/bin/mailstead", "ExecStart="+trueBin)
+	os.WriteFile(filepath.Join(dir, "mailstead.service"), []byte(text), 0o644)
+	cmd := exec.Command("systemd-analyze", "verify", "./mailstead.service")
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}
