@@ -32,6 +32,9 @@ func (s *Store) Import(ctx context.Context, accountID int64, msgs []ImportMessag
 		digest              []byte
 		envelope, structure []byte
 	}
+	if len(msgs) == 0 {
+		return ImportResult{}, nil
+	}
 	prep := make([]prepared, len(msgs))
 	ids := map[string]int64{} // mailboxes that exist already, for the read-side check below
 	for i, m := range msgs {
