@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 	dto "github.com/prometheus/client_model/go"
@@ -690,4 +691,58 @@ func fail2banHost(t *testing.T, line string) string {
 		}
 	}
 	return ""
+}
+
+// TestImportSeenByIMAPIdle: an import into a running server goes through it, so a client idling
+// in INBOX is told of each imported message, and a mailbox the import creates can be selected.
+func TestImportSeenByIMAPIdle(t *testing.T) {
+	srv, _, implicit := imapServer(t)
+	exists := make(chan uint32, 64)
+	c, err := imapclient.DialTLS(implicit, &imapclient.Options{
+		TLSConfig: &tls.Config{InsecureSkipVerify: true},
+		UnilateralDataHandler: &imapclient.UnilateralDataHandler{Mailbox: func(d *imapclient.UnilateralDataMailbox) {
+			if d.NumMessages != nil {
+				exists <- *d.NumMessages
+			}
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login("alice@example.test", "alice-password").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	idle, err := c.Idle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mbox := filepath.Join(t.TempDir(), "three.mbox")
+	writeMbox(t, mbox, 3, time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC))
+	var out strings.Builder
+	if err := server.RunOps(context.Background(), srv.Opts.Dir, "import", []string{"mbox", "alice@example.test", mbox}, &out); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(15 * time.Second)
+	for n := uint32(0); n < 3; {
+		select {
+		case n = <-exists:
+		case <-deadline:
+			t.Fatalf("IDLE saw EXISTS %d, want 3", n)
+		}
+	}
+	idle.Close()
+	if err := idle.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := server.RunOps(context.Background(), srv.Opts.Dir, "import", []string{"mbox", "alice@example.test", mbox, "Old/Mail"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	sel, err := c.Select("Old/Mail", nil).Wait()
+	if err != nil || sel.NumMessages != 3 {
+		t.Fatalf("SELECT Old/Mail after the import: %v %+v", err, sel)
+	}
 }
