@@ -242,6 +242,16 @@ func TestManagementPages(t *testing.T) {
 	if _, err := e.st.AccountByAddress(ctx, "carol@second.test"); err == nil {
 		t.Error("account not removed")
 	}
+	// The domain still has its postmaster alias (made with it); that alone does not block removal.
+	post("/admin/aliases/remove", "alias", "@second.test")
+	post("/admin/domains/remove", "domain", "second.test")
+	if ok, _ := e.st.IsLocalDomain(ctx, "second.test"); ok {
+		t.Error("domain with only its postmaster alias left was not removed")
+	}
+	post("/admin/domains/remove", "domain", "example.test") // has accounts: refused
+	if ok, _ := e.st.IsLocalDomain(ctx, "example.test"); !ok {
+		t.Error("domain with accounts removed")
+	}
 	post("/admin/settings", "key", "queue.retry_max", "value", "2h")
 	if v, _ := e.st.Setting(ctx, "queue.retry_max"); v != "2h" {
 		t.Errorf("setting = %q", v)

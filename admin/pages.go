@@ -215,10 +215,39 @@ func (a *Admin) domainAdd(w http.ResponseWriter, r *http.Request, s *session) {
 func (a *Admin) domainRemove(w http.ResponseWriter, r *http.Request, s *session) {
 	name := r.PostFormValue("domain")
 	err := a.st.RemoveDomain(r.Context(), name)
+	if errors.Is(err, store.ErrDomainNotEmpty) && a.onlyPostmasterLeft(r.Context(), name) {
+		// The postmaster alias was made with the domain; it alone does not keep the domain.
+		if err = a.st.RemoveAlias(r.Context(), "postmaster@"+name, nil); err == nil {
+			err = a.st.RemoveDomain(r.Context(), name)
+		}
+	}
 	if errors.Is(err, store.ErrDomainNotEmpty) {
 		err = fmt.Errorf("%s still has accounts or aliases: remove them first, so no mail is deleted by accident", name)
 	}
 	a.done(w, r, "/admin/domains", "Removed "+name+".", err)
+}
+
+// onlyPostmasterLeft reports whether the domain has no accounts and no alias but postmaster@.
+func (a *Admin) onlyPostmasterLeft(ctx context.Context, domain string) bool {
+	accts, err := a.st.Accounts(ctx)
+	if err != nil {
+		return false
+	}
+	for _, ac := range accts {
+		if strings.HasSuffix(ac.Address, "@"+domain) {
+			return false
+		}
+	}
+	aliases, err := a.st.Aliases(ctx)
+	if err != nil {
+		return false
+	}
+	for _, al := range aliases {
+		if strings.HasSuffix(al.Address, "@"+domain) && al.Address != "postmaster@"+domain {
+			return false
+		}
+	}
+	return true
 }
 
 func (a *Admin) domainDKIM(w http.ResponseWriter, r *http.Request, s *session) {
