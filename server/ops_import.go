@@ -251,9 +251,9 @@ func mboxDate(from string) time.Time {
 }
 
 // gmailLabels maps Gmail Takeout's X-Gmail-Labels to mailboxes and flags. System labels become
-// the matching special-use mailboxes (Inbox, Sent, Drafts, Spam → Junk, Trash); Starred is
-// \Flagged; "Unread" marks an unread message (all others are read); Important, Opened, Archived,
-// Chat and the Category tabs are not mailboxes. A message left with no mailbox was archived in
+// the matching special-use mailboxes (Inbox, Sent, Drafts, Spam → Junk, Trash), Chat goes to
+// Chats; Starred is \Flagged; "Unread" marks an unread message (all others are read); Important,
+// Opened, Archived and the Category tabs are not mailboxes. A message left with no mailbox was archived in
 // Gmail: it goes to Archive. User labels keep their "/" hierarchy.
 func gmailLabels(header string) (mailboxes, flags []string, unread bool) {
 	dec := mime.WordDecoder{}
@@ -280,7 +280,9 @@ func gmailLabels(header string) (mailboxes, flags []string, unread bool) {
 			flags = append(flags, `\Flagged`)
 		case "unread":
 			unread = true
-		case "important", "opened", "archived", "chat", "muted":
+		case "chat": // Hangouts and Chat history: kept apart, as Gmail's IMAP shows it
+			mailboxes = append(mailboxes, "Chats")
+		case "important", "opened", "archived", "muted":
 		default:
 			if strings.HasPrefix(strings.ToLower(label), "category ") {
 				continue

@@ -39,6 +39,7 @@ func TestGmailLabels(t *testing.T) {
 		{"Drafts", []string{"Drafts"}, []string{`\Draft`}, false},
 		{"Spam,Unread", []string{"Junk"}, nil, true},
 		{"Trash", []string{"Trash"}, nil, false},
+		{"Chat,Opened", []string{"Chats"}, nil, false},
 		{"Archived,Starred,Category Social", []string{"Archive"}, []string{`\Flagged`}, false},
 		{`"a, b",Work/Sub,=?UTF-8?Q?Caf=C3=A9?=`, []string{"a, b", "Work/Sub", "Café"}, nil, false},
 		{"", []string{"Archive"}, nil, false},
