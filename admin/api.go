@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"mailstead/loginlimit"
 	"mailstead/store"
 )
 
@@ -83,6 +84,7 @@ func (a *Admin) api(fn func(w http.ResponseWriter, r *http.Request, acct store.A
 		acct, err := a.st.APITokenAccount(r.Context(), strings.TrimSpace(tok))
 		if !ok || err != nil {
 			a.limiter.fail(key)
+			loginlimit.LogFailure(a.log, "api", remoteIP(r), "(api token)")
 			w.Header().Set("WWW-Authenticate", `Bearer realm="mailstead"`)
 			write(http.StatusUnauthorized, map[string]string{"error": "missing or unknown API token"})
 			return

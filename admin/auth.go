@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"mailstead/loginlimit"
 	"mailstead/store"
 )
 
@@ -83,6 +84,15 @@ type limiter struct {
 
 func newLimiter(max int, window time.Duration) *limiter {
 	return &limiter{max: max, window: window, failures: map[string][]time.Time{}}
+}
+
+// remoteIP is the client's address, for the failed-login line fail2ban reads.
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 func clientKey(r *http.Request) string {
@@ -169,7 +179,7 @@ func (a *Admin) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		if !errors.Is(err, store.ErrAuthFailed) {
 			a.log.Error("login", "err", err)
 		}
-		a.log.Info("admin login failed", "remote", key, "address", r.PostFormValue("address"))
+		loginlimit.LogFailure(a.log, "admin", remoteIP(r), strings.ToLower(r.PostFormValue("address")))
 		fail(http.StatusUnauthorized, "Wrong address or password.")
 		return
 	}
@@ -220,6 +230,7 @@ func (a *Admin) setupToken(w http.ResponseWriter, r *http.Request, given string)
 	}
 	if subtle.ConstantTimeCompare([]byte(given), []byte(want)) != 1 {
 		a.limiter.fail(key)
+		loginlimit.LogFailure(a.log, "admin", remoteIP(r), "(setup token)")
 		w.WriteHeader(http.StatusForbidden)
 		a.render(w, r, "message.html", nil, pageData{Title: "Wrong setup link",
 			Data: "This setup link is not valid. Use the exact link the server printed when it started."})

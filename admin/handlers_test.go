@@ -1,10 +1,13 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -106,6 +109,8 @@ func TestCrossOriginPostRefused(t *testing.T) {
 
 func TestLoginRateLimit(t *testing.T) {
 	e := newEnv(t)
+	var logbuf bytes.Buffer
+	e.adm.log = slog.New(slog.NewTextHandler(&logbuf, nil))
 	c := e.client()
 	for i := 0; i < 10; i++ {
 		if resp, _ := e.do(c, "POST", "/login", url.Values{"address": {"admin@example.test"}, "password": {"wrong"}}); resp.StatusCode != http.StatusUnauthorized {
@@ -115,6 +120,11 @@ func TestLoginRateLimit(t *testing.T) {
 	resp, _ := e.do(c, "POST", "/login", url.Values{"address": {"admin@example.test"}, "password": {"admin-password"}})
 	if resp.StatusCode != http.StatusTooManyRequests {
 		t.Errorf("11th attempt with the right password: %d, want 429", resp.StatusCode)
+	}
+	// Each failure is the one line the shipped fail2ban filter reads (contrib/fail2ban).
+	line := regexp.MustCompile(`level=WARN msg="auth failed" proto=admin ip=127\.0\.0\.1 user=admin@example\.test`)
+	if n := len(line.FindAllString(logbuf.String(), -1)); n != 10 {
+		t.Errorf("%d failed-login lines, want 10:\n%s", n, logbuf.String())
 	}
 	// An app password never opens the web pages.
 	e2 := newEnv(t)

@@ -10,6 +10,8 @@ import (
 	"strconv"
 
 	qrcode "github.com/skip2/go-qrcode"
+
+	"mailstead/loginlimit"
 )
 
 type clientSetting struct {
@@ -79,6 +81,7 @@ func (a *Admin) meChangePassword(w http.ResponseWriter, r *http.Request, s *sess
 	}
 	if _, err := a.st.AuthenticatePrimary(ctx, s.account.Address, cur); err != nil {
 		a.limiter.fail(key)
+		loginlimit.LogFailure(a.log, "admin", remoteIP(r), s.account.Address)
 		a.done(w, r, "/me", "", errors.New("the current password is wrong"))
 		return
 	}
