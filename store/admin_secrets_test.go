@@ -147,3 +147,46 @@ func TestSetQuota(t *testing.T) {
 		t.Error("negative quota accepted")
 	}
 }
+
+// A data directory from before the admin tables (schema 2) opens, and its accounts get app
+// passwords, sessions and API tokens.
+func TestMigrationToAdminSchema(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s, err := Open(dir, Options{MaxSchema: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice, _ := fixture(t, s)
+	s.Close()
+	s, err = Open(dir, Options{})
+	if err != nil {
+		t.Fatalf("open schema-2 data dir: %v", err)
+	}
+	defer s.Close()
+	pw, _, err := s.AddAppPassword(ctx, alice.ID, "phone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Authenticate(ctx, "alice@example.test", pw); err != nil {
+		t.Errorf("app password after upgrade: %v", err)
+	}
+	if _, err := s.CreateWebSession(ctx, alice.ID, time.Hour); err != nil {
+		t.Error(err)
+	}
+	if err := s.RecordMailEvents(ctx, MailEvent{Kind: MailDelivered}); err != nil {
+		t.Error(err)
+	}
+	// Removing an account takes its secrets with it (ON DELETE CASCADE).
+	s.CreateAPIToken(ctx, alice.ID, "x")
+	if err := s.RemoveAccount(ctx, "alice@example.test"); err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range []string{"app_passwords", "web_sessions", "api_tokens"} {
+		var n int
+		s.db.QueryRow("SELECT count(*) FROM " + table).Scan(&n)
+		if n != 0 {
+			t.Errorf("%s keeps %d rows of a removed account", table, n)
+		}
+	}
+}
