@@ -57,7 +57,6 @@ func TestBrowserAdmin(t *testing.T) {
 		"acme.directory":     "https://127.0.0.1:1/directory", // a CA that is never there
 	})
 	st := srv.Store()
-	t.Logf("setup URL: %s", setup)
 	base := "https://" + opts.Addr(443)
 
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
@@ -215,6 +214,11 @@ func TestBrowserAdmin(t *testing.T) {
 	if len(q) != 1 {
 		t.Fatalf("queue: %v", q)
 	}
+	// As if an attempt had failed: next try in an hour.
+	if err := st.QueueDefer(ctx, []int64{q[0].ID}, "451 4.4.3 remote.test: DNS lookup failed", "", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := st.QueueEntryByID(ctx, q[0].ID)
 	step("retry", chromedp.Navigate(base+"/admin/queue"),
 		chromedp.Click(chromedp.CSS(fmt.Sprintf(`#q%d button.retry`, q[0].ID))),
 		chromedp.WaitVisible(chromedp.CSS(`.flash`)))
@@ -224,6 +228,11 @@ func TestBrowserAdmin(t *testing.T) {
 	flash, _ := chromedp.Run(tctx, chromedp.Text(chromedp.CSS(`.flash`)))
 	if !strings.Contains(flash, "1 message(s) will be tried again now") {
 		t.Errorf("after retry: %q", flash)
+	}
+	// Due now, or already tried again by the running queue.
+	after, err := st.QueueEntryByID(ctx, q[0].ID)
+	if err == nil && !after.NextAttempt.Before(time.Now().Add(time.Minute)) && after.Attempts == before.Attempts {
+		t.Errorf("retry did not make the message due: next %v, attempts %d", after.NextAttempt, after.Attempts)
 	}
 	if n := count(`.subject`); n != 1 || strings.Contains(mustHTML(t, bctx), "<b>hello</b>") {
 		t.Error("queue page does not show the subject as text")
