@@ -28,6 +28,8 @@ usage:
   mailstead account  add|list|remove|passwd ADDRESS                    (password on stdin)
   mailstead alias    add|list|remove ALIAS TARGET...                   (ALIAS @domain: catch-all)
   mailstead settings list|get|set KEY [VALUE]
+  mailstead queue    list|retry|remove [ID]
+  mailstead dns-records [DOMAIN]                                       (zone-file lines to publish)
   mailstead import   mbox|maildir ADDRESS PATH [MAILBOX]               (Gmail Takeout mbox, Maildir)
   mailstead backup   DEST                                              (while the server runs)
   mailstead restore  SRC                                               (with the server stopped)

@@ -216,6 +216,9 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.setupInfo != "" {
 		fmt.Fprint(s.opts.Out, s.setupInfo)
 	}
+	if s.opts.Dev {
+		fmt.Fprint(s.opts.Out, s.devAddresses())
+	}
 	s.log.Info("mailstead started", "hostname", s.hostname, "data", s.opts.DataDir, "dev", s.opts.Dev,
 		"bind", s.opts.Bind, "port_offset", s.opts.PortOffset)
 	return nil
@@ -365,4 +368,22 @@ func smtpLimits(ctx context.Context, st *store.Store) (smtp.Limits, error) {
 		return lim, err
 	}
 	return lim, nil
+}
+
+// devAddresses tells a developer where to point a mail client.
+func (s *Server) devAddresses() string {
+	var b strings.Builder
+	for _, p := range []struct {
+		port int
+		what string
+	}{
+		{PortSMTP, "SMTP (MX)"}, {PortSubmission, "submission (STARTTLS)"}, {PortSubmissions, "submission (TLS)"},
+		{PortIMAP, "IMAP (STARTTLS)"}, {PortIMAPS, "IMAP (TLS)"}, {PortPOP3, "POP3 (STLS)"}, {PortPOP3S, "POP3 (TLS)"},
+		{PortHTTPS, "admin page (https)"},
+	} {
+		if addr := s.Addr(p.port); addr != "" {
+			fmt.Fprintf(&b, "  %-22s %s\n", p.what, addr)
+		}
+	}
+	return b.String()
 }
