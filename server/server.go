@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"mailstead/acme"
@@ -61,6 +62,7 @@ type Server struct {
 	cancelBg  context.CancelFunc
 	control   net.Listener
 	setupInfo string
+	stopping  atomic.Bool
 	metrics   *metrics // counts log lines and accepts; serves /metrics (metrics.go)
 }
 
@@ -264,7 +266,7 @@ func (s *Server) listen(stdPort int) (net.Listener, error) {
 // serve runs a listener's accept loop in the background and registers how to stop it.
 func (s *Server) serve(name string, l net.Listener, serve func(net.Listener) error, stop func(context.Context) error) {
 	s.goBackground(func() {
-		if err := serve(l); err != nil && !errors.Is(err, net.ErrClosed) {
+		if err := serve(l); err != nil && !errors.Is(err, net.ErrClosed) && !s.stopping.Load() {
 			s.log.Error("listener stopped", "service", name, "addr", l.Addr().String(), "err", err)
 		}
 	})
@@ -276,6 +278,7 @@ func (s *Server) serve(name string, l net.Listener, serve func(net.Listener) err
 // Shutdown stops accepting, lets transactions in flight finish within the grace period, stops
 // background work and closes the store cleanly.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopping.Store(true) // listeners report their own closing as an error; that is expected now
 	ctx, cancel := context.WithTimeout(ctx, s.opts.ShutdownGrace)
 	defer cancel()
 	if s.control != nil {
