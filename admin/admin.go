@@ -61,6 +61,9 @@ type Config struct {
 	// HostnameChanged is called after the setup wizard or the settings page changed the
 	// hostname, so certificates and greetings follow. May be nil.
 	HostnameChanged func(ctx context.Context, hostname string)
+	// RunningHostname is the name the mail listeners greet with (taken at start); when the
+	// hostname setting differs, the DNS page asks for a restart. May be nil.
+	RunningHostname func() string
 }
 
 // Admin serves the web pages.

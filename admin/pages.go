@@ -41,6 +41,7 @@ type dnsView struct {
 	Server    []ServerCheck
 	Counts    map[string]int
 	CheckedAt time.Time
+	Restart   string // the hostname the running listeners still use, when it differs
 }
 
 type recordGroup struct {
@@ -58,6 +59,9 @@ func (a *Admin) dnsReport(ctx context.Context, domain string, fresh bool) (dnsVi
 		return v, err
 	}
 	v.NoDKIM = !haveDKIM
+	if a.cfg.RunningHostname != nil && !sameHost(a.cfg.RunningHostname(), v.Hostname) {
+		v.Restart = a.cfg.RunningHostname()
+	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	var checked []Checked

@@ -232,6 +232,9 @@ func TestSetupWizardFromPrintedURL(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(body, "_domainkey.first.test.") {
 		t.Errorf("DNS page after setup lacks DKIM records: %d", resp.StatusCode)
 	}
+	if !strings.Contains(body, `id="restart"`) {
+		t.Error("DNS page does not ask for the restart that makes greetings use the new hostname")
+	}
 	if resp, _ := newBrowser(t).do("GET", u, nil); resp.StatusCode != http.StatusGone {
 		t.Errorf("used setup link: %d, want 410", resp.StatusCode)
 	}

@@ -31,6 +31,7 @@ func (s *Server) startHTTP(ctx context.Context) error {
 			return err
 		},
 		HostnameChanged: s.hostnameChanged,
+		RunningHostname: s.Hostname,
 	})
 	if err != nil {
 		return err
