@@ -127,37 +127,3 @@ func SignFrom(ctx context.Context, st *store.Store, msg []byte) ([]byte, error) 
 	}
 	return SignDKIM(ctx, st, domain, msg)
 }
-
-// DNSRecords returns, as zone-file lines, the records that domain needs published for mail sent
-// and received here: its MX pointing at hostname, SPF allowing the MX, and every DKIM key.
-func DNSRecords(ctx context.Context, st *store.Store, domain, hostname string) ([]string, error) {
-	domain, err := store.CanonicalDomain(domain)
-	if err != nil {
-		return nil, err
-	}
-	keys, err := DKIMKeys(ctx, st, domain)
-	if err != nil {
-		return nil, err
-	}
-	fq := func(n string) string { return strings.TrimSuffix(n, ".") + "." }
-	lines := []string{
-		fmt.Sprintf("%s 3600 IN MX 10 %s", fq(domain), fq(hostname)),
-		fmt.Sprintf("%s 3600 IN TXT %s", fq(domain), zoneTXT("v=spf1 mx -all")),
-	}
-	for _, k := range keys {
-		lines = append(lines, fmt.Sprintf("%s._domainkey.%s 3600 IN TXT %s", k.Selector, fq(domain), zoneTXT(k.TXT())))
-	}
-	return lines, nil
-}
-
-// zoneTXT quotes a TXT value for a zone file, split into strings of at most 255 bytes (RFC 1035
-// §3.3.14); receivers join them back (RFC 6376 §3.6.2.2).
-func zoneTXT(v string) string {
-	var parts []string
-	for len(v) > 255 {
-		parts = append(parts, `"`+v[:255]+`"`)
-		v = v[255:]
-	}
-	parts = append(parts, `"`+v+`"`)
-	return strings.Join(parts, " ")
-}

@@ -262,10 +262,7 @@ func TestDNSRecordsZoneFile(t *testing.T) {
 		t.Errorf("records %v", types)
 	}
 	if !strings.Contains(out, "_mta-sts.") {
-		// The command is still wired to the queue's MX/SPF/DKIM subset (server/outbound.go);
-		// manageDNSZone (manage_dns.go) prints the admin page's full set.
-		t.Logf("dns-records prints the queue's subset; the full set is manageDNSZone")
-		return
+		t.Errorf("dns-records lacks the MTA-STS record:\n%s", out)
 	}
 	for typ, n := range map[string]int{"A": 1, "PTR": 1, "SRV": 6, "CNAME": 3, "CAA": 1} {
 		if types[typ] != n {

@@ -39,7 +39,7 @@ var commands = map[string]manageFunc{
 	"setup":       manageSetup,
 	"stats":       manageStats,
 	"queue":       manageQueue,
-	"dns-records": manageDNSRecords,
+	"dns-records": manageDNSZone,
 	"verify":      manageVerify,
 	// import-batch carries one batch of `mailstead import` (ops.go); not typed by people.
 	"import-batch": manageImportBatch,
