@@ -117,7 +117,9 @@ func Prepare(t testing.TB, opts Options) Options {
 			t.Fatalf("mailtest: add account %s: %v", addr, err)
 		}
 	}
-	settings := map[string]string{"hostname": opts.Hostname}
+	// A dead loopback ACME directory: a test that lets the hostname resolve to the server must
+	// never make it order from a real CA. Tests of ACME set acme.directory to Pebble's.
+	settings := map[string]string{"hostname": opts.Hostname, "acme.directory": "https://127.0.0.1:1/directory"}
 	for k, v := range opts.Settings {
 		settings[k] = v
 	}

@@ -202,6 +202,9 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.certs = certs
 	s.startMetrics(ctx)
+	events := make(chan store.MailEvent, 1024)
+	s.log = slog.New(&eventHandler{next: s.log.Handler(), out: events})
+	s.goBackground(func() { recordMailEvents(bg, s.store, events, s.log) })
 
 	for _, start := range []func(context.Context) error{s.startSMTP, s.startIMAP, s.startPOP3, s.startOutbound, s.startHTTP} {
 		if err := start(ctx); err != nil {
