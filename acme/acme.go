@@ -132,7 +132,8 @@ type Config struct {
 }
 
 // DomainHosts returns the extra names a mail domain needs certificates for:
-// mta-sts.<domain> (RFC 8461 section 3.3 policy host) and autoconfig.<domain>.
+// mta-sts.<domain> (RFC 8461 section 3.3 policy host), autoconfig.<domain>
+// (Thunderbird) and autodiscover.<domain> (Outlook fetches it over HTTPS only).
 func DomainHosts(domains []string) []string {
 	var hosts []string
 	for _, d := range domains {
@@ -140,7 +141,7 @@ func DomainHosts(domains []string) []string {
 		if d == "" {
 			continue
 		}
-		hosts = append(hosts, "mta-sts."+d, "autoconfig."+d)
+		hosts = append(hosts, "mta-sts."+d, "autoconfig."+d, "autodiscover."+d)
 	}
 	return hosts
 }

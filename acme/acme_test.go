@@ -306,7 +306,8 @@ func TestDirectoryURL(t *testing.T) {
 
 func TestDomainHosts(t *testing.T) {
 	got := DomainHosts([]string{"Example.COM.", "", "example.org"})
-	want := []string{"mta-sts.example.com", "autoconfig.example.com", "mta-sts.example.org", "autoconfig.example.org"}
+	want := []string{"mta-sts.example.com", "autoconfig.example.com", "autodiscover.example.com",
+		"mta-sts.example.org", "autoconfig.example.org", "autodiscover.example.org"}
 	if !slices.Equal(got, want) {
 		t.Errorf("got %v, want %v", got, want)
 	}
