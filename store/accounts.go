@@ -284,6 +284,17 @@ func (s *Store) SetAdmin(ctx context.Context, address string, admin bool) error 
 // returns ErrAuthFailed for an unknown address or a wrong password, after the same amount of work
 // for both.
 func (s *Store) Authenticate(ctx context.Context, address, password string) (Account, error) {
+	return s.authenticate(ctx, address, password, true)
+}
+
+// AuthenticatePrimary checks an address against the account's own password only, never an app
+// password: the web pages use it, because an app password sits in a phone and must not be able to
+// change the account's password or make more app passwords.
+func (s *Store) AuthenticatePrimary(ctx context.Context, address, password string) (Account, error) {
+	return s.authenticate(ctx, address, password, false)
+}
+
+func (s *Store) authenticate(ctx context.Context, address, password string, appPasswords bool) (Account, error) {
 	var hash string
 	var a Account
 	canon, err := CanonicalAddress(address)
@@ -300,13 +311,15 @@ func (s *Store) Authenticate(ctx context.Context, address, password string) (Acc
 		checkPassword(dummyHash, password) // same cost as a real check: no user enumeration by timing
 		return Account{}, ErrAuthFailed
 	}
+	// An app password is a cheap hash lookup; trying it first spares phones, which log in often
+	// and hold app passwords, the deliberately slow argon2id check.
+	if appPasswords && s.appPasswordOK(ctx, a.ID, password) {
+		return a, nil
+	}
 	if s.auth.hit(hash, password) {
 		return a, nil
 	}
 	if !checkPassword(hash, password) {
-		if s.appPasswordOK(ctx, a.ID, password) { // a client holding an app password (admin_secrets.go)
-			return a, nil
-		}
 		return Account{}, ErrAuthFailed
 	}
 	s.auth.remember(hash, password)

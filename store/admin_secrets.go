@@ -118,9 +118,8 @@ func normalizeAppPassword(pw string) string {
 	return strings.ToLower(strings.ReplaceAll(pw, " ", ""))
 }
 
-// appPasswordOK reports whether pw is one of the account's app passwords. Authenticate calls it
-// when the account's own password did not match, so a phone can log in to IMAP, POP3 and
-// submission with an app password.
+// appPasswordOK reports whether pw is one of the account's app passwords, with which a phone logs
+// in to IMAP, POP3 and submission (Authenticate tries it before the account's own password).
 func (s *Store) appPasswordOK(ctx context.Context, accountID int64, pw string) bool {
 	pw = normalizeAppPassword(pw)
 	if len(pw) != appPasswordLen {
@@ -142,35 +141,6 @@ func (s *Store) appPasswordOK(ctx context.Context, accountID int64, pw string) b
 		})
 	}
 	return true
-}
-
-// AuthenticatePrimary checks an address against the account's own password only, never an app
-// password: the web pages use it, because an app password sits in a phone and must not be able to
-// change the account's password or make more app passwords.
-func (s *Store) AuthenticatePrimary(ctx context.Context, address, password string) (Account, error) {
-	var hash string
-	var a Account
-	canon, err := CanonicalAddress(address)
-	if err == nil {
-		var created int64
-		err = s.db.QueryRowContext(ctx, "SELECT "+accountColumns+", password_hash FROM accounts WHERE address = ?", canon).
-			Scan(&a.ID, &a.DomainID, &a.Address, &a.IsAdmin, &a.Quota, &created, &hash)
-		a.Created = time.Unix(created, 0)
-	}
-	if err != nil && !errors.Is(err, sql.ErrNoRows) && !errors.Is(err, ErrBadAddress) {
-		return Account{}, fmt.Errorf("authenticate %s: %w", address, err)
-	}
-	if hash == "" {
-		checkPassword(dummyHash, password)
-		return Account{}, ErrAuthFailed
-	}
-	if !s.auth.hit(hash, password) {
-		if !checkPassword(hash, password) {
-			return Account{}, ErrAuthFailed
-		}
-		s.auth.remember(hash, password)
-	}
-	return a, nil
 }
 
 // SetQuota sets an account's quota in bytes; 0 means unlimited.
