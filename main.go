@@ -29,6 +29,7 @@ usage:
   mailstead alias    add|list|remove ALIAS TARGET...                   (ALIAS @domain: catch-all)
   mailstead settings list|get|set KEY [VALUE]
   mailstead queue    list|retry|remove [ID]
+  mailstead certs                                                      (certificate status)
   mailstead dns-records [DOMAIN]                                       (zone-file lines to publish)
   mailstead import   mbox|maildir ADDRESS PATH [MAILBOX]               (Gmail Takeout mbox, Maildir)
   mailstead backup   DEST                                              (while the server runs)

@@ -6,29 +6,34 @@ import (
 	"strings"
 
 	"mailstead/acme"
+	"mailstead/store"
 )
 
 // certConfig builds the certificate manager's configuration for hostname from flags and settings.
 // Start and every later change (hostname, ACME or manual-certificate settings) use it, so the
 // manager always sees the whole configuration.
 func (s *Server) certConfig(ctx context.Context, hostname string) (acme.Config, error) {
-	cfg := acme.Config{
-		Hostname:    hostname,
-		DisableACME: s.opts.Dev,
-		HTTPPort:    PortHTTP + s.opts.PortOffset,
-		HTTPSPort:   PortHTTPS + s.opts.PortOffset,
-		ExtraHosts:  s.domainHosts,
-		HTTPClient:  s.opts.ACMEClient,
-	}
+	cfg, err := certSettings(ctx, s.store, hostname)
+	cfg.DisableACME = s.opts.Dev
+	cfg.HTTPPort = PortHTTP + s.opts.PortOffset
+	cfg.HTTPSPort = PortHTTPS + s.opts.PortOffset
+	cfg.ExtraHosts = s.domainHosts
+	cfg.HTTPClient = s.opts.ACMEClient
+	return cfg, err
+}
+
+// certSettings is the part of the certificate configuration that lives in the settings.
+func certSettings(ctx context.Context, st *store.Store, hostname string) (acme.Config, error) {
+	cfg := acme.Config{Hostname: hostname}
 	for key, dst := range map[string]*string{acme.SettingDirectory: &cfg.Directory, acme.SettingEmail: &cfg.Email,
 		acme.SettingCertFile: &cfg.CertFile, acme.SettingKeyFile: &cfg.KeyFile} {
-		v, err := s.store.Setting(ctx, key)
+		v, err := st.Setting(ctx, key)
 		if err != nil {
 			return cfg, err
 		}
 		*dst = v
 	}
-	if ips := s.publicIPs(ctx); len(ips) > 0 {
+	if ips := publicIPs(ctx, st); len(ips) > 0 {
 		// Behind NAT the public address is on no interface; the operator names it.
 		cfg.IsOwnIP = func(ip net.IP) bool {
 			for _, own := range ips {
@@ -43,8 +48,8 @@ func (s *Server) certConfig(ctx context.Context, hostname string) (acme.Config, 
 }
 
 // publicIPs reads the optional admin.public_ips setting (comma-separated addresses).
-func (s *Server) publicIPs(ctx context.Context) []net.IP {
-	v, err := s.store.Setting(ctx, "admin.public_ips")
+func publicIPs(ctx context.Context, st *store.Store) []net.IP {
+	v, err := st.Setting(ctx, "admin.public_ips")
 	if err != nil {
 		return nil
 	}
@@ -82,4 +87,26 @@ func (s *Server) afterManage(ctx context.Context, req Request) {
 	case key == "hostname" || strings.HasPrefix(key, "acme.") || strings.HasPrefix(key, "tls.") || key == "admin.public_ips":
 		s.reconfigureCerts(ctx)
 	}
+}
+
+// manageCerts is `mailstead certs`: what each certificate is, where it came from, when it
+// expires and the last error. The running server answers from memory (control.go); without one,
+// the status is read from the data directory without writing to it.
+func manageCerts(ctx context.Context, st *store.Store, args []string, _ string) (string, error) {
+	if len(args) != 0 {
+		return "", usage("certs")
+	}
+	host, err := st.Setting(ctx, "hostname")
+	if err != nil {
+		return "", err
+	}
+	cfg, err := certSettings(ctx, st, host)
+	if err != nil {
+		return "", err
+	}
+	status, err := acme.ReadStatus(ctx, cfg, st)
+	if err != nil {
+		return "", err
+	}
+	return status.String() + "(server not running)\n", nil
 }

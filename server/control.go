@@ -49,7 +49,13 @@ func (s *Server) handleControl(c net.Conn) {
 		json.NewEncoder(c).Encode(Response{Error: "bad request: " + err.Error()})
 		return
 	}
-	out, err := Execute(context.Background(), s.store, req)
+	var out string
+	var err error
+	if req.Command == "certs" && len(req.Args) == 0 {
+		out = s.certs.Status().String() // the live state, including errors of the last order
+	} else {
+		out, err = Execute(context.Background(), s.store, req)
+	}
 	resp := Response{Output: out}
 	if err != nil {
 		resp.Error = err.Error()

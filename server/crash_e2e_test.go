@@ -170,6 +170,13 @@ func TestCLIWhileServerRuns(t *testing.T) {
 	if out := run("", "settings", "get", "smtp.max_recipients"); strings.TrimSpace(out) != "100" {
 		t.Fatalf("settings get: %q", out)
 	}
+	if out := run("", "certs"); !strings.Contains(out, "source:") || !strings.Contains(out, "mail.example.test") {
+		t.Fatalf("certs: %q", out)
+	}
+	bad := exec.Command(bin, "settings", "set", "acme.directory", "ftp://nowhere", "--data", opts.Dir)
+	if out, err := bad.CombinedOutput(); err == nil {
+		t.Fatalf("an invalid acme.directory was accepted: %s", out)
+	}
 	cmd := exec.Command(bin, "account", "add", "eve@second.test", "--data", opts.Dir)
 	cmd.Stdin = strings.NewReader("")
 	if out, err := cmd.CombinedOutput(); err == nil {

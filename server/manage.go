@@ -8,6 +8,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"mailstead/acme"
 	"mailstead/queue"
 	"mailstead/store"
 )
@@ -41,6 +42,7 @@ var commands = map[string]manageFunc{
 	"queue":       manageQueue,
 	"dns-records": manageDNSZone,
 	"verify":      manageVerify,
+	"certs":       manageCerts,
 	// import-batch carries one batch of `mailstead import` (ops.go); not typed by people.
 	"import-batch": manageImportBatch,
 }
@@ -199,6 +201,9 @@ func manageSettings(ctx context.Context, st *store.Store, args []string, _ strin
 		v, err := st.Setting(ctx, args[1])
 		return v + "\n", err
 	case len(args) == 3 && args[0] == "set":
+		if err := acme.ValidateSetting(args[1], args[2]); err != nil {
+			return "", err
+		}
 		if err := st.SetSetting(ctx, args[1], args[2]); err != nil {
 			return "", err
 		}
