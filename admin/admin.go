@@ -61,6 +61,11 @@ type Config struct {
 	// HostnameChanged is called after the setup wizard or the settings page changed the
 	// hostname, so certificates and greetings follow. May be nil.
 	HostnameChanged func(ctx context.Context, hostname string)
+	// ValidateSetting checks a value before it is saved (certificate settings). May be nil.
+	ValidateSetting func(key, value string) error
+	// SettingChanged is called after the settings page or the API saved a setting, so the running
+	// server follows (certificates). May be nil.
+	SettingChanged func(ctx context.Context, key, value string)
 	// RunningHostname is the name the mail listeners greet with (taken at start); when the
 	// hostname setting differs, the DNS page asks for a restart. May be nil.
 	RunningHostname func() string
@@ -169,6 +174,7 @@ func (a *Admin) routes() *http.ServeMux {
 	adm("GET /admin/certificates", a.certsPage)
 	adm("POST /admin/certificates/refresh", a.certsRefresh)
 	adm("GET /admin/settings", a.settingsPage)
+	adm("POST /admin/backup", a.backupDownload)
 	adm("POST /admin/settings", a.settingsSave)
 	adm("GET /admin/events", a.eventsPage)
 	adm("GET /admin/tokens", a.tokensPage)
@@ -187,7 +193,7 @@ func AdminRoutes() []string {
 		"POST /admin/accounts/remove", "POST /admin/accounts/password", "POST /admin/accounts/quota",
 		"POST /admin/accounts/admin", "GET /admin/aliases", "POST /admin/aliases/add", "POST /admin/aliases/remove",
 		"GET /admin/queue", "POST /admin/queue/retry", "POST /admin/queue/remove", "GET /admin/certificates",
-		"POST /admin/certificates/refresh", "GET /admin/settings", "POST /admin/settings", "GET /admin/events",
+		"POST /admin/certificates/refresh", "GET /admin/settings", "POST /admin/settings", "POST /admin/backup", "GET /admin/events",
 		"GET /admin/tokens", "POST /admin/tokens/add", "POST /admin/tokens/remove",
 		"GET /me", "POST /me/password", "POST /me/app-passwords", "POST /me/app-passwords/remove",
 		"GET /me/mailstead.mobileconfig", "GET /me/qr.png",

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -375,11 +376,8 @@ func (a *Admin) apiSettingSet(w http.ResponseWriter, r *http.Request, _ store.Ac
 	if hiddenSettings[key] {
 		return nil, badRequest(key + " cannot be set through the API")
 	}
-	if err := a.st.SetSetting(r.Context(), key, req.Value); err != nil {
-		return nil, err
-	}
-	if key == "hostname" && a.cfg.HostnameChanged != nil {
-		a.cfg.HostnameChanged(r.Context(), req.Value)
+	if err := a.saveSetting(context.WithoutCancel(r.Context()), key, req.Value); err != nil {
+		return nil, badRequest(err.Error())
 	}
 	return nil, nil
 }

@@ -512,10 +512,7 @@ func (a *Admin) settingsSave(w http.ResponseWriter, r *http.Request, s *session)
 	if r.PostFormValue("reset") == "on" {
 		value = ""
 	}
-	err := a.st.SetSetting(r.Context(), key, value)
-	if err == nil && key == "hostname" && a.cfg.HostnameChanged != nil {
-		a.cfg.HostnameChanged(context.WithoutCancel(r.Context()), value)
-	}
+	err := a.saveSetting(context.WithoutCancel(r.Context()), key, value)
 	a.done(w, r, "/admin/settings#"+url.QueryEscape(key), "Saved "+key+".", err)
 }
 
@@ -555,4 +552,34 @@ func (a *Admin) tokenRemove(w http.ResponseWriter, r *http.Request, s *session) 
 	id, _ := strconv.ParseInt(r.PostFormValue("id"), 10, 64)
 	err := a.st.RemoveAPIToken(r.Context(), s.account.ID, id)
 	a.done(w, r, "/admin/tokens", "Revoked the token.", err)
+}
+
+// saveSetting validates, stores and announces one setting: the settings page and the API share it.
+func (a *Admin) saveSetting(ctx context.Context, key, value string) error {
+	if a.cfg.ValidateSetting != nil {
+		if err := a.cfg.ValidateSetting(key, value); err != nil {
+			return err
+		}
+	}
+	if err := a.st.SetSetting(ctx, key, value); err != nil {
+		return err
+	}
+	if key == "hostname" && a.cfg.HostnameChanged != nil {
+		a.cfg.HostnameChanged(ctx, value)
+	} else if a.cfg.SettingChanged != nil {
+		a.cfg.SettingChanged(ctx, key, value)
+	}
+	return nil
+}
+
+// backupDownload streams a consistent backup of the data directory (SQLite online backup) as a
+// .tar.gz whose one directory `mailstead serve --data` opens as is.
+func (a *Admin) backupDownload(w http.ResponseWriter, r *http.Request, s *session) {
+	name := "mailstead-backup-" + time.Now().UTC().Format("20060102-150405") + ".tar.gz"
+	w.Header().Set("Content-Type", "application/gzip")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
+	if err := a.st.WriteBackup(r.Context(), w); err != nil {
+		// Headers are gone; the broken download is what the browser sees. The log says why.
+		a.log.Error("backup download", "account", s.account.Address, "err", err)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"mailstead/acme"
 	"mailstead/admin"
 	"mailstead/queue"
 )
@@ -31,6 +32,10 @@ func (s *Server) startHTTP(ctx context.Context) error {
 			return err
 		},
 		HostnameChanged: s.hostnameChanged,
+		ValidateSetting: acme.ValidateSetting,
+		SettingChanged: func(ctx context.Context, key, value string) {
+			s.afterManage(ctx, Request{Command: "settings", Args: []string{"set", key, value}})
+		},
 		RunningHostname: s.Hostname,
 	})
 	if err != nil {
