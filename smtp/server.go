@@ -72,25 +72,35 @@ type Server struct {
 
 // NewMX returns the receiver for port 25: no AUTH, mail only for local recipients.
 func NewMX(cfg Config) *Server {
+	s := newServer(cfg)
+	s.srv = s.goSMTP(gosmtp.BackendFunc(s.newSession), mxTLSConfig(s.cfg.TLSConfig))
+	return s
+}
+
+func newServer(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Limits == (Limits{}) {
 		cfg.Limits = DefaultLimits
 	}
-	s := &Server{cfg: cfg}
-	srv := gosmtp.NewServer(gosmtp.BackendFunc(s.newSession))
-	srv.Domain = cfg.Hostname()
-	srv.TLSConfig = mxTLSConfig(cfg.TLSConfig)
-	srv.MaxMessageBytes = cfg.Limits.MaxMessageSize
-	srv.MaxRecipients = cfg.Limits.MaxRecipients
-	srv.MaxLineLength = cfg.Limits.MaxLineLength
+	return &Server{cfg: cfg}
+}
+
+// goSMTP configures the go-smtp server both listener kinds run on, with the limits and the
+// extensions mailstead offers (RFC 6531 SMTPUTF8, RFC 8689 REQUIRETLS).
+func (s *Server) goSMTP(be gosmtp.Backend, tlsConfig *tls.Config) *gosmtp.Server {
+	srv := gosmtp.NewServer(be)
+	srv.Domain = s.cfg.Hostname()
+	srv.TLSConfig = tlsConfig
+	srv.MaxMessageBytes = s.cfg.Limits.MaxMessageSize
+	srv.MaxRecipients = s.cfg.Limits.MaxRecipients
+	srv.MaxLineLength = s.cfg.Limits.MaxLineLength
 	srv.WriteTimeout = time.Minute
 	srv.EnableSMTPUTF8 = true
 	srv.EnableREQUIRETLS = true
-	srv.ErrorLog = log.New(slogWriter{cfg.Logger}, "", 0)
-	s.srv = srv
-	return s
+	srv.ErrorLog = log.New(slogWriter{s.cfg.Logger}, "", 0)
+	return srv
 }
 
 // mxTLSConfig keeps TLS session tickets working for the MTAs that deliver to port 25, Microsoft's

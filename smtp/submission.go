@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
-	"log/slog"
 	"net/mail"
 	"strings"
 	"time"
@@ -47,34 +45,18 @@ type submission struct {
 // before it); nothing is accepted before AUTH; an authenticated user relays anywhere, but only as
 // an address of their own.
 func NewSubmission(cfg Config, sub SubmissionConfig) *Server {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Limits == (Limits{}) {
-		cfg.Limits = DefaultLimits
-	}
 	if sub.AuthFailDelay <= 0 {
 		sub.AuthFailDelay = time.Second
 	}
 	if sub.AuthFailMaxDelay <= 0 {
 		sub.AuthFailMaxDelay = 30 * time.Second
 	}
-	s := &Server{cfg: cfg}
+	s := newServer(cfg)
 	shared := &submission{cfg: sub, throttle: loginlimit.New(sub.AuthFailDelay, sub.AuthFailMaxDelay)}
-	srv := gosmtp.NewServer(gosmtp.BackendFunc(func(c *gosmtp.Conn) (gosmtp.Session, error) {
+	s.srv = s.goSMTP(gosmtp.BackendFunc(func(c *gosmtp.Conn) (gosmtp.Session, error) {
 		base, _ := s.newSession(c)
 		return &subSession{session: base.(*session), sub: shared}, nil
-	}))
-	srv.Domain = cfg.Hostname()
-	srv.TLSConfig = cfg.TLSConfig
-	srv.MaxMessageBytes = cfg.Limits.MaxMessageSize
-	srv.MaxRecipients = cfg.Limits.MaxRecipients
-	srv.MaxLineLength = cfg.Limits.MaxLineLength
-	srv.WriteTimeout = time.Minute
-	srv.EnableSMTPUTF8 = true
-	srv.EnableREQUIRETLS = true
-	srv.ErrorLog = log.New(slogWriter{cfg.Logger}, "", 0)
-	s.srv = srv
+	}), s.cfg.TLSConfig)
 	return s
 }
 
