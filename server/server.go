@@ -201,6 +201,10 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("certificates: %w", err)
 	}
 	s.certs = certs
+	// The control socket first: it also refuses a second server on the same data directory.
+	if err := s.startControl(); err != nil {
+		return err
+	}
 	s.startMetrics(ctx)
 	events := make(chan store.MailEvent, 1024)
 	s.log = slog.New(&eventHandler{next: s.log.Handler(), out: events})
@@ -214,10 +218,6 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	// Ordering starts once port 80 listens: the check that the hostname points here probes it.
 	s.goBackground(func() { certs.Run(bg) })
-	if err := s.startControl(); err != nil {
-		s.Shutdown(context.Background())
-		return err
-	}
 	if s.setupInfo != "" {
 		fmt.Fprint(s.opts.Out, s.setupInfo)
 	}
