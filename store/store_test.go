@@ -320,3 +320,31 @@ func TestUIDValidityNeverRepeats(t *testing.T) {
 		seen[mb.UIDValidity] = true
 	}
 }
+
+// TestQueueIDsNeverReused: once the newest queue entry is gone, the next one gets a new ID.
+func TestQueueIDsNeverReused(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	enqueue := func() int64 {
+		t.Helper()
+		if _, err := s.Deliver(ctx, &Delivery{MailFrom: "a@example.test", Data: []byte("Subject: x\r\n\r\nx\r\n"),
+			Remote: []RemoteRecipient{{Address: "b@remote.test"}}}); err != nil {
+			t.Fatal(err)
+		}
+		var id int64
+		if err := s.db.QueryRow("SELECT max(id) FROM queue").Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	first := enqueue()
+	if err := s.Update(ctx, func(tx *Tx) error {
+		_, err := tx.Exec("DELETE FROM queue WHERE id = ?", first)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if second := enqueue(); second == first {
+		t.Fatalf("queue ID %d handed out twice", first)
+	}
+}
