@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"time"
 
+	"golang.org/x/net/netutil"
+
 	"mailstead/acme"
 	"mailstead/admin"
 	"mailstead/queue"
@@ -70,6 +72,8 @@ func (s *Server) startHTTP(ctx context.Context) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          errorLog,
 	}
+	// net/http has no connection limit of its own; the admin page and autoconfig need few.
+	l443, l80 = netutil.LimitListener(l443, maxHTTPConns), netutil.LimitListener(l80, maxHTTPConns)
 	s.serve("https", l443, func(l net.Listener) error { return httpDone(https.ServeTLS(l, "", "")) }, https.Shutdown)
 	s.serve("http", l80, func(l net.Listener) error { return httpDone(plain.Serve(l)) }, plain.Shutdown)
 	return nil
@@ -113,6 +117,9 @@ func (s *Server) certStatus() admin.CertStatus {
 	}
 	return out
 }
+
+// maxHTTPConns bounds concurrent connections on each of ports 80 and 443.
+const maxHTTPConns = 256
 
 // hostnameChanged follows a hostname set by the setup wizard or the settings page: the
 // certificate manager serves and orders for the new name at once. The SMTP, IMAP and POP3
