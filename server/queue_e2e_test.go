@@ -63,6 +63,7 @@ func newPair(t testing.TB, settingsA map[string]string) *pair {
 		"a.test. 300 IN MX 10 mail.a.test.", "mail.a.test. 300 IN A "+ipA,
 		"b.test. 300 IN MX 10 mail.b.test.", "mail.b.test. 300 IN A "+ipB,
 		`a.test. 300 IN TXT "v=spf1 ip4:`+ipA+` -all"`, `b.test. 300 IN TXT "v=spf1 ip4:`+ipB+` -all"`,
+		`_dmarc.a.test. 300 IN TXT "v=DMARC1; p=reject"`, `_dmarc.b.test. 300 IN TXT "v=DMARC1; p=reject"`,
 	)
 	settings := map[string]string{}
 	for k, v := range fastQueue {
@@ -152,7 +153,7 @@ Shall we have lunch tomorrow?
 `
 
 // alice@a.test submits to bob@b.test: A signs and relays over STARTTLS; bob's copy at B carries
-// both DKIM signatures, which verify (and B's own checks say so, when they are wired).
+// both DKIM signatures, which verify, and B's own checks say dkim=pass spf=pass dmarc=pass.
 func TestRelayAToBWithDKIM(t *testing.T) {
 	p := newPair(t, nil)
 	p.startB(t)
@@ -186,8 +187,11 @@ func TestRelayAToBWithDKIM(t *testing.T) {
 			t.Errorf("signature by %s: %v", v.Domain, v.Err)
 		}
 	}
-	if bytes.Contains(got, []byte("Authentication-Results:")) && !bytes.Contains(got, []byte("dkim=pass")) {
-		t.Errorf("B's Authentication-Results does not pass DKIM:\n%s", got)
+	// B's own checks of the relayed message (issue 6): every mechanism passes.
+	for _, want := range []string{"Authentication-Results: mail.b.test;", "dkim=pass", "spf=pass", "dmarc=pass"} {
+		if !bytes.Contains(got, []byte(want)) {
+			t.Errorf("bob's copy lacks %q:\n%s", want, got)
+		}
 	}
 	if os.Getenv("MAILSTEAD_INTEROP") != "" {
 		dkimpyVerify(t, got, p.a.Store())
@@ -689,4 +693,23 @@ func testCA(t *testing.T, names ...string) (caFile string, leaf tls.Certificate)
 		t.Fatal(err)
 	}
 	return caFile, tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// TestRelayOverIPv6: a domain whose MX has only an AAAA record is reached over IPv6 (RFC 5321
+// §5.1: both address families), here ::1.
+func TestRelayOverIPv6(t *testing.T) {
+	p := newPair(t, nil)
+	p.zone.Add("c.test. 300 IN MX 10 mail.c.test.", "mail.c.test. 300 IN AAAA ::1")
+	c := mailtest.Start(t, mailtest.Options{IP: "::1", PortOffset: p.offset, DNS: p.zone.Addr(), Domain: "c.test",
+		Accounts: map[string]string{"carol@c.test": "carol-pw"}})
+	msg := strings.ReplaceAll(aliceToBob, "bob@b.test", "carol@c.test")
+	if err := submit(t, p.a, true, "alice@a.test", "alice-pw", "alice@a.test", []string{"carol@c.test"}, msg); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "carol's copy over IPv6", 30*time.Second, func() bool {
+		return len(mailtest.Mailbox(t, c.Store(), "carol@c.test", "INBOX")) == 1
+	})
+	if got := mailtest.Mailbox(t, c.Store(), "carol@c.test", "INBOX")[0]; !bytes.Contains(got, []byte("[::1]")) {
+		t.Errorf("not received over IPv6:\n%s", got)
+	}
 }
