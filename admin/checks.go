@@ -24,6 +24,7 @@ type Resolver interface {
 	LookupAddr(ctx context.Context, ip net.IP) ([]string, error)
 	LookupCNAME(ctx context.Context, name string) (string, error)
 	LookupSRV(ctx context.Context, service, proto, name string) ([]*net.SRV, error)
+	LookupCAA(ctx context.Context, name string) ([]dns.CAA, error)
 }
 
 // Check outcomes.
@@ -171,6 +172,21 @@ func checkRecord(ctx context.Context, r Resolver, ourIPs []net.IP, rec Record) (
 				return StatusOK, ""
 			}
 			found = append(found, fmt.Sprintf("%d %d %d %s", s.Priority, s.Weight, s.Port, s.Target))
+		}
+		return StatusWrong, strings.Join(found, ", ")
+	case "caa":
+		recs, err := r.LookupCAA(ctx, name)
+		if err != nil {
+			return lookupFailed(err)
+		}
+		var found []string
+		for _, cr := range recs {
+			// RFC 8659 §4.2: the issuer domain comes before any ";" parameters.
+			issuer, _, _ := strings.Cut(cr.Value, ";")
+			if strings.EqualFold(cr.Tag, "issue") && sameHost(strings.TrimSpace(issuer), c.host) {
+				return StatusOK, ""
+			}
+			found = append(found, fmt.Sprintf("%d %s %q", cr.Flag, cr.Tag, cr.Value))
 		}
 		return StatusWrong, strings.Join(found, ", ")
 	case "ptr":

@@ -36,12 +36,8 @@ func TestChecksAgainstZone(t *testing.T) {
 	recs := e.records()
 
 	for k, st := range statuses(checkAll(ctx, r, []net.IP{e.ip}, recs)) {
-		want := StatusMissing
-		if strings.HasPrefix(k, "CAA ") {
-			want = StatusUnchecked
-		}
-		if st != want {
-			t.Errorf("empty zone: %s is %s, want %s", k, st, want)
+		if st != StatusMissing {
+			t.Errorf("empty zone: %s is %s, want %s", k, st, StatusMissing)
 		}
 	}
 
@@ -49,7 +45,7 @@ func TestChecksAgainstZone(t *testing.T) {
 		e.zone.Add(rec.Zone())
 	}
 	for _, c := range checkAll(ctx, r, []net.IP{e.ip}, recs) {
-		if c.Status != StatusOK && c.Type != "CAA" {
+		if c.Status != StatusOK {
 			t.Errorf("published: %s %s is %s (%s)", c.Type, c.Name, c.Status, c.Found)
 		}
 	}
@@ -67,6 +63,8 @@ func TestChecksAgainstZone(t *testing.T) {
 	e.zone.Add(`_dmarc.example.test. 300 IN TXT "v=DMARC1; p=none"`, `_dmarc.example.test. 300 IN TXT "v=DMARC1; p=reject"`)
 	e.zone.Remove("mail.example.test.", "A")
 	e.zone.Add("mail.example.test. 300 IN A 127.0.0.99")
+	e.zone.Remove("example.test.", "CAA")
+	e.zone.Add(`example.test. 300 IN CAA 0 issue "digicert.com"`)
 	e.zone.Remove("autoconfig.example.test.", "")
 	e.zone.Add("autoconfig.example.test. 300 IN A 127.0.0.7") // an address here does as well as a CNAME
 
@@ -85,6 +83,7 @@ func TestChecksAgainstZone(t *testing.T) {
 		{"PTR 7.0.0.127.in-addr.arpa.", StatusWrong, "resolves to 127.0.0.99"},
 		{"CNAME autoconfig.example.test.", StatusOK, ""},
 		{"CNAME autodiscover.example.test.", StatusOK, ""},
+		{"CAA example.test.", StatusWrong, "digicert.com"},
 	}
 	for _, c := range cases {
 		got, ok := found[c.key]

@@ -30,8 +30,8 @@ func (r Record) Zone() string {
 
 // checkSpec says how a live check compares what is published with the record.
 type checkSpec struct {
-	kind   string // "mx", "ip", "txt", "cnamehost", "srv", "ptr", "none"
-	host   string // expected host (no trailing dot) for mx/cnamehost/srv/ptr
+	kind   string // "mx", "ip", "txt", "cnamehost", "srv", "ptr", "caa", "none"
+	host   string // expected host (no trailing dot) for mx/cnamehost/srv/ptr; CA domain for caa
 	ip     net.IP // expected address for ip/ptr
 	port   int    // expected SRV port
 	prefix string // TXT: the record of interest starts with this tag (case-insensitive)
@@ -197,7 +197,7 @@ func DomainRecords(in RecordInput) []Record {
 	if in.CAAIssuer != "" {
 		add(Record{Group: "Policy", Name: fqdn(d), Type: "CAA", Value: `0 issue "` + in.CAAIssuer + `"`,
 			Reason: "Only " + in.CAAIssuer + " may issue certificates for " + d + " and its names (RFC 8659).",
-			check:  checkSpec{kind: "none"}})
+			check:  checkSpec{kind: "caa", host: in.CAAIssuer}})
 	}
 
 	// RFC 6186 §3 with RFC 8314 §5.1: implicit TLS is preferred (lower priority value); IMAP is

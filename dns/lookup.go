@@ -128,6 +128,28 @@ func (r *Resolver) LookupCNAME(ctx context.Context, name string) (string, error)
 	return trimDot(rrs[0].(*mdns.CNAME).Target), nil
 }
 
+// CAA is one certification authority authorization record (RFC 8659 §4.1).
+type CAA struct {
+	Flag  uint8
+	Tag   string // "issue", "issuewild", "iodef", …
+	Value string
+}
+
+// LookupCAA returns the CAA records at name itself (not the closest ancestor's, which RFC 8659
+// §3 has a CA use: callers checking what a domain publishes want the domain's own).
+func (r *Resolver) LookupCAA(ctx context.Context, name string) ([]CAA, error) {
+	rrs, _, err := r.query(ctx, name, mdns.TypeCAA)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]CAA, 0, len(rrs))
+	for _, rr := range rrs {
+		c := rr.(*mdns.CAA)
+		out = append(out, CAA{Flag: c.Flag, Tag: c.Tag, Value: c.Value})
+	}
+	return out, nil
+}
+
 // LookupSRV looks up _service._proto.name (RFC 2782) and returns the records
 // sorted by priority, then by weight descending. Service and proto may be
 // empty, in which case name is queried as is.

@@ -247,3 +247,19 @@ func TestInternationalAndInvalidNames(t *testing.T) {
 		}
 	}
 }
+
+func TestLookupCAA(t *testing.T) {
+	z, r := newZone(t)
+	z.Add(`example.test. 300 IN CAA 0 issue "letsencrypt.org; validationmethods=tls-alpn-01"`,
+		`example.test. 300 IN CAA 128 iodef "mailto:ops@example.test"`)
+	got, err := r.LookupCAA(context.Background(), "example.test")
+	if err != nil || len(got) != 2 {
+		t.Fatalf("LookupCAA = %+v, %v", got, err)
+	}
+	if got[0] != (dns.CAA{0, "issue", "letsencrypt.org; validationmethods=tls-alpn-01"}) || got[1].Flag != 128 || got[1].Tag != "iodef" {
+		t.Fatalf("records %+v", got)
+	}
+	if _, err := r.LookupCAA(context.Background(), "nothing.example.test"); !dns.IsNotFound(err) {
+		t.Fatalf("missing name: %v", err)
+	}
+}
