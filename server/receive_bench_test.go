@@ -17,7 +17,8 @@ import (
 
 // BenchmarkReceive delivers 5 KB messages over 20 concurrent SMTP sessions on loopback into a
 // server running as its own process, and reports throughput, the server's CPU time per message,
-// and database commits per message next to the disk's synced-write rate measured in the same run.
+// database commits per message next to the disk's synced-write rate measured in the same run, and
+// the server's peak resident memory.
 //
 //	go test -run '^$' -bench Receive -benchtime 4000x ./server/
 func BenchmarkReceive(b *testing.B) {
@@ -68,6 +69,9 @@ func BenchmarkReceive(b *testing.B) {
 	b.ReportMetric(float64(commits)/n, "commits/msg")
 	b.ReportMetric(fsyncRate, "disk-fsyncs/s")
 	b.ReportMetric((n/elapsed.Seconds())/fsyncRate, "msgs-per-fsync-time")
+	if rss, err := p.PeakRSS(); err == nil {
+		b.ReportMetric(float64(rss)/(1<<20), "server-peak-rss-MiB")
+	}
 }
 
 func statCommits(b *testing.B, dir string) int64 {
