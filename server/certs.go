@@ -66,7 +66,7 @@ func publicIPs(ctx context.Context, st *store.Store) []net.IP {
 func (s *Server) reconfigureCerts(ctx context.Context) {
 	host, err := s.store.Setting(ctx, "hostname")
 	if err != nil || host == "" {
-		host = s.hostname
+		host = s.Hostname()
 	}
 	cfg, err := s.certConfig(ctx, host)
 	if err == nil {
@@ -80,11 +80,18 @@ func (s *Server) reconfigureCerts(ctx context.Context) {
 // afterManage lets the running server follow a management command that changed settings it
 // holds in memory.
 func (s *Server) afterManage(ctx context.Context, req Request) {
+	if req.Command == "setup" {
+		req = Request{Command: "settings", Args: []string{"set", "hostname"}}
+	}
 	if req.Command != "settings" || len(req.Args) < 2 || req.Args[0] != "set" {
 		return
 	}
 	switch key := req.Args[1]; {
-	case key == "hostname" || strings.HasPrefix(key, "acme.") || strings.HasPrefix(key, "tls.") || key == "admin.public_ips":
+	case key == "hostname":
+		if host, err := s.store.Setting(ctx, "hostname"); err == nil && host != "" {
+			s.hostnameChanged(ctx, host)
+		}
+	case strings.HasPrefix(key, "acme.") || strings.HasPrefix(key, "tls.") || key == "admin.public_ips":
 		s.reconfigureCerts(ctx)
 	}
 }

@@ -38,7 +38,7 @@ func (s *Server) startHTTP(ctx context.Context) error {
 		SettingChanged: func(ctx context.Context, key, value string) {
 			s.afterManage(ctx, Request{Command: "settings", Args: []string{"set", key, value}})
 		},
-		RunningHostname: s.Hostname,
+		RunningHostname: s.GreetingHostname,
 	})
 	if err != nil {
 		return err
@@ -121,10 +121,11 @@ func (s *Server) certStatus() admin.CertStatus {
 // maxHTTPConns bounds concurrent connections on each of ports 80 and 443.
 const maxHTTPConns = 256
 
-// hostnameChanged follows a hostname set by the setup wizard or the settings page: the
-// certificate manager serves and orders for the new name at once. The SMTP, IMAP and POP3
-// greetings take it at the next start (they were given the name when they started).
+// hostnameChanged follows a hostname set by the setup wizard or the settings page: outbound EHLO,
+// Received: lines, Authentication-Results and the certificate manager use the new name at once.
+// The SMTP and POP3 greetings take it at the next start (they were given the name then).
 func (s *Server) hostnameChanged(ctx context.Context, host string) {
+	s.hostname.Store(&host)
 	cfg, err := s.certConfig(ctx, host)
 	if err == nil {
 		err = s.certs.Reconfigure(ctx, cfg)

@@ -22,7 +22,7 @@ func (s *Server) inboundChecks(ctx context.Context) (func(context.Context, strin
 	}
 	checker := &mailauth.Checker{
 		Resolver: s.resolver,
-		Hostname: s.hostname,
+		Hostname: s.Hostname(),
 		Policy: mailauth.Policy{
 			DMARCRejectToJunk: toJunk == "true",
 			IsLocalDomain: func(d string) bool {
@@ -42,6 +42,8 @@ func (s *Server) inboundChecks(ctx context.Context) (func(context.Context, strin
 		ctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
 		input := mailauth.Input{IP: in.RemoteIP, Helo: in.Helo, MailFrom: in.MailFrom, Rcpts: in.Rcpts, Message: in.Data}
+		checker := *checker
+		checker.Hostname = s.Hostname() // the authserv-id follows a hostname changed while running
 		res, err := checker.Check(ctx, input)
 		if err != nil {
 			return smtp.Verdict{}, err
@@ -54,7 +56,7 @@ func (s *Server) inboundChecks(ctx context.Context) (func(context.Context, strin
 		default:
 			// RFC 8601 §5: remove Authentication-Results that claim to be ours, add ours on top.
 			v.Junk = res.Action.Verdict == mailauth.Junk
-			v.Data = mailauth.RemoveAuthResults(in.Data, s.hostname)
+			v.Data = mailauth.RemoveAuthResults(in.Data, checker.Hostname)
 			v.Header = res.Header
 		}
 		return v, nil

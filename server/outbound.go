@@ -38,7 +38,7 @@ func (s *Server) startOutbound(ctx context.Context) error {
 		Store:      s.store,
 		Resolver:   s.resolver,
 		Logger:     s.log.With("service", "queue"),
-		Hostname:   func() string { return s.hostname },
+		Hostname:   s.Hostname,
 		PortOffset: s.opts.PortOffset,
 		DevMode:    s.opts.Dev,
 		SourceIP:   source,
@@ -66,7 +66,7 @@ func (s *Server) startOutbound(ctx context.Context) error {
 	}
 	sub := smtp.NewSubmission(smtp.Config{
 		Store:     s.store,
-		Hostname:  func() string { return s.hostname },
+		Hostname:  s.Hostname,
 		TLSConfig: s.certs.TLSConfig(),
 		Logger:    s.log.With("service", "submission"),
 		Limits:    lim,

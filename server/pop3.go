@@ -19,7 +19,7 @@ func (s *Server) startPOP3(ctx context.Context) error {
 		Backend:           pop3Backend{s.store},
 		TLSConfig:         s.certs.TLSConfig(),
 		Logger:            s.log.With("service", "pop3"),
-		Hostname:          s.hostname,
+		Hostname:          s.startHostname,
 		AllowInsecureAuth: s.opts.Dev, // and even then only for loopback clients
 	})
 	if err != nil {

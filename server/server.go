@@ -53,7 +53,10 @@ type Server struct {
 	store    *store.Store
 	resolver *dns.Resolver
 	certs    *acme.Manager
-	hostname string
+	// hostname is the mail hostname now (the setup wizard and settings change it while running);
+	// startHostname is the one the listeners' greetings were built with.
+	hostname      atomic.Pointer[string]
+	startHostname string
 
 	mu        sync.Mutex
 	addrs     map[int]string // standard port → actual listening address
@@ -109,8 +112,13 @@ func OpenStore(dir string, logger *slog.Logger) (*store.Store, error) {
 // Store is the server's store (tests and the control socket use it).
 func (s *Server) Store() *store.Store { return s.store }
 
-// Hostname is the mail hostname in use.
-func (s *Server) Hostname() string { return s.hostname }
+// Hostname is the mail hostname in use: the EHLO name of outbound mail, the name in Received:
+// lines, the certificate's name.
+func (s *Server) Hostname() string { return *s.hostname.Load() }
+
+// GreetingHostname is the name the SMTP and POP3 greetings were started with; it differs from
+// Hostname after a change until the next restart.
+func (s *Server) GreetingHostname() string { return s.startHostname }
 
 // Addr returns the address the listener for a standard port (25, 587, …) is bound to.
 func (s *Server) Addr(stdPort int) string {
@@ -165,7 +173,8 @@ func (s *Server) bootstrap(ctx context.Context) error {
 			host = "mailstead.invalid"
 		}
 	}
-	s.hostname = host
+	s.hostname.Store(&host)
+	s.startHostname = host
 	return nil
 }
 
@@ -192,7 +201,7 @@ func randomToken(n int) string {
 func (s *Server) Start(ctx context.Context) error {
 	bg, cancel := context.WithCancel(context.Background())
 	s.cancelBg = cancel
-	certCfg, err := s.certConfig(ctx, s.hostname)
+	certCfg, err := s.certConfig(ctx, s.Hostname())
 	if err != nil {
 		return err
 	}
@@ -224,7 +233,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.opts.Dev {
 		fmt.Fprint(s.opts.Out, s.devAddresses())
 	}
-	s.log.Info("mailstead started", "hostname", s.hostname, "data", s.opts.DataDir, "dev", s.opts.Dev,
+	s.log.Info("mailstead started", "hostname", s.Hostname(), "data", s.opts.DataDir, "dev", s.opts.Dev,
 		"bind", s.opts.Bind, "port_offset", s.opts.PortOffset)
 	return nil
 }
@@ -332,7 +341,7 @@ func (s *Server) startSMTP(ctx context.Context) error {
 	}
 	mx := smtp.NewMX(smtp.Config{
 		Store:         s.store,
-		Hostname:      func() string { return s.hostname },
+		Hostname:      s.Hostname,
 		TLSConfig:     s.certs.TLSConfig(),
 		Logger:        s.log.With("service", "smtp"),
 		Limits:        lim,
