@@ -2,25 +2,18 @@ package imap
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"fmt"
 	"log/slog"
-	"math/big"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"mailstead/mailtest/testkit"
 	"mailstead/store"
 )
 
@@ -39,46 +32,8 @@ type testEnv struct {
 	srv      *Server
 	plain    string // address of the STARTTLS listener
 	implicit string // address of the implicit-TLS listener
-	logs     *logBuffer
+	logs     *testkit.LogBuffer
 	aliceID  int64
-}
-
-// logBuffer collects the server's log lines for assertions.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func selfSignedTLS(t testing.TB) *tls.Config {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "mail.example.test"},
-		DNSNames:     []string{"mail.example.test"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
 }
 
 func newEnv(t testing.TB, mutate func(*Config)) *testEnv {
@@ -103,10 +58,10 @@ func newEnvStore(t testing.TB, opts store.Options, mutate func(*Config)) *testEn
 	if _, err := st.AddAccount(ctx, bob, bobPW, false); err != nil {
 		t.Fatal(err)
 	}
-	logs := &logBuffer{}
+	logs := &testkit.LogBuffer{}
 	cfg := Config{
 		Store:         st,
-		TLSConfig:     selfSignedTLS(t),
+		TLSConfig:     testkit.SelfSignedTLS(t, "mail.example.test"),
 		Logger:        slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
 		LoginDelay:    10 * time.Millisecond,
 		MaxLoginDelay: 80 * time.Millisecond,

@@ -18,6 +18,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
+	"mailstead/mailtest/testkit"
 	"mailstead/store"
 )
 
@@ -123,7 +124,7 @@ func writeCertPEM(t *testing.T, cfg *tls.Config, path string) {
 // changes and moves round-trip, and a further run changes nothing on either side.
 func TestInteropMbsync(t *testing.T) {
 	mbsync := interop(t, "mbsync")
-	tlsCfg := selfSignedTLS(t)
+	tlsCfg := testkit.SelfSignedTLS(t, "mail.example.test")
 	e := newEnv(t, func(c *Config) { c.TLSConfig = tlsCfg })
 	ctx := context.Background()
 	inbox := e.mailboxID(t, "INBOX")

@@ -10,10 +10,10 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"mailstead/mailtest/testkit"
 	"mailstead/pop3"
 	"mailstead/pop3/pop3test"
 )
@@ -26,24 +26,6 @@ const (
 	greeting = "+OK POP3 server ready"
 )
 
-// logBuffer collects log output from the server's goroutines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // harness is one server with a plain listener (STLS) and an implicit-TLS
 // listener on 127.0.0.1, over an in-memory backend.
 type harness struct {
@@ -53,13 +35,13 @@ type harness struct {
 	tls      *pop3test.TLS
 	plain    string
 	implicit string
-	logs     *logBuffer
+	logs     *testkit.LogBuffer
 	served   chan error
 }
 
 func newHarness(t *testing.T, adjust func(*pop3.Config)) *harness {
 	t.Helper()
-	h := &harness{t: t, mem: pop3test.NewMemory(), tls: pop3test.NewTLS(t), logs: &logBuffer{}, served: make(chan error, 2)}
+	h := &harness{t: t, mem: pop3test.NewMemory(), tls: pop3test.NewTLS(t), logs: &testkit.LogBuffer{}, served: make(chan error, 2)}
 	h.mem.AddUser(alice, alicePw)
 	h.mem.AddUser(bob, bobPw)
 	cfg := pop3.Config{

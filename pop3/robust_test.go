@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"mailstead/mailtest/testkit"
 	"mailstead/pop3"
 	"mailstead/pop3/pop3test"
 )
@@ -252,7 +253,7 @@ func (d panicDrop) Close() error {
 func TestPanicRecovery(t *testing.T) {
 	h := newHarness(t, nil)
 	var backend pop3.Backend = panicBackend{h.mem}
-	logs := &logBuffer{}
+	logs := &testkit.LogBuffer{}
 	srv, err := pop3.NewServer(pop3.Config{Backend: backend, TLSConfig: h.tls.Server, Logger: newTextLogger(logs)})
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package queue
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -26,6 +25,7 @@ import (
 	mdns "github.com/miekg/dns"
 
 	"mailstead/dns"
+	"mailstead/mailtest/testkit"
 	"mailstead/store"
 )
 
@@ -232,25 +232,8 @@ type env struct {
 	offset int
 	q      *Queue
 	alice  store.Account
-	logs   *syncBuffer
+	logs   *testkit.LogBuffer
 	cancel context.CancelFunc
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // freeOffset finds a port offset where 25+offset is free on every ip given.
@@ -300,7 +283,7 @@ func newEnv(t *testing.T, farIPs ...string) *env {
 			t.Fatal(err)
 		}
 	}
-	e := &env{t: t, st: st, zone: newFakeZone(t), ca: newTestCA(t), alice: alice, logs: &syncBuffer{}}
+	e := &env{t: t, st: st, zone: newFakeZone(t), ca: newTestCA(t), alice: alice, logs: &testkit.LogBuffer{}}
 	e.offset = freeOffset(t, farIPs...)
 	return e
 }

@@ -3,17 +3,13 @@ package smtp
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"math/big"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
+	"mailstead/mailtest/testkit"
 	"mailstead/store"
 )
 
@@ -48,7 +44,7 @@ func startMX(t *testing.T, lim Limits, inspect func(context.Context, *Inbound) (
 		t.Fatal(err)
 	}
 	srv := NewMX(Config{Store: st, Hostname: func() string { return "mx.example.test" }, Limits: lim,
-		Inspect: inspect, TLSConfig: testTLS(t)})
+		Inspect: inspect, TLSConfig: testkit.SelfSignedTLS(t, "mx.example.test")})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -56,17 +52,6 @@ func startMX(t *testing.T, lim Limits, inspect func(context.Context, *Inbound) (
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Shutdown(context.Background()) })
 	return l.Addr().String(), st
-}
-
-func testTLS(t *testing.T) *tls.Config {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), DNSNames: []string{"mx.example.test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
 }
 
 type client struct {
@@ -225,7 +210,7 @@ func TestImplicitTLSListener(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	srv := NewMX(Config{Store: st, Hostname: func() string { return "mx.example.test" }, TLSConfig: testTLS(t)})
+	srv := NewMX(Config{Store: st, Hostname: func() string { return "mx.example.test" }, TLSConfig: testkit.SelfSignedTLS(t, "mx.example.test")})
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	go srv.ServeTLS(l)
 	defer srv.Shutdown(context.Background())

@@ -1,7 +1,6 @@
 package smtp
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"log/slog"
@@ -14,31 +13,15 @@ import (
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 
+	"mailstead/mailtest/testkit"
 	"mailstead/store"
 )
-
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 type subEnv struct {
 	st       *store.Store
 	addr     string // 587-style: STARTTLS
 	tlsAddr  string // 465-style: implicit TLS
-	logs     *lockedBuf
+	logs     *testkit.LogBuffer
 	mu       sync.Mutex
 	remotes  []int // Delivered's remote counts
 	aliceID  int64
@@ -65,9 +48,9 @@ func startSubmission(t *testing.T) *subEnv {
 	if err := st.AddAlias(ctx, "team@example.test", []string{"alice@example.test"}); err != nil {
 		t.Fatal(err)
 	}
-	e := &subEnv{st: st, logs: &lockedBuf{}, aliceID: alice.ID, bobID: bob.ID}
+	e := &subEnv{st: st, logs: &testkit.LogBuffer{}, aliceID: alice.ID, bobID: bob.ID}
 	srv := NewSubmission(Config{
-		Store: st, Hostname: func() string { return "mx.example.test" }, TLSConfig: testTLS(t),
+		Store: st, Hostname: func() string { return "mx.example.test" }, TLSConfig: testkit.SelfSignedTLS(t, "mx.example.test"),
 		Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{
 			ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
 				if a.Key == slog.TimeKey {
