@@ -461,39 +461,13 @@ func (s *Store) LookupRecipient(ctx context.Context, local, domain string) ([]in
 }
 
 func (s *Store) accountsFor(ctx context.Context, addr string) ([]int64, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id FROM accounts WHERE address = ?1
-		UNION SELECT account_id FROM aliases WHERE address = ?1 ORDER BY 1`, addr)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var ids []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
+	return column[int64](s.db.QueryContext(ctx, `SELECT id FROM accounts WHERE address = ?1
+		UNION SELECT account_id FROM aliases WHERE address = ?1 ORDER BY 1`, addr))
 }
 
 // OwnedAddresses lists the addresses an account may send as: its own and every alias it receives
 // (catch-alls excluded: owning a catch-all does not make every address of the domain yours).
 func (s *Store) OwnedAddresses(ctx context.Context, accountID int64) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT address FROM accounts WHERE id = ?1
-		UNION SELECT address FROM aliases WHERE account_id = ?1 AND address NOT LIKE '@%' ORDER BY 1`, accountID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var a string
-		if err := rows.Scan(&a); err != nil {
-			return nil, err
-		}
-		out = append(out, a)
-	}
-	return out, rows.Err()
+	return column[string](s.db.QueryContext(ctx, `SELECT address FROM accounts WHERE id = ?1
+		UNION SELECT address FROM aliases WHERE account_id = ?1 AND address NOT LIKE '@%' ORDER BY 1`, accountID))
 }

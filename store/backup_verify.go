@@ -48,7 +48,7 @@ type querier interface {
 // checks. It returns one sentence per finding.
 func checkDatabase(ctx context.Context, q querier, crossRefs bool) ([]string, error) {
 	var problems []string
-	lines, err := column(ctx, q, "PRAGMA integrity_check")
+	lines, err := column[string](q.QueryContext(ctx, "PRAGMA integrity_check"))
 	if err != nil {
 		return nil, fmt.Errorf("integrity check: %w", err)
 	}
@@ -127,23 +127,6 @@ func blobReferences(ctx context.Context, q querier) ([][2]string, error) {
 			return nil, fmt.Errorf("odd table name %q", r[0])
 		}
 		out = append(out, r)
-	}
-	return out, rows.Err()
-}
-
-func column(ctx context.Context, q querier, query string) ([]string, error) {
-	rows, err := q.QueryContext(ctx, query)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			return nil, err
-		}
-		out = append(out, s)
 	}
 	return out, rows.Err()
 }

@@ -193,20 +193,7 @@ func (s *Store) DeleteMailbox(ctx context.Context, accountID int64, name string)
 }
 
 func (t *Tx) blobIDs(query string, args ...any) ([]int64, error) {
-	rows, err := t.Query(query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
+	return column[int64](t.Query(query, args...))
 }
 
 // RenameMailbox renames from to to, with its inferior names. Renaming INBOX moves all its

@@ -42,18 +42,5 @@ func (s *Store) DeleteKV(ctx context.Context, key string) error {
 
 // KVKeys lists the keys that start with prefix.
 func (s *Store) KVKeys(ctx context.Context, prefix string) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT key FROM kv WHERE substr(key, 1, ?) = ? ORDER BY key", len(prefix), prefix)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var keys []string
-	for rows.Next() {
-		var k string
-		if err := rows.Scan(&k); err != nil {
-			return nil, err
-		}
-		keys = append(keys, k)
-	}
-	return keys, rows.Err()
+	return column[string](s.db.QueryContext(ctx, "SELECT key FROM kv WHERE substr(key, 1, ?) = ? ORDER BY key", len(prefix), prefix))
 }

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
@@ -131,23 +132,11 @@ func (s *Store) Commits() int64 { return s.commits.load() }
 
 // IntegrityCheck runs SQLite's integrity check and returns its findings ("ok" when sound).
 func (s *Store) IntegrityCheck(ctx context.Context) (string, error) {
-	rows, err := s.db.QueryContext(ctx, "PRAGMA integrity_check")
+	lines, err := column[string](s.db.QueryContext(ctx, "PRAGMA integrity_check"))
 	if err != nil {
 		return "", fmt.Errorf("integrity check: %w", err)
 	}
-	defer rows.Close()
-	var out string
-	for rows.Next() {
-		var line string
-		if err := rows.Scan(&line); err != nil {
-			return "", err
-		}
-		if out != "" {
-			out += "\n"
-		}
-		out += line
-	}
-	return out, rows.Err()
+	return strings.Join(lines, "\n"), nil
 }
 
 // CountRows counts the rows of a table (verification and tests).
@@ -160,4 +149,22 @@ func (s *Store) CountRows(ctx context.Context, table string) (int, error) {
 	var n int
 	err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM "+table).Scan(&n)
 	return n, err
+}
+
+// column reads a one-column query result, closing rows. err is the query's own error, so a call
+// reads column[T](db.Query(…)).
+func column[T any](rows *sql.Rows, err error) ([]T, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		var v T
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
 }
