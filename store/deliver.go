@@ -27,6 +27,9 @@ type LocalRecipient struct {
 	// Prefix holds header lines only this copy gets (Return-Path, Delivered-To), CRLF-terminated.
 	Prefix []byte
 	Flags  []string
+	// CountFiled counts this copy in the junk filter's per-day counter (inbox or Junk), in the
+	// delivery's own transaction.
+	CountFiled bool
 }
 
 // RemoteRecipient is one address to relay to.
@@ -80,10 +83,15 @@ func (s *Store) Deliver(ctx context.Context, d *Delivery) ([]DeliveredCopy, erro
 			}
 			uid, err := t.insertMessage(mb, newMessage{
 				blobID: blobID, size: int64(len(r.Prefix) + len(d.Data)), prefix: r.Prefix,
-				flags: r.Flags, date: received, envelope: envelope, structure: structure,
+				flags: r.Flags, date: received, envelope: envelope, structure: structure, origin: FromDelivery,
 			})
 			if err != nil {
 				return fmt.Errorf("deliver to account %d: %w", r.AccountID, err)
+			}
+			if r.CountFiled {
+				if err := t.countFiled(r.AccountID, r.SpecialUse == `\Junk`, received); err != nil {
+					return fmt.Errorf("count filed for account %d: %w", r.AccountID, err)
+				}
 			}
 			copies = append(copies, DeliveredCopy{AccountID: r.AccountID, MailboxID: mb, UID: uid})
 		}
@@ -133,6 +141,7 @@ type newMessage struct {
 	flags               []string
 	date                time.Time
 	envelope, structure []byte
+	origin              Origin
 }
 
 // insertMessage adds a message to a mailbox with the next UID and MODSEQ and publishes it.
@@ -155,6 +164,6 @@ func (t *Tx) insertMessage(mailboxID int64, m newMessage) (uint32, error) {
 		m.envelope, m.structure); err != nil {
 		return 0, fmt.Errorf("insert message: %w", err)
 	}
-	t.Publish(Event{Kind: MessageAdded, AccountID: accountID, MailboxID: mailboxID, UIDs: []uint32{uid}, Flags: flags, ModSeq: modseq})
+	t.Publish(Event{Kind: MessageAdded, AccountID: accountID, MailboxID: mailboxID, UIDs: []uint32{uid}, Flags: flags, ModSeq: modseq, Origin: m.origin})
 	return uid, nil
 }

@@ -30,7 +30,22 @@ type Event struct {
 	Flags     []string // FlagsChanged and MessageAdded: the message's complete flag set
 	ModSeq    int64
 	Name      string // mailbox name (created, renamed: the new name)
+	// MessageAdded: how the message came (the junk filter learns from moves, not deliveries),
+	// and for a copy or move the mailbox it came from.
+	Origin      Origin
+	FromMailbox int64
 }
+
+// Origin is how a message arrived in a mailbox.
+type Origin int
+
+const (
+	FromDelivery Origin = iota + 1 // SMTP, LMTP, DSN: Store.Deliver
+	FromAppend                     // IMAP APPEND
+	FromCopy                       // IMAP COPY
+	FromMove                       // IMAP MOVE
+	FromImport                     // mailbox import
+)
 
 type hub struct {
 	mu   sync.RWMutex

@@ -33,7 +33,7 @@ func (s *Store) Append(ctx context.Context, mailboxID int64, msg []byte, flags [
 			return err
 		}
 		uid, err = t.insertMessage(mailboxID, newMessage{blobID: blobID, size: int64(len(msg)), flags: flags,
-			date: date, envelope: envelope, structure: structure})
+			date: date, envelope: envelope, structure: structure, origin: FromAppend})
 		return err
 	})
 	if err != nil {
@@ -305,6 +305,10 @@ func (s *Store) transfer(ctx context.Context, src, dst int64, uids []uint32, mov
 			WHERE id = ? RETURNING uidnext - ?, highestmodseq`, len(ids), dst, len(ids)).Scan(&first, &modseq); err != nil {
 			return fmt.Errorf("allocate uids: %w", err)
 		}
+		origin := FromCopy
+		if move {
+			origin = FromMove
+		}
 		for i, id := range ids {
 			uid := first + uint32(i)
 			if move {
@@ -318,7 +322,8 @@ func (s *Store) transfer(ctx context.Context, src, dst int64, uids []uint32, mov
 				return fmt.Errorf("transfer message %d: %w", id, err)
 			}
 			res.Dest = append(res.Dest, uid)
-			t.Publish(Event{Kind: MessageAdded, AccountID: dstAccount, MailboxID: dst, UIDs: []uint32{uid}, Flags: parseFlags(flags[i]), ModSeq: modseq})
+			t.Publish(Event{Kind: MessageAdded, AccountID: dstAccount, MailboxID: dst, UIDs: []uint32{uid}, Flags: parseFlags(flags[i]),
+				ModSeq: modseq, Origin: origin, FromMailbox: src})
 		}
 		if !move {
 			return nil

@@ -115,7 +115,7 @@ func (s *Store) Import(ctx context.Context, accountID int64, msgs []ImportMessag
 					p.envelope, p.structure = s.opts.Describe(m.Data)
 				}
 				if _, err := t.insertMessage(mb, newMessage{blobID: blobID, size: int64(len(m.Data)), flags: m.Flags,
-					date: date, envelope: p.envelope, structure: p.structure}); err != nil {
+					date: date, envelope: p.envelope, structure: p.structure, origin: FromImport}); err != nil {
 					return err
 				}
 				res.Added++

@@ -1,0 +1,308 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// The junk filter's model (package junk declares the interface these methods satisfy). Counts
+// are per account; training is idempotent per content key; the size is bounded by JunkPrune.
+
+// JunkSettings is an account's filter configuration and what it has learned.
+type JunkSettings struct {
+	Enabled      bool
+	Threshold    float64 // 0 means the filter's default
+	Ham, Spam    int64   // messages trained
+	Bootstrapped bool    // existing mail was used as training
+}
+
+// JunkSettingsOf returns the account's filter settings; an account without a row has the
+// defaults (on, default threshold, nothing learned).
+func (s *Store) JunkSettingsOf(ctx context.Context, accountID int64) (JunkSettings, error) {
+	js := JunkSettings{Enabled: true}
+	err := s.db.QueryRowContext(ctx, `SELECT enabled, threshold, ham, spam, bootstrapped FROM junk_accounts
+		WHERE account_id = ?`, accountID).Scan(&js.Enabled, &js.Threshold, &js.Ham, &js.Spam, &js.Bootstrapped)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return js, fmt.Errorf("junk settings of account %d: %w", accountID, err)
+	}
+	return js, nil
+}
+
+// JunkAccount is JunkSettingsOf reduced to what classification needs.
+func (s *Store) JunkAccount(ctx context.Context, accountID int64) (bool, float64, error) {
+	js, err := s.JunkSettingsOf(ctx, accountID)
+	return js.Enabled, js.Threshold, err
+}
+
+// SetJunkSettings switches the filter on or off for the account and sets its threshold.
+func (s *Store) SetJunkSettings(ctx context.Context, accountID int64, enabled bool, threshold float64) error {
+	return s.Update(ctx, func(t *Tx) error {
+		_, err := t.Exec(`INSERT INTO junk_accounts (account_id, enabled, threshold) VALUES (?, ?, ?)
+			ON CONFLICT (account_id) DO UPDATE SET enabled = excluded.enabled, threshold = excluded.threshold`,
+			accountID, enabled, threshold)
+		return err
+	})
+}
+
+// SetJunkBootstrapped records whether existing mail has been used as training. Clearing it (when
+// the filter is switched off) makes the next switch-on train on the mail there is then.
+func (s *Store) SetJunkBootstrapped(ctx context.Context, accountID int64, done bool) error {
+	return s.Update(ctx, func(t *Tx) error {
+		_, err := t.Exec(`INSERT INTO junk_accounts (account_id, bootstrapped) VALUES (?, ?)
+			ON CONFLICT (account_id) DO UPDATE SET bootstrapped = excluded.bootstrapped`, accountID, done)
+		return err
+	})
+}
+
+// junkChunk keeps IN lists below SQLite's default limit of bound parameters.
+const junkChunk = 500
+
+// JunkCounts returns the account's trained totals and the [ham, spam] counts of the known tokens.
+func (s *Store) JunkCounts(ctx context.Context, accountID int64, tokens []string) (ham, spam int64, counts map[string][2]int64, err error) {
+	js, err := s.JunkSettingsOf(ctx, accountID)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	counts = make(map[string][2]int64, len(tokens)/4)
+	for len(tokens) > 0 {
+		chunk := tokens[:min(len(tokens), junkChunk)]
+		tokens = tokens[len(chunk):]
+		args := make([]any, 0, len(chunk)+1)
+		args = append(args, accountID)
+		for _, t := range chunk {
+			args = append(args, t)
+		}
+		rows, err := s.db.QueryContext(ctx, `SELECT token, ham, spam FROM junk_tokens WHERE account_id = ? AND token IN (`+
+			placeholders(len(chunk))+`)`, args...)
+		if err != nil {
+			return 0, 0, nil, fmt.Errorf("junk tokens of account %d: %w", accountID, err)
+		}
+		for rows.Next() {
+			var tok string
+			var c [2]int64
+			if err := rows.Scan(&tok, &c[0], &c[1]); err != nil {
+				rows.Close()
+				return 0, 0, nil, err
+			}
+			counts[tok] = c
+		}
+		if err := rows.Close(); err != nil {
+			return 0, 0, nil, err
+		}
+	}
+	return js.Ham, js.Spam, counts, nil
+}
+
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
+}
+
+// JunkTrain counts tokens once for the message with content key: as spam or ham, moving the counts
+// if the key was trained as the other class before. It reports whether anything changed.
+func (s *Store) JunkTrain(ctx context.Context, accountID int64, key string, spam bool, tokens []string) (bool, error) {
+	changed := false
+	err := s.Update(ctx, func(t *Tx) error {
+		changed = false
+		var was bool
+		err := t.QueryRow("SELECT spam FROM junk_trained WHERE account_id = ? AND key = ?", accountID, key).Scan(&was)
+		known := err == nil
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if known && was == spam {
+			return nil
+		}
+		changed = true
+		now := time.Now()
+		if _, err := t.Exec(`INSERT INTO junk_trained (account_id, key, spam, trained) VALUES (?, ?, ?, ?)
+			ON CONFLICT (account_id, key) DO UPDATE SET spam = excluded.spam, trained = excluded.trained`,
+			accountID, key, spam, now.Unix()); err != nil {
+			return err
+		}
+		// The delta to the class counts: +1 to the new class, and -1 to the old one if known.
+		dHam, dSpam := int64(1), int64(0)
+		if spam {
+			dHam, dSpam = 0, 1
+		}
+		if known {
+			dHam, dSpam = dHam-dSpam, dSpam-dHam
+		}
+		if _, err := t.Exec(`INSERT INTO junk_accounts (account_id, ham, spam) VALUES (?, max(0, ?), max(0, ?))
+			ON CONFLICT (account_id) DO UPDATE SET ham = max(0, ham + ?), spam = max(0, spam + ?)`,
+			accountID, dHam, dSpam, dHam, dSpam); err != nil {
+			return err
+		}
+		return t.junkTokenDeltas(accountID, tokens, dHam, dSpam, now)
+	})
+	if err != nil {
+		return false, fmt.Errorf("junk train account %d: %w", accountID, err)
+	}
+	return changed, nil
+}
+
+// junkTokenDeltas adds the deltas to every token, dropping tokens whose counts reach zero.
+func (t *Tx) junkTokenDeltas(accountID int64, tokens []string, dHam, dSpam int64, now time.Time) error {
+	up, err := t.tx.PrepareContext(t.ctx, `INSERT INTO junk_tokens (account_id, token, ham, spam, last_used)
+		VALUES (?1, ?2, max(0, ?3), max(0, ?4), ?5)
+		ON CONFLICT (account_id, token) DO UPDATE SET ham = max(0, ham + ?3), spam = max(0, spam + ?4), last_used = ?5
+		RETURNING ham + spam`)
+	if err != nil {
+		return err
+	}
+	defer up.Close()
+	day := now.Unix() / 86400
+	var empty []string
+	for _, tok := range tokens {
+		var n int64
+		if err := up.QueryRowContext(t.ctx, accountID, tok, dHam, dSpam, day).Scan(&n); err != nil {
+			return fmt.Errorf("token %q: %w", tok, err)
+		}
+		if n == 0 {
+			empty = append(empty, tok)
+		}
+	}
+	for _, tok := range empty {
+		if _, err := t.Exec("DELETE FROM junk_tokens WHERE account_id = ? AND token = ?", accountID, tok); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// JunkPrune bounds the account's model: above maxTokens token rows it drops the oldest of the
+// rare ones (seen at most twice) down to 90% of the bound, then the oldest of any; above
+// maxTrained training records it forgets the oldest (a message that old moving again is counted
+// again, which is harmless). It returns how many token rows went.
+func (s *Store) JunkPrune(ctx context.Context, accountID int64, maxTokens, maxTrained int) (int64, error) {
+	var removed int64
+	err := s.Update(ctx, func(t *Tx) error {
+		removed = 0
+		var n int
+		if err := t.QueryRow("SELECT count(*) FROM junk_tokens WHERE account_id = ?", accountID).Scan(&n); err != nil {
+			return err
+		}
+		if n > maxTokens {
+			res, err := t.Exec(`DELETE FROM junk_tokens WHERE account_id = ?1 AND token IN (
+				SELECT token FROM junk_tokens WHERE account_id = ?1 ORDER BY (ham + spam > 2), last_used, ham + spam LIMIT ?2)`,
+				accountID, n-maxTokens*9/10)
+			if err != nil {
+				return fmt.Errorf("prune tokens: %w", err)
+			}
+			removed, _ = res.RowsAffected()
+		}
+		if err := t.QueryRow("SELECT count(*) FROM junk_trained WHERE account_id = ?", accountID).Scan(&n); err != nil {
+			return err
+		}
+		if _, err := t.Exec("DELETE FROM junk_filed WHERE account_id = ? AND day < ?", accountID, time.Now().Unix()/86400-400); err != nil {
+			return err
+		}
+		if n > maxTrained {
+			if _, err := t.Exec(`DELETE FROM junk_trained WHERE account_id = ?1 AND key IN (
+				SELECT key FROM junk_trained WHERE account_id = ?1 ORDER BY trained LIMIT ?2)`, accountID, n-maxTrained); err != nil {
+				return fmt.Errorf("prune training records: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("junk prune account %d: %w", accountID, err)
+	}
+	return removed, nil
+}
+
+// JunkMarks returns the reputation marks of those keys that have any.
+func (s *Store) JunkMarks(ctx context.Context, accountID int64, keys []string) (map[string]int, error) {
+	out := map[string]int{}
+	if len(keys) == 0 {
+		return out, nil
+	}
+	keys = keys[:min(len(keys), junkChunk)]
+	args := []any{accountID}
+	for _, k := range keys {
+		args = append(args, k)
+	}
+	rows, err := s.db.QueryContext(ctx, "SELECT key, marks FROM junk_marks WHERE account_id = ? AND key IN ("+
+		placeholders(len(keys))+")", args...)
+	if err != nil {
+		return nil, fmt.Errorf("junk marks of account %d: %w", accountID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k string
+		var m int
+		if err := rows.Scan(&k, &m); err != nil {
+			return nil, err
+		}
+		out[k] = m
+	}
+	return out, rows.Err()
+}
+
+// JunkMark sets the bits of mark on each key.
+func (s *Store) JunkMark(ctx context.Context, accountID int64, keys []string, mark int) error {
+	now := time.Now().Unix()
+	return s.Update(ctx, func(t *Tx) error {
+		for _, k := range keys {
+			if _, err := t.Exec(`INSERT INTO junk_marks (account_id, key, marks, updated) VALUES (?1, ?2, ?3, ?4)
+				ON CONFLICT (account_id, key) DO UPDATE SET marks = marks | ?3, updated = ?4`, accountID, k, mark, now); err != nil {
+				return fmt.Errorf("junk mark account %d: %w", accountID, err)
+			}
+		}
+		return nil
+	})
+}
+
+// JunkDay is one day of the filter's filing counter.
+type JunkDay struct {
+	Day         time.Time // UTC midnight
+	Inbox, Junk int64
+}
+
+// countFiled adds one delivered copy to the account's per-day counter, in the delivery's
+// transaction, so the counter costs no commit of its own.
+func (t *Tx) countFiled(accountID int64, junk bool, now time.Time) error {
+	col := "inbox"
+	if junk {
+		col = "junk"
+	}
+	_, err := t.Exec(`INSERT INTO junk_filed (account_id, day, `+col+`) VALUES (?, ?, 1)
+		ON CONFLICT (account_id, day) DO UPDATE SET `+col+` = `+col+` + 1`, accountID, now.Unix()/86400)
+	return err
+}
+
+// JunkFiled returns the account's filing counter for the last days, newest first.
+func (s *Store) JunkFiled(ctx context.Context, accountID int64, days int) ([]JunkDay, error) {
+	since := time.Now().Unix()/86400 - int64(days) + 1
+	rows, err := s.db.QueryContext(ctx, `SELECT day, inbox, junk FROM junk_filed WHERE account_id = ? AND day >= ?
+		ORDER BY day DESC`, accountID, since)
+	if err != nil {
+		return nil, fmt.Errorf("junk counter of account %d: %w", accountID, err)
+	}
+	defer rows.Close()
+	var out []JunkDay
+	for rows.Next() {
+		var d JunkDay
+		var day int64
+		if err := rows.Scan(&day, &d.Inbox, &d.Junk); err != nil {
+			return nil, err
+		}
+		d.Day = time.Unix(day*86400, 0).UTC()
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// MessageByUID returns the full stored bytes of one message, or ErrNotFound once it is gone.
+func (s *Store) MessageByUID(ctx context.Context, mailboxID int64, uid uint32) ([]byte, error) {
+	var prefix, data []byte
+	err := s.db.QueryRowContext(ctx, `SELECT m.prefix, b.data FROM messages m JOIN blobs b ON b.id = m.blob_id
+		WHERE m.mailbox_id = ? AND m.uid = ?`, mailboxID, uid).Scan(&prefix, &data)
+	if err != nil {
+		return nil, fmt.Errorf("message %d/%d: %w", mailboxID, uid, notFound(err))
+	}
+	return append(prefix, data...), nil
+}

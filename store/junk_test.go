@@ -1,0 +1,67 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"testing"
+)
+
+// The model stays within its bound: old rare tokens go first, frequent ones stay.
+func TestJunkPrune(t *testing.T) {
+	s := openTest(t)
+	alice, bob := fixture(t, s)
+	ctx := context.Background()
+	var rare []string
+	for i := range 50 {
+		rare = append(rare, fmt.Sprintf("rare%d", i))
+	}
+	if _, err := s.JunkTrain(ctx, alice.ID, "m1", true, rare); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := s.JunkTrain(ctx, alice.ID, fmt.Sprintf("f%d", i), false, []string{"frequent"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.JunkTrain(ctx, bob.ID, "m1", true, rare); err != nil {
+		t.Fatal(err)
+	}
+	removed, err := s.JunkPrune(ctx, alice.ID, 20, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left, bobs, trained int
+	s.db.QueryRow("SELECT count(*) FROM junk_tokens WHERE account_id = ?", alice.ID).Scan(&left)
+	s.db.QueryRow("SELECT count(*) FROM junk_tokens WHERE account_id = ?", bob.ID).Scan(&bobs)
+	s.db.QueryRow("SELECT count(*) FROM junk_trained WHERE account_id = ?", alice.ID).Scan(&trained)
+	if left != 18 || removed != 33 || bobs != 50 || trained != 2 {
+		t.Errorf("after prune: alice %d tokens (%d removed), bob %d, alice trained %d", left, removed, bobs, trained)
+	}
+	_, _, counts, err := s.JunkCounts(ctx, alice.ID, []string{"frequent"})
+	if err != nil || counts["frequent"] != [2]int64{3, 0} {
+		t.Errorf("frequent token: %v %v", counts, err)
+	}
+}
+
+// Delivered copies that ask for it are counted per day, in the delivery's transaction.
+func TestJunkFiled(t *testing.T) {
+	s := openTest(t)
+	alice, bob := fixture(t, s)
+	ctx := context.Background()
+	for _, use := range []string{"", `\Junk`, `\Junk`} {
+		d := &Delivery{Data: []byte("Subject: x\r\n\r\nx\r\n"), Local: []LocalRecipient{
+			{AccountID: alice.ID, SpecialUse: use, CountFiled: true},
+			{AccountID: bob.ID}, // not classified: not counted
+		}}
+		if _, err := s.Deliver(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	days, err := s.JunkFiled(ctx, alice.ID, 7)
+	if err != nil || len(days) != 1 || days[0].Inbox != 1 || days[0].Junk != 2 {
+		t.Errorf("alice: %+v %v", days, err)
+	}
+	if days, _ := s.JunkFiled(ctx, bob.ID, 7); len(days) != 0 {
+		t.Errorf("bob: %+v", days)
+	}
+}
