@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -215,83 +214,6 @@ func (s *session) setSubscribed(name string, sub bool) error {
 	return nil
 }
 
-// List implements LIST and LSUB with RFC 5258 LIST-EXTENDED, RFC 5819 LIST-STATUS and
-// RFC 6154 SPECIAL-USE. Special-use attributes are always returned: most clients find their
-// Sent and Trash folders by them with a plain LIST.
-func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, options *imap.ListOptions) error {
-	if len(patterns) == 0 || (len(patterns) == 1 && patterns[0] == "") {
-		// RFC 9051 §6.3.9: an empty pattern asks for the delimiter and root.
-		return w.WriteList(&imap.ListData{Attrs: []imap.MailboxAttr{imap.MailboxAttrNoSelect}, Delim: store.MailboxDelim})
-	}
-	ctx, cancel := s.ctx()
-	defer cancel()
-	mbs, err := s.srv.st.Mailboxes(ctx, s.account.ID)
-	if err != nil {
-		return s.storeError("list", err)
-	}
-	names := make([]string, len(mbs))
-	for i, m := range mbs {
-		names[i] = m.Name
-	}
-	hasChildren := func(name string) bool {
-		i, _ := slices.BinarySearch(names, name+"/")
-		return i < len(names) && strings.HasPrefix(names[i], name+"/")
-	}
-	subscribedChild := func(name string) bool {
-		for _, m := range mbs {
-			if m.Subscribed && strings.HasPrefix(m.Name, name+"/") {
-				return true
-			}
-		}
-		return false
-	}
-	matches := func(name string) bool {
-		for _, p := range patterns {
-			if imapserver.MatchList(name, store.MailboxDelim, ref, p) {
-				return true
-			}
-		}
-		return false
-	}
-	for _, m := range mbs {
-		if !matches(m.Name) {
-			continue
-		}
-		data := &imap.ListData{Mailbox: m.Name, Delim: store.MailboxDelim}
-		if options.SelectSpecialUse && m.SpecialUse == "" {
-			continue
-		}
-		if options.SelectSubscribed && !m.Subscribed {
-			if !options.SelectRecursiveMatch || !subscribedChild(m.Name) {
-				continue
-			}
-			data.ChildInfo = &imap.ListDataChildInfo{Subscribed: true}
-		}
-		if hasChildren(m.Name) {
-			data.Attrs = append(data.Attrs, imap.MailboxAttrHasChildren)
-		} else {
-			data.Attrs = append(data.Attrs, imap.MailboxAttrHasNoChildren)
-		}
-		if m.Subscribed && (options.SelectSubscribed || options.ReturnSubscribed) {
-			data.Attrs = append(data.Attrs, imap.MailboxAttrSubscribed)
-		}
-		if m.SpecialUse != "" {
-			data.Attrs = append(data.Attrs, imap.MailboxAttr(m.SpecialUse))
-		}
-		if options.ReturnStatus != nil {
-			st, err := s.srv.st.Status(ctx, m.ID)
-			if err != nil {
-				return s.storeError("list-status", err)
-			}
-			data.Status = s.statusData(st, options.ReturnStatus)
-		}
-		if err := w.WriteList(data); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 func (s *session) Status(name string, options *imap.StatusOptions) (*imap.StatusData, error) {
 	ctx, cancel := s.ctx()
 	defer cancel()
@@ -327,8 +249,7 @@ func (s *session) statusData(st store.MailboxStatus, options *imap.StatusOptions
 		data.Size = &st.Size
 	}
 	if options.NumRecent {
-		zero := uint32(0) // \Recent is not kept (IMAP4rev2 dropped it)
-		data.NumRecent = &zero
+		data.NumRecent = &st.Recent // IMAP4rev1 only; imapserver refuses it in IMAP4rev2
 	}
 	if options.AppendLimit {
 		limit := s.AppendLimit()

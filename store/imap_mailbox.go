@@ -96,7 +96,7 @@ func (t *Tx) mailboxExists(accountID int64, name string) (bool, error) {
 }
 
 // createParents makes every missing superior name of name (RFC 9051 §6.3.4: the server SHOULD
-// create superior hierarchical names that are needed).
+// create superior hierarchical names that are needed). They are not subscribed.
 func (t *Tx) createParents(accountID int64, name string) error {
 	for _, p := range parents(name) {
 		ok, err := t.mailboxExists(accountID, p)
@@ -104,7 +104,7 @@ func (t *Tx) createParents(accountID int64, name string) error {
 			return err
 		}
 		if !ok {
-			if _, err := t.createMailbox(accountID, p, ""); err != nil {
+			if _, err := t.newMailbox(accountID, p, "", false); err != nil {
 				return err
 			}
 		}
@@ -138,8 +138,10 @@ func (s *Store) CreateMailbox(ctx context.Context, accountID int64, name, specia
 		if err := t.createParents(accountID, name); err != nil {
 			return err
 		}
-		mb, err = t.createMailbox(accountID, name, specialUse)
-		return err
+		if mb, err = t.createMailbox(accountID, name, specialUse); err != nil {
+			return err
+		}
+		return t.adoptOrphanSubscriptions(accountID)
 	})
 	return mb, err
 }
@@ -181,6 +183,12 @@ func (s *Store) DeleteMailbox(ctx context.Context, accountID int64, name string)
 		}
 		if _, err := t.Exec("DELETE FROM mailboxes WHERE id = ?", mb.ID); err != nil {
 			return fmt.Errorf("delete mailbox %q: %w", name, err)
+		}
+		if mb.Subscribed {
+			// RFC 3501 §6.3.6: the subscription outlives the mailbox.
+			if _, err := t.Exec("INSERT OR IGNORE INTO orphan_subscriptions (account_id, name) VALUES (?, ?)", accountID, name); err != nil {
+				return fmt.Errorf("keep subscription of %q: %w", name, err)
+			}
 		}
 		for _, b := range blobs {
 			if err := t.deleteBlobIfUnused(b); err != nil {
@@ -255,7 +263,10 @@ func (s *Store) RenameMailbox(ctx context.Context, accountID int64, from, to str
 			}
 			t.Publish(ev)
 		}
-		return t.createParents(accountID, to)
+		if err := t.createParents(accountID, to); err != nil {
+			return err
+		}
+		return t.adoptOrphanSubscriptions(accountID)
 	})
 }
 
@@ -310,7 +321,8 @@ func (t *Tx) renameInbox(inbox Mailbox, to string) error {
 	return nil
 }
 
-// SetSubscribed subscribes or unsubscribes a mailbox (RFC 9051 §6.3.7, §6.3.8).
+// SetSubscribed subscribes or unsubscribes a name (RFC 9051 §6.3.7, §6.3.8). SUBSCRIBE needs the
+// mailbox to exist; UNSUBSCRIBE also drops the kept subscription of a deleted mailbox.
 func (s *Store) SetSubscribed(ctx context.Context, accountID int64, name string, subscribed bool) error {
 	name, err := CanonicalMailboxName(name)
 	if err != nil {
@@ -321,18 +333,71 @@ func (s *Store) SetSubscribed(ctx context.Context, accountID int64, name string,
 		if err != nil {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
+		n, _ := res.RowsAffected()
+		if !subscribed {
+			res, err := t.Exec("DELETE FROM orphan_subscriptions WHERE account_id = ? AND name = ?", accountID, name)
+			if err != nil {
+				return fmt.Errorf("unsubscribe %q: %w", name, err)
+			}
+			orphans, _ := res.RowsAffected()
+			n += orphans
+		}
+		if n == 0 {
 			return fmt.Errorf("mailbox %q: %w", name, ErrNotFound)
 		}
 		return nil
 	})
 }
 
+// adoptOrphanSubscriptions gives mailboxes created under a subscribed name their subscription
+// back: subscriptions are of names (RFC 3501 §6.3.6).
+func (t *Tx) adoptOrphanSubscriptions(accountID int64) error {
+	if _, err := t.Exec(`UPDATE mailboxes SET subscribed = 1 WHERE account_id = ?1
+		AND name IN (SELECT name FROM orphan_subscriptions WHERE account_id = ?1)`, accountID); err != nil {
+		return fmt.Errorf("adopt subscriptions: %w", err)
+	}
+	if _, err := t.Exec(`DELETE FROM orphan_subscriptions WHERE account_id = ?1
+		AND name IN (SELECT name FROM mailboxes WHERE account_id = ?1)`, accountID); err != nil {
+		return fmt.Errorf("adopt subscriptions: %w", err)
+	}
+	return nil
+}
+
+// OrphanSubscriptions lists the subscribed names of an account that have no mailbox, by name.
+func (s *Store) OrphanSubscriptions(ctx context.Context, accountID int64) ([]string, error) {
+	return column[string](s.db.QueryContext(ctx, "SELECT name FROM orphan_subscriptions WHERE account_id = ? ORDER BY name", accountID))
+}
+
+// ClaimRecent hands the messages of a mailbox not yet announced to any IMAP4rev1 session, up to
+// and including UID upTo, to the caller: it returns the first UID that is \Recent for the caller
+// (RFC 3501 §2.3.2: exactly one session sees a message as recent). Every UID from the result to
+// upTo is the caller's; the result is above upTo when there are none.
+func (s *Store) ClaimRecent(ctx context.Context, mailboxID int64, upTo uint32) (uint32, error) {
+	var first uint32
+	err := s.update(ctx, func(t *Tx) error {
+		err := t.QueryRow("SELECT first_recent_uid FROM mailboxes WHERE id = ?", mailboxID).Scan(&first)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("mailbox %d: %w", mailboxID, ErrNotFound)
+		}
+		if err != nil || first > upTo {
+			return err
+		}
+		_, err = t.Exec("UPDATE mailboxes SET first_recent_uid = ? WHERE id = ?", int64(upTo)+1, mailboxID)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("claim recent of mailbox %d: %w", mailboxID, err)
+	}
+	return first, nil
+}
+
 // MailboxStatus holds the counters STATUS reports (RFC 9051 §6.3.11, STATUS=SIZE RFC 8438).
 type MailboxStatus struct {
 	Mailbox
 	Messages, Unseen, Deleted uint32
-	Size                      int64
+	// Recent counts messages no IMAP4rev1 session has been told of yet (RFC 3501 §2.3.2).
+	Recent uint32
+	Size   int64
 }
 
 // Status counts a mailbox's messages.
@@ -347,8 +412,9 @@ func (s *Store) Status(ctx context.Context, mailboxID int64) (MailboxStatus, err
 		return s.db.QueryRowContext(ctx, `SELECT count(*),
 			coalesce(sum(instr(' ' || flags || ' ', ' \Seen ') = 0), 0),
 			coalesce(sum(instr(' ' || flags || ' ', ' \Deleted ') > 0), 0),
-			coalesce(sum(size), 0) FROM messages WHERE mailbox_id = ?`, mailboxID).
-			Scan(&st.Messages, &st.Unseen, &st.Deleted, &st.Size)
+			coalesce(sum(uid >= (SELECT first_recent_uid FROM mailboxes WHERE id = ?1)), 0),
+			coalesce(sum(size), 0) FROM messages WHERE mailbox_id = ?1`, mailboxID).
+			Scan(&st.Messages, &st.Unseen, &st.Deleted, &st.Recent, &st.Size)
 	})
 	if err != nil {
 		return MailboxStatus{}, fmt.Errorf("status of mailbox %d: %w", mailboxID, err)

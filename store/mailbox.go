@@ -30,13 +30,18 @@ func scanMailbox(sc interface{ Scan(...any) error }) (Mailbox, error) {
 
 // createMailbox makes a new mailbox with a UIDVALIDITY never used before in this store, so a name
 // that is deleted and created again never lets a client mix old and new UIDs (RFC 9051 §2.3.1.1).
+// The new mailbox is subscribed.
 func (t *Tx) createMailbox(accountID int64, name, specialUse string) (Mailbox, error) {
+	return t.newMailbox(accountID, name, specialUse, true)
+}
+
+func (t *Tx) newMailbox(accountID int64, name, specialUse string, subscribed bool) (Mailbox, error) {
 	v, err := t.nextCounter("uidvalidity", time.Now().Unix())
 	if err != nil {
 		return Mailbox{}, err
 	}
-	res, err := t.Exec(`INSERT INTO mailboxes (account_id, name, special_use, uidvalidity) VALUES (?, ?, ?, ?)`,
-		accountID, name, specialUse, uint32(v))
+	res, err := t.Exec(`INSERT INTO mailboxes (account_id, name, special_use, uidvalidity, subscribed) VALUES (?, ?, ?, ?, ?)`,
+		accountID, name, specialUse, uint32(v), subscribed)
 	if err != nil {
 		return Mailbox{}, fmt.Errorf("create mailbox %s: %w", name, err)
 	}
@@ -46,7 +51,7 @@ func (t *Tx) createMailbox(accountID int64, name, specialUse string) (Mailbox, e
 	}
 	t.Publish(Event{Kind: MailboxCreated, AccountID: accountID, MailboxID: id, Name: name})
 	return Mailbox{ID: id, AccountID: accountID, Name: name, SpecialUse: specialUse,
-		UIDValidity: uint32(v), UIDNext: 1, HighestModSeq: 1, Subscribed: true}, nil
+		UIDValidity: uint32(v), UIDNext: 1, HighestModSeq: 1, Subscribed: subscribed}, nil
 }
 
 // nextCounter returns the next value of a monotonic counter, starting at least at floor.
