@@ -11,6 +11,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-message/textproto"
 
+	"mailstead/message"
 	"mailstead/store"
 )
 
@@ -345,12 +346,7 @@ func writeLiteral(wc interface {
 func bodySection(msg []byte, sec *imap.FetchItemBodySection) []byte {
 	var b []byte
 	if len(sec.Part) == 0 && len(sec.HeaderFields) == 0 && len(sec.HeaderFieldsNot) == 0 {
-		end := len(msg)
-		if i := bytes.Index(msg, []byte("\r\n\r\n")); i >= 0 {
-			end = i + 4
-		} else if bytes.HasPrefix(msg, []byte("\r\n")) {
-			end = 2
-		}
+		end, _ := message.HeaderLen(msg)
 		switch sec.Specifier {
 		case imap.PartSpecifierNone:
 			b = msg

@@ -4,17 +4,18 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net/mail"
 	"strings"
 
 	"github.com/emersion/go-msgauth/dkim"
 	"golang.org/x/net/idna"
+
+	"mailstead/message"
 )
 
 // verifyDKIM verifies every DKIM-Signature of msg with go-msgauth, up to
 // MaxSignatures, and reports each in header order.
 func (c *Checker) verifyDKIM(ctx context.Context, msg []byte) []DKIMResult {
-	fields, _ := parseHeader(msg)
+	fields, _ := message.ParseHeader(msg)
 	var results []DKIMResult
 	for _, f := range fields {
 		if !strings.EqualFold(f.Name, "DKIM-Signature") {
@@ -76,7 +77,7 @@ var errNoFrom = errors.New("message has no single RFC5322.From domain")
 // field. Several From fields, or authors in several domains, are an error,
 // since DMARC could not tell which to evaluate (RFC 7489 section 6.6.1).
 func fromDomain(msg []byte) (string, error) {
-	fields, _ := parseHeader(msg)
+	fields, _ := message.ParseHeader(msg)
 	var value string
 	n := 0
 	for _, f := range fields {
@@ -89,21 +90,14 @@ func fromDomain(msg []byte) (string, error) {
 		return "", errNoFrom
 	}
 	var domains []string
-	if list, err := mail.ParseAddressList(value); err == nil {
+	if list, err := message.ParseAddressList(value); err == nil && len(list) > 0 {
 		for _, a := range list {
-			domains = append(domains, domainOf(a.Address))
+			domains = append(domains, domainOf(a))
 		}
 	} else {
 		// Unparseable From fields are common in spam; take the domain a
 		// mail client would show, so that DMARC still applies to it.
-		v := value
-		if i := strings.LastIndexByte(v, '<'); i >= 0 {
-			v = v[i+1:]
-			if j := strings.IndexByte(v, '>'); j >= 0 {
-				v = v[:j]
-			}
-		}
-		domains = append(domains, domainOf(strings.TrimSpace(v)))
+		domains = append(domains, domainOf(message.DisplayedAddress(value)))
 	}
 	d := domains[0]
 	for _, o := range domains[1:] {

@@ -1,74 +1,10 @@
 package mailauth
 
 import (
-	"bytes"
 	"strings"
+
+	"mailstead/message"
 )
-
-// headerField is one field of a message header section, as it is on the
-// wire: Raw holds the name, the colon, the value with its folding and the
-// line ending(s), byte for byte.
-type headerField struct {
-	Name  string // as written, without surrounding space
-	Raw   []byte
-	Start int // offset of Raw in the message
-}
-
-// Value returns the unfolded value (RFC 5322 section 2.2.3): line endings
-// removed, leading and trailing white space trimmed.
-func (f headerField) Value() string {
-	i := bytes.IndexByte(f.Raw, ':')
-	if i < 0 {
-		return ""
-	}
-	v := string(f.Raw[i+1:])
-	v = strings.ReplaceAll(v, "\r\n", "")
-	v = strings.ReplaceAll(v, "\n", "")
-	v = strings.ReplaceAll(v, "\r", "")
-	return strings.TrimSpace(v)
-}
-
-// parseHeader splits the header section of msg into fields. The header ends
-// at the first empty line (RFC 5322 section 2.1); a line starting with space
-// or tab continues the previous field. CRLF and bare LF endings are both
-// accepted. bodyStart is the offset just after the empty line, or len(msg)
-// when there is none. A line without a colon becomes a field with an empty
-// name, so that no byte is lost.
-func parseHeader(msg []byte) (fields []headerField, bodyStart int) {
-	pos := 0
-	for pos < len(msg) {
-		end := lineEnd(msg, pos)
-		line := msg[pos:end]
-		if isBlankLine(line) {
-			return fields, end
-		}
-		if (line[0] == ' ' || line[0] == '\t') && len(fields) > 0 {
-			f := &fields[len(fields)-1]
-			f.Raw = msg[f.Start:end]
-		} else {
-			name := ""
-			if i := bytes.IndexByte(line, ':'); i >= 0 {
-				name = strings.TrimSpace(string(line[:i]))
-			}
-			fields = append(fields, headerField{Name: name, Raw: msg[pos:end], Start: pos})
-		}
-		pos = end
-	}
-	return fields, len(msg)
-}
-
-// lineEnd returns the offset after the line starting at pos, including its
-// LF; the end of msg when the last line has none.
-func lineEnd(msg []byte, pos int) int {
-	if i := bytes.IndexByte(msg[pos:], '\n'); i >= 0 {
-		return pos + i + 1
-	}
-	return len(msg)
-}
-
-func isBlankLine(line []byte) bool {
-	return len(line) == 0 || string(line) == "\r\n" || string(line) == "\n"
-}
 
 // RemoveAuthResults returns msg without the Authentication-Results header
 // fields whose authserv-id is authservID (compared case-insensitively).
@@ -76,7 +12,7 @@ func isBlankLine(line []byte) bool {
 // mail, or a sender could claim results we never produced. Every other byte
 // of msg is kept as it was. msg itself is not modified.
 func RemoveAuthResults(msg []byte, authservID string) []byte {
-	fields, _ := parseHeader(msg)
+	fields, _ := message.ParseHeader(msg)
 	var out []byte
 	last := 0
 	for _, f := range fields {

@@ -3,6 +3,8 @@ package mailauth
 import (
 	"log/slog"
 	"strings"
+
+	"mailstead/message"
 )
 
 // LogAttrs returns the attributes of the one structured log line per
@@ -52,7 +54,7 @@ func (r *Result) LogAttrs(in Input) []slog.Attr {
 
 // messageID returns the Message-ID field value, if any.
 func messageID(msg []byte) string {
-	fields, _ := parseHeader(msg)
+	fields, _ := message.ParseHeader(msg)
 	for _, f := range fields {
 		if strings.EqualFold(f.Name, "Message-ID") {
 			v := f.Value()

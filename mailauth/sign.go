@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"github.com/emersion/go-msgauth/dkim"
+
+	"mailstead/message"
 )
 
 // DKIM selectors mailstead publishes for every domain: one RSA and one
@@ -88,7 +90,7 @@ func Sign(msg []byte, domain string, keys ...SigningKey) ([]byte, error) {
 // headersToSign lists each recommended field as often as it occurs in msg,
 // plus once more for the over-signed ones. From is always signed.
 func headersToSign(msg []byte) []string {
-	fields, _ := parseHeader(msg)
+	fields, _ := message.ParseHeader(msg)
 	count := map[string]int{}
 	for _, f := range fields {
 		count[strings.ToLower(f.Name)]++

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"mailstead/mailauth"
+	"mailstead/message"
 	"mailstead/store"
 )
 
@@ -107,21 +108,16 @@ func SignDKIM(ctx context.Context, st *store.Store, domain string, msg []byte) (
 }
 
 // SignFrom signs msg for the domain of its From: address (the one DMARC aligns with), and returns
-// the header lines to prepend; nil when that domain has no keys here.
+// the header lines to prepend; nil when that domain has no keys here or From does not parse. The
+// address comes from message's one parser, the same one submission checked ownership with, so
+// the domain signed for is always the one the user was allowed to send as.
 func SignFrom(ctx context.Context, st *store.Store, msg []byte) ([]byte, error) {
-	from := headerValue(msg, "From")
-	addr := from
-	if i := strings.LastIndexByte(from, '<'); i >= 0 {
-		addr = from[i+1:]
-		if j := strings.IndexByte(addr, '>'); j >= 0 {
-			addr = addr[:j]
-		}
-	}
-	at := strings.LastIndexByte(addr, '@')
-	if at < 0 {
+	hdr, _ := message.ParseHeader(msg)
+	froms, err := hdr.Addresses("From")
+	if err != nil || len(froms) == 0 {
 		return nil, nil
 	}
-	domain, err := store.CanonicalDomain(strings.TrimSpace(addr[at+1:]))
+	domain, err := store.CanonicalDomain(message.Domain(froms[0]))
 	if err != nil {
 		return nil, nil
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"mailstead/message"
 	"mailstead/store"
 )
 
@@ -30,7 +31,8 @@ func (q *Queue) composeDSN(sender string, original []byte, rcpts []dsnRecipient,
 	if action == "delayed" {
 		subject = "Delivery delayed: "
 	}
-	if s := headerValue(original, "Subject"); s != "" {
+	hdr, _ := message.ParseHeader(original)
+	if s := hdr.Get("Subject"); s != "" {
 		subject += s
 	} else {
 		subject += "your message"
@@ -40,7 +42,7 @@ func (q *Queue) composeDSN(sender string, original []byte, rcpts []dsnRecipient,
 	w("Subject: %s\r\n", subject)
 	w("Date: %s\r\n", now.Format(time.RFC1123Z))
 	w("Message-ID: <%s@%s>\r\n", randomHex(16), hostname)
-	if id := headerValue(original, "Message-ID"); id != "" {
+	if id := hdr.Get("Message-ID"); id != "" {
 		w("In-Reply-To: %s\r\nReferences: %s\r\n", id, id)
 	}
 	// RFC 3834: automatic replies must not be answered automatically.
@@ -107,38 +109,9 @@ func (q *Queue) composeDSN(sender string, original []byte, rcpts []dsnRecipient,
 
 	// Part 3: the original header, never the body (RFC 3462 / RFC 6522 text/rfc822-headers).
 	w("\r\n--%s\r\nContent-Type: text/rfc822-headers\r\n\r\n", boundary)
-	b.Write(headerOf(original))
+	b.Write(message.HeaderBytes(original))
 	w("\r\n--%s--\r\n", boundary)
 	return b.Bytes()
-}
-
-// headerOf returns the header section of msg, each line CRLF-terminated, without the blank line.
-func headerOf(msg []byte) []byte {
-	if i := bytes.Index(msg, []byte("\r\n\r\n")); i >= 0 {
-		return msg[:i+2]
-	}
-	if bytes.HasPrefix(msg, []byte("\r\n")) {
-		return nil
-	}
-	return msg
-}
-
-// headerValue returns the unfolded value of the first header field called name, or "".
-func headerValue(msg []byte, name string) string {
-	h := headerOf(msg)
-	lines := strings.Split(string(h), "\r\n")
-	for i := 0; i < len(lines); i++ {
-		k, v, ok := strings.Cut(lines[i], ":")
-		if !ok || !strings.EqualFold(strings.TrimSpace(k), name) {
-			continue
-		}
-		for i+1 < len(lines) && len(lines[i+1]) > 0 && (lines[i+1][0] == ' ' || lines[i+1][0] == '\t') {
-			i++
-			v += " " + strings.TrimSpace(lines[i])
-		}
-		return strings.TrimSpace(v)
-	}
-	return ""
 }
 
 func oneLine(s string) string {

@@ -13,23 +13,6 @@ import (
 	"mailstead/store"
 )
 
-func TestNormalizeCRLF(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"a\r\nb\r\n", "a\r\nb\r\n"},
-		{"a\nb\n", "a\r\nb\r\n"},
-		{"a\rb\r", "a\r\nb\r\n"},
-		{"a\n.\nb", "a\r\n.\r\nb\r\n"},
-		{"a\r\r\nb", "a\r\n\r\nb\r\n"},
-		{"", ""},
-		{"no newline", "no newline\r\n"},
-	}
-	for _, tt := range tests {
-		if got := string(normalizeCRLF([]byte(tt.in))); got != tt.want {
-			t.Errorf("normalizeCRLF(%q) = %q, want %q", tt.in, got, tt.want)
-		}
-	}
-}
-
 // startMX runs an MX server on a store with alice@example.test and returns its address.
 func startMX(t *testing.T, lim Limits, inspect func(context.Context, *Inbound) (Verdict, error)) (string, *store.Store) {
 	t.Helper()

@@ -15,6 +15,7 @@ import (
 
 	gosmtp "github.com/emersion/go-smtp"
 
+	"mailstead/message"
 	"mailstead/store"
 )
 
@@ -193,7 +194,7 @@ func (s *session) Data(r io.Reader) error {
 		RemoteIP: s.ip,
 		Helo:     s.conn.Hostname(),
 		MailFrom: s.from,
-		Data:     normalizeCRLF(raw),
+		Data:     message.NormalizeCRLF(raw),
 		UTF8:     s.opts.UTF8,
 	}
 	_, in.TLS = s.conn.TLSConnectionState()

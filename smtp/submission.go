@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/mail"
 	"strings"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"mailstead/loginlimit"
+	"mailstead/message"
 	"mailstead/store"
 )
 
@@ -203,7 +203,7 @@ func (s *subSession) Data(r io.Reader) error {
 	}
 	ctx := context.Background()
 	log := s.srv.cfg.Logger
-	msg := normalizeCRLF(raw)
+	msg := message.NormalizeCRLF(raw)
 	id := newID()
 	var rcpts []string
 	for _, rc := range s.rcpts {
@@ -214,7 +214,8 @@ func (s *subSession) Data(r io.Reader) error {
 
 	// RFC 6409 §6.1 and RFC 7489: the From: header is what the reader sees and what DMARC aligns
 	// with, so it must be the user's too.
-	froms, err := headerAddresses(msg, "From")
+	hdr, _ := message.ParseHeader(msg)
+	froms, err := hdr.Addresses("From")
 	if err != nil || len(froms) == 0 {
 		log.Info("smtp submission rejected", append(attrs, "reason", "no From")...)
 		return errNoFrom
@@ -225,7 +226,7 @@ func (s *subSession) Data(r io.Reader) error {
 			return errNotYourFrom
 		}
 	}
-	msg = s.completeHeader(msg, id)
+	msg = s.completeHeader(msg, hdr, id)
 	var sig []byte
 	if s.sub.cfg.Sign != nil {
 		if sig, err = s.sub.cfg.Sign(ctx, msg); err != nil {
@@ -273,56 +274,18 @@ func (s *subSession) Data(r io.Reader) error {
 
 // completeHeader adds the Date and Message-ID fields a submission server supplies when the
 // client left them out (RFC 6409 §8.2, §8.3).
-func (s *subSession) completeHeader(msg []byte, id string) []byte {
+func (s *subSession) completeHeader(msg []byte, hdr message.Header, id string) []byte {
 	var add string
-	if v, _ := headerValues(msg, "Date"); len(v) == 0 {
+	if !hdr.Has("Date") {
 		add += "Date: " + time.Now().Format(time.RFC1123Z) + "\r\n"
 	}
-	if v, _ := headerValues(msg, "Message-ID"); len(v) == 0 {
+	if !hdr.Has("Message-ID") {
 		add += fmt.Sprintf("Message-ID: <%s.%s@%s>\r\n", id, newID(), s.srv.cfg.Hostname())
 	}
 	if add == "" {
 		return msg
 	}
 	return append([]byte(add), msg...)
-}
-
-// headerValues returns the unfolded values of every header field called name.
-func headerValues(msg []byte, name string) ([]string, error) {
-	end := strings.Index(string(msg), "\r\n\r\n")
-	if end < 0 {
-		end = len(msg)
-	}
-	var out []string
-	lines := strings.Split(string(msg[:end]), "\r\n")
-	for i := 0; i < len(lines); i++ {
-		k, v, ok := strings.Cut(lines[i], ":")
-		if !ok || lines[i] == "" || lines[i][0] == ' ' || lines[i][0] == '\t' || !strings.EqualFold(strings.TrimSpace(k), name) {
-			continue
-		}
-		for i+1 < len(lines) && lines[i+1] != "" && (lines[i+1][0] == ' ' || lines[i+1][0] == '\t') {
-			i++
-			v += " " + strings.TrimSpace(lines[i])
-		}
-		out = append(out, strings.TrimSpace(v))
-	}
-	return out, nil
-}
-
-// headerAddresses parses every address in the fields called name (RFC 5322 §3.4).
-func headerAddresses(msg []byte, name string) ([]string, error) {
-	vals, _ := headerValues(msg, name)
-	var out []string
-	for _, v := range vals {
-		list, err := (&mail.AddressParser{WordDecoder: nil}).ParseList(v)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
-		}
-		for _, a := range list {
-			out = append(out, a.Address)
-		}
-	}
-	return out, nil
 }
 
 // loginServer is the server side of the LOGIN mechanism (draft-murchison-sasl-login), which

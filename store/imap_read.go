@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"mailstead/message"
 )
 
 func notFound(err error) error {
@@ -154,24 +156,8 @@ func (s *Store) MessageHeader(ctx context.Context, messageID int64) ([]byte, err
 		if err := s.db.QueryRowContext(ctx, "SELECT substr(data, 1, ?), size FROM blobs WHERE id = ?", n, blob).Scan(&head, &size); err != nil {
 			return nil, fmt.Errorf("message %d: %w", messageID, notFound(err))
 		}
-		if end := headerEnd(head); end >= 0 || len(head) >= size {
-			if end >= 0 {
-				head = head[:end]
-			}
-			return append(prefix, head...), nil
+		if end, complete := message.HeaderLen(head); complete || len(head) >= size {
+			return append(prefix, head[:end]...), nil
 		}
 	}
-}
-
-// headerEnd returns the length of the header including its ending blank line, or -1.
-func headerEnd(b []byte) int {
-	if len(b) >= 2 && b[0] == '\r' && b[1] == '\n' {
-		return 2
-	}
-	for i := 0; i+3 < len(b); i++ {
-		if b[i] == '\r' && b[i+1] == '\n' && b[i+2] == '\r' && b[i+3] == '\n' {
-			return i + 4
-		}
-	}
-	return -1
 }
