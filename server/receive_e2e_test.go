@@ -280,7 +280,7 @@ func TestReceiveRejections(t *testing.T) {
 	cv.cmd("DATA", "503 5.5.1")
 	cv.cmd("MAIL FROM:<x@remote.test> SIZE=999999999", "552 5.3.4")
 	cv.cmd("MAIL FROM x@remote.test", "501 5.5.2")
-	cv.cmd("FROB", "500 5.5.2")
+	cv.cmd("FROB", "500 5.5.1") // RFC 5321 §4.2.4: command unrecognized
 	cv.cmd("MAIL FROM:<x@remote.test>", "250 ")
 	cv.cmd("DATA", "503 5.5.1")
 	relayTricks := []struct{ rcpt, want string }{

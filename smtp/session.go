@@ -149,11 +149,11 @@ func (s *session) Rcpt(to string, opts *gosmtp.RcptOptions) error {
 	if !s.opts.UTF8 && !isASCII(to) {
 		return s.fail(errNeedUTF8)
 	}
-	local, domain, err := store.SplitAddress(to)
+	local, domain, err := splitRecipient(to)
 	if err != nil {
 		return s.fail(errBadRcpt)
 	}
-	ids, err := s.srv.cfg.Store.LookupRecipient(ctx, local, domain)
+	ids, err := s.localAccounts(ctx, local, domain)
 	switch {
 	case errors.Is(err, store.ErrNotOurDomain):
 		if doms, derr := s.srv.cfg.Store.Domains(ctx); derr == nil && len(doms) == 0 {
@@ -166,7 +166,7 @@ func (s *session) Rcpt(to string, opts *gosmtp.RcptOptions) error {
 		s.srv.cfg.Logger.Error("smtp recipient lookup", "rcpt", to, "err", err)
 		return errTempStore
 	}
-	addr := local + "@" + domain
+	addr := joinAddress(local, domain)
 	for _, r := range s.rcpts {
 		if r.addr == addr {
 			return nil // RFC 5321 §3.3: a repeated recipient gets one copy
@@ -174,6 +174,41 @@ func (s *session) Rcpt(to string, opts *gosmtp.RcptOptions) error {
 	}
 	s.rcpts = append(s.rcpts, recipient{addr: addr, accounts: ids})
 	return nil
+}
+
+// splitRecipient splits a RCPT TO address; the bare "Postmaster" of RFC 5321 §4.1.1.3 (which
+// go-smtp passes through without a domain) comes back as local part "postmaster", domain "".
+func splitRecipient(to string) (local, domain string, err error) {
+	if strings.EqualFold(to, "postmaster") {
+		return "postmaster", "", nil
+	}
+	return store.SplitAddress(to)
+}
+
+func joinAddress(local, domain string) string {
+	if domain == "" {
+		return local
+	}
+	return local + "@" + domain
+}
+
+// localAccounts resolves a recipient in one of our domains to the accounts that receive it.
+// postmaster@ each of our domains, and the bare Postmaster, always resolve, whatever aliases
+// exist (RFC 5321 §4.5.1): to the domain's admins (store.Postmasters).
+func (s *session) localAccounts(ctx context.Context, local, domain string) ([]int64, error) {
+	if local != "postmaster" {
+		return s.srv.cfg.Store.LookupRecipient(ctx, local, domain)
+	}
+	if domain != "" {
+		ok, err := s.srv.cfg.Store.IsLocalDomain(ctx, domain)
+		if err != nil {
+			return nil, fmt.Errorf("postmaster@%s: %w", domain, err)
+		}
+		if !ok {
+			return nil, fmt.Errorf("postmaster@%s: %w", domain, store.ErrNotOurDomain)
+		}
+	}
+	return s.srv.cfg.Store.Postmasters(ctx, domain)
 }
 
 func (s *session) Data(r io.Reader) error {

@@ -57,6 +57,7 @@ func NewSubmission(cfg Config, sub SubmissionConfig) *Server {
 		base, _ := s.newSession(c)
 		return &subSession{session: base.(*session), sub: shared}, nil
 	}), s.cfg.TLSConfig)
+	s.srv.EnableLegacyAUTH = true // "AUTH=PLAIN LOGIN" too, for clients that read only that form
 	return s
 }
 
@@ -155,17 +156,17 @@ func (s *subSession) Rcpt(to string, opts *gosmtp.RcptOptions) error {
 	if !s.opts.UTF8 && !isASCII(to) {
 		return s.fail(errNeedUTF8)
 	}
-	local, domain, err := store.SplitAddress(to)
+	local, domain, err := splitRecipient(to)
 	if err != nil {
 		return s.fail(errBadRcpt)
 	}
-	addr := local + "@" + domain
+	addr := joinAddress(local, domain)
 	for _, r := range s.rcpts {
 		if r.addr == addr {
 			return nil
 		}
 	}
-	ids, err := s.srv.cfg.Store.LookupRecipient(ctx, local, domain)
+	ids, err := s.localAccounts(ctx, local, domain)
 	switch {
 	case errors.Is(err, store.ErrNotOurDomain):
 		// Relay: the authenticated user may send anywhere (RFC 6409 §4.2); the queue delivers it.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/ioutil"
+	"math"
 	"net"
 	"net/textproto"
 	"regexp"
@@ -145,8 +146,9 @@ func (c *Conn) handle(cmd string, arg string) {
 	case "STARTTLS":
 		c.handleStartTLS()
 	default:
-		msg := fmt.Sprintf("Syntax errors, %v command unrecognized", cmd)
-		c.protocolError(500, EnhancedCode{5, 5, 2}, msg)
+		// mailstead: RFC 5321 §4.2.4 and RFC 3463 §3.6: an unrecognized command is 500 5.5.1.
+		// The verb is not echoed: it is whatever the client sent.
+		c.protocolError(500, EnhancedCode{5, 5, 1}, "Syntax error, command unrecognized")
 	}
 }
 
@@ -269,6 +271,9 @@ func (c *Conn) handleGreet(enhanced bool, arg string) {
 
 		if len(mechs) > 0 {
 			caps = append(caps, authCap)
+			if c.server.EnableLegacyAUTH {
+				caps = append(caps, "AUTH="+strings.Join(mechs, " "))
+			}
 		}
 	}
 	if c.server.EnableSMTPUTF8 {
@@ -351,18 +356,20 @@ func (c *Conn) handleMail(arg string) {
 	for key, value := range args {
 		switch key {
 		case "SIZE":
-			size, err := strconv.ParseUint(value, 10, 32)
+			// mailstead: RFC 1870 §3 allows up to 20 digits; a number past 64 bits is
+			// simply too large, not a syntax error (upstream parsed 32 bits).
+			size, err := parseSize(value)
 			if err != nil {
-				c.writeResponse(501, EnhancedCode{5, 5, 4}, "Unable to parse SIZE as an integer")
+				c.writeResponse(501, EnhancedCode{5, 5, 4}, "SIZE must be a number of up to 20 digits (RFC 1870)")
 				return
 			}
 
-			if c.server.MaxMessageBytes > 0 && int64(size) > c.server.MaxMessageBytes {
+			if c.server.MaxMessageBytes > 0 && size > c.server.MaxMessageBytes {
 				c.writeResponse(552, EnhancedCode{5, 3, 4}, "Max message size exceeded")
 				return
 			}
 
-			opts.Size = int64(size)
+			opts.Size = size
 		case "SMTPUTF8":
 			if !c.server.EnableSMTPUTF8 {
 				c.writeResponse(504, EnhancedCode{5, 5, 4}, "SMTPUTF8 is not implemented")
@@ -434,7 +441,8 @@ func (c *Conn) handleMail(arg string) {
 			}
 			opts.Auth = &value
 		default:
-			c.writeResponse(500, EnhancedCode{5, 5, 4}, "Unknown MAIL FROM argument")
+			// mailstead: RFC 5321 §4.1.1.11: a parameter not recognized is 555.
+			c.writeResponse(555, EnhancedCode{5, 5, 4}, "MAIL FROM parameter not recognized")
 			return
 		}
 	}
@@ -446,6 +454,24 @@ func (c *Conn) handleMail(arg string) {
 
 	c.writeResponse(250, EnhancedCode{2, 0, 0}, fmt.Sprintf("Roger, accepting mail from <%v>", from))
 	c.fromReceived = true
+}
+
+// parseSize reads an RFC 1870 size-value: 1 to 20 digits. Values past int64 are returned as
+// math.MaxInt64, which is over any limit.
+func parseSize(v string) (int64, error) {
+	if v == "" || len(v) > 20 {
+		return 0, errors.New("SIZE: not 1 to 20 digits")
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < '0' || v[i] > '9' {
+			return 0, errors.New("SIZE: not 1 to 20 digits")
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return math.MaxInt64, nil // only a range error is left
+	}
+	return n, nil
 }
 
 // This regexp matches 'hexchar' token defined in
@@ -686,7 +712,15 @@ func (c *Conn) handleRcpt(arg string) {
 	}
 
 	p := parser{s: strings.TrimSpace(arg)}
-	recipient, err := p.parsePath()
+	var recipient string
+	var err error
+	if rest, ok := cutPrefixFold(p.s, "<Postmaster>"); ok {
+		// mailstead: RFC 5321 §4.1.1.3 and §4.5.1: the bare "<Postmaster>" has no domain and
+		// must be accepted; the session decides where it goes.
+		recipient, p.s = "Postmaster", rest
+	} else {
+		recipient, err = p.parsePath()
+	}
 	if err != nil {
 		c.writeResponse(501, EnhancedCode{5, 5, 2}, "Was expecting RCPT arg syntax of TO:<address>")
 		return
@@ -778,7 +812,8 @@ func (c *Conn) handleRcpt(arg string) {
 			}
 			opts.MTPriority = &mtPriority
 		default:
-			c.writeResponse(500, EnhancedCode{5, 5, 4}, "Unknown RCPT TO argument")
+			// mailstead: RFC 5321 §4.1.1.11: a parameter not recognized is 555.
+			c.writeResponse(555, EnhancedCode{5, 5, 4}, "RCPT TO parameter not recognized")
 			return
 		}
 	}

@@ -15,31 +15,14 @@ func cutPrefixFold(s, prefix string) (string, bool) {
 	return s[len(prefix):], true
 }
 
+// parseCmd splits a command line into its verb and argument. mailstead: the verb is the first
+// word of any length, so an unknown one ("XYZZY frobnicate") reaches the dispatcher and is
+// answered 500 5.5.1 "command unrecognized" (RFC 5321 §4.2.4), not 501 "bad command". Upstream
+// took exactly four characters and called anything else mangled.
 func parseCmd(line string) (cmd string, arg string, err error) {
 	line = strings.TrimRight(line, "\r\n")
-
-	l := len(line)
-	switch {
-	case strings.HasPrefix(strings.ToUpper(line), "STARTTLS"):
-		return "STARTTLS", "", nil
-	case l == 0:
-		return "", "", nil
-	case l < 4:
-		return "", "", fmt.Errorf("command too short: %q", line)
-	case l == 4:
-		return strings.ToUpper(line), "", nil
-	case l == 5:
-		// Too long to be only command, too short to have args
-		return "", "", fmt.Errorf("mangled command: %q", line)
-	}
-
-	// If we made it here, command is long enough to have args
-	if line[4] != ' ' {
-		// There wasn't a space after the command?
-		return "", "", fmt.Errorf("mangled command: %q", line)
-	}
-
-	return strings.ToUpper(line[0:4]), strings.TrimSpace(line[5:]), nil
+	verb, rest, _ := strings.Cut(line, " ")
+	return strings.ToUpper(verb), strings.TrimSpace(rest), nil
 }
 
 // Takes the arguments proceeding a command and files them

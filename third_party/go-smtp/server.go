@@ -8,6 +8,7 @@ import (
 	"log"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"time"
 )
@@ -48,6 +49,10 @@ type Server struct {
 	// Advertise REQUIRETLS (RFC 8689) capability.
 	// Should be used only if backend supports it.
 	EnableREQUIRETLS bool
+
+	// mailstead: also advertise the mechanisms in the pre-RFC 2554 form "AUTH=PLAIN LOGIN",
+	// which some old submission clients read instead of the standard "AUTH PLAIN LOGIN".
+	EnableLegacyAUTH bool
 
 	// Advertise BINARYMIME (RFC 3030) capability.
 	// Should be used only if backend supports it.
@@ -178,6 +183,12 @@ func (s *Server) handleConn(c *Conn) error {
 	for {
 		line, err := c.readLine()
 		if err == nil {
+			// mailstead: a NUL is no part of any SMTP command (RFC 5321 §4.1.2 allows printable
+			// ASCII, and UTF-8 with SMTPUTF8); refuse the line without echoing it back.
+			if strings.IndexByte(line, 0) >= 0 {
+				c.protocolError(500, EnhancedCode{5, 5, 2}, "Syntax error: NUL character in command line")
+				continue
+			}
 			cmd, arg, err := parseCmd(line)
 			if err != nil {
 				c.protocolError(501, EnhancedCode{5, 5, 2}, "Bad command")
