@@ -1,4 +1,4 @@
--- Schema 6: IMAP state that outlives a mailbox row, and \Recent.
+-- Schema 7: IMAP state that outlives a mailbox row, and \Recent.
 --
 -- RFC 3501 §6.3.6: the server must not remove a name from the subscription list when its
 -- mailbox is deleted, and LIST (SUBSCRIBED) then shows it \NonExistent (RFC 5258 §3.1). A
