@@ -22,6 +22,7 @@ import (
 
 	"mailstead/acme"
 	"mailstead/dns"
+	"mailstead/junk"
 	"mailstead/smtp"
 	"mailstead/store"
 )
@@ -67,6 +68,9 @@ type Server struct {
 	setupInfo string
 	stopping  atomic.Bool
 	metrics   *metrics // counts log lines and accepts; serves /metrics (metrics.go)
+
+	junk        *junk.Filter  // consulted at MX delivery
+	junkLearner *junk.Learner // trains from store events (junk.go)
 }
 
 // New opens the data directory and prepares the server without listening yet.
@@ -218,6 +222,7 @@ func (s *Server) Start(ctx context.Context) error {
 	events := make(chan store.MailEvent, 1024)
 	s.log = slog.New(&eventHandler{next: s.log.Handler(), out: events})
 	s.goBackground(func() { recordMailEvents(bg, s.store, events, s.log) })
+	s.startJunk(bg)
 
 	for _, start := range []func(context.Context) error{s.startSMTP, s.startIMAP, s.startPOP3, s.startOutbound, s.startHTTP} {
 		if err := start(ctx); err != nil {

@@ -306,3 +306,10 @@ func (s *Store) MessageByUID(ctx context.Context, mailboxID int64, uid uint32) (
 	}
 	return append(prefix, data...), nil
 }
+
+// JunkUnbootstrapped lists the accounts with the filter on whose existing mail has not been used
+// as training yet.
+func (s *Store) JunkUnbootstrapped(ctx context.Context) ([]int64, error) {
+	return column[int64](s.db.QueryContext(ctx, `SELECT a.id FROM accounts a LEFT JOIN junk_accounts j ON j.account_id = a.id
+		WHERE coalesce(j.enabled, 1) = 1 AND coalesce(j.bootstrapped, 0) = 0 ORDER BY a.id`))
+}
