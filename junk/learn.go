@@ -187,7 +187,7 @@ func (l *Learner) Run(ctx context.Context) {
 }
 
 var (
-	spamFlags = []string{"$Junk", "Junk"}                  // RFC 5788 registry; "Junk" is Thunderbird's older spelling
+	spamFlags = []string{"$Junk", "Junk"}                    // RFC 5788 registry; "Junk" is Thunderbird's older spelling
 	hamFlags  = []string{"$NotJunk", "NonJunk", `\Answered`} // answering a message says it is wanted
 )
 
