@@ -79,3 +79,54 @@ func TestSignVerifiesWithDkimpy(t *testing.T) {
 		t.Errorf("dkimpy accepted a tampered message:\n%s", out)
 	}
 }
+
+// TestOverSigningWithDkimpy (interop): dkimpy verifies our signature on a message without
+// Reply-To, Cc or Content-Type, and fails it once any of them is added (RFC 6376 §8.15), as a
+// forwarder or a spammer replaying the message might.
+func TestOverSigningWithDkimpy(t *testing.T) {
+	if os.Getenv("MAILSTEAD_INTEROP") != "1" {
+		t.Skip("interop test: set MAILSTEAD_INTEROP=1 (needs Debian python3-dkim)")
+	}
+	const python = "/usr/bin/python3"
+	if out, err := exec.Command(python, "-c", "import dkim, nacl").CombinedOutput(); err != nil {
+		t.Fatalf("dkimpy missing (apt-get install python3-dkim): %v\n%s", err, out)
+	}
+	k := signingKeys(t)
+	signed, err := mailauth.Sign(message("alice@b.test", "plain", "No Cc, no Reply-To, no MIME.\r\n"), "b.test", k.rsa, k.ed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	records, _ := json.Marshal(map[string]string{
+		mailauth.DKIMRecordName(mailauth.SelectorRSA, "b.test"):     k.rsaTXT,
+		mailauth.DKIMRecordName(mailauth.SelectorEd25519, "b.test"): k.edTXT,
+	})
+	for name, data := range map[string][]byte{"records.json": records, "verify.py": []byte(dkimpyVerify)} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name, add string
+		pass      bool
+	}{
+		{"as signed", "", true},
+		{"Reply-To added", "Reply-To: evil@evil.test", false},
+		{"Cc added", "Cc: evil@evil.test", false},
+		{"Content-Type added", "Content-Type: text/html", false},
+	}
+	for _, tt := range tests {
+		msg := signed
+		if tt.add != "" {
+			msg = addHeader(signed, tt.add)
+		}
+		file := filepath.Join(dir, "msg.eml")
+		if err := os.WriteFile(file, msg, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(python, filepath.Join(dir, "verify.py"), file, filepath.Join(dir, "records.json")).CombinedOutput()
+		if pass := err == nil; pass != tt.pass {
+			t.Errorf("%s: dkimpy pass=%v, want %v:\n%s", tt.name, pass, tt.pass, out)
+		}
+	}
+}

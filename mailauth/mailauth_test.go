@@ -126,6 +126,11 @@ func message(from, subject, body string, extra ...string) []byte {
 	return []byte(strings.Join(h, "\r\n") + "\r\n\r\n" + body)
 }
 
+// addHeader inserts a header line after the signatures and From, where a forwarder might.
+func addHeader(msg []byte, line string) []byte {
+	return []byte(strings.Replace(string(msg), "\r\nTo: ", "\r\n"+line+"\r\nTo: ", 1))
+}
+
 func domainOf(addr string) string { return addr[strings.LastIndexByte(addr, '@')+1:] }
 
 func (e *env) sign(t *testing.T, msg []byte, domain string, k ...mailauth.SigningKey) []byte {
@@ -303,6 +308,13 @@ func TestDKIM(t *testing.T) {
 		{"tampered body", []byte(strings.Replace(string(signed), "Line two.", "Line 2.", 1)), mailauth.StatusFail},
 		{"tampered header", []byte(strings.Replace(string(signed), "Subject: dkim", "Subject: DKIM!", 1)), mailauth.StatusFail},
 		{"added From (over-signed)", []byte(strings.Replace(string(signed), "To: ", "From: evil@evil.test\r\nTo: ", 1)), mailauth.StatusFail},
+		// RFC 6376 §8.15: fields absent when signed are over-signed too, so adding one fails.
+		{"added Reply-To (absent, over-signed)", addHeader(signed, "Reply-To: evil@evil.test"), mailauth.StatusFail},
+		{"added Cc (absent, over-signed)", addHeader(signed, "Cc: evil@evil.test"), mailauth.StatusFail},
+		{"added Content-Type (absent, over-signed)", addHeader(signed, "Content-Type: text/html"), mailauth.StatusFail},
+		{"added Sender (absent, over-signed)", addHeader(signed, "Sender: evil@evil.test"), mailauth.StatusFail},
+		{"added In-Reply-To (absent, over-signed)", addHeader(signed, "In-Reply-To: <x@evil.test>"), mailauth.StatusFail},
+		{"added Received (not signed)", addHeader(signed, "Received: from x by y; Sun, 29 Nov 2026 09:00:00 +0000"), mailauth.StatusPass},
 		{"missing key", e.sign(t, base, "nokey.test", k.rsa), mailauth.StatusPermError},
 		{"revoked key", e.sign(t, base, "b.test", mailauth.SigningKey{Selector: "revoked", Signer: k.rsa.Signer}), mailauth.StatusPermError},
 		{"key lookup SERVFAIL", e.sign(t, base, "temp.test", k.rsa), mailauth.StatusTempError},

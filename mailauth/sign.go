@@ -36,7 +36,7 @@ type SigningKey struct {
 // signedHeaders are the fields RFC 6376 section 5.4.1 recommends signing,
 // plus the MIME fields that decide how the body is read.
 var signedHeaders = []string{
-	"From", "Reply-To", "Subject", "Date", "To", "Cc",
+	"From", "Sender", "Reply-To", "Subject", "Date", "To", "Cc",
 	"Resent-Date", "Resent-From", "Resent-Sender", "Resent-To", "Resent-Cc",
 	"In-Reply-To", "References", "Message-ID",
 	"List-Id", "List-Help", "List-Unsubscribe", "List-Subscribe", "List-Post",
@@ -44,9 +44,15 @@ var signedHeaders = []string{
 	"MIME-Version", "Content-Type", "Content-Transfer-Encoding",
 }
 
-// overSigned fields are listed once more than they occur, so that adding
-// another one breaks the signature (RFC 6376 section 5.4.2).
-var overSigned = map[string]bool{"from": true, "subject": true, "date": true, "to": true, "cc": true, "reply-to": true}
+// overSigned fields are listed once more than they occur, present or not, so
+// that adding one breaks the signature (RFC 6376 sections 5.4.2 and 8.15): a
+// signed message must not gain a Reply-To, a Cc or a new Content-Type on its
+// way and still verify. A field listed but absent signs as the empty string.
+var overSigned = map[string]bool{
+	"from": true, "to": true, "cc": true, "subject": true, "date": true, "reply-to": true,
+	"message-id": true, "in-reply-to": true, "references": true, "content-type": true,
+	"mime-version": true, "sender": true,
+}
 
 // Sign returns msg with one DKIM-Signature field per key on top, in key
 // order, each with relaxed/relaxed canonicalization and SHA-256 (RFC 6376,
@@ -88,7 +94,7 @@ func Sign(msg []byte, domain string, keys ...SigningKey) ([]byte, error) {
 }
 
 // headersToSign lists each recommended field as often as it occurs in msg,
-// plus once more for the over-signed ones. From is always signed.
+// plus once more for the over-signed ones, whether they occur or not.
 func headersToSign(msg []byte) []string {
 	fields, _ := message.ParseHeader(msg)
 	count := map[string]int{}
@@ -98,7 +104,7 @@ func headersToSign(msg []byte) []string {
 	var keys []string
 	for _, h := range signedHeaders {
 		n := count[strings.ToLower(h)]
-		if overSigned[strings.ToLower(h)] && (n > 0 || h == "From") {
+		if overSigned[strings.ToLower(h)] {
 			n++
 		}
 		for range n {
