@@ -7,10 +7,13 @@ package queue
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"sync"
@@ -57,17 +60,19 @@ type Config struct {
 
 // Queue works the outbound queue: Run schedules deliveries, Kick wakes it after new mail.
 type Queue struct {
-	cfg  Config
-	st   *store.Store
-	log  *slog.Logger
-	http *http.Client
-	kick chan struct{}
+	cfg Config
+	st  *store.Store
+	// owner names this queue's leases on the rows it attempts (store.QueueClaim).
+	owner string
+	log   *slog.Logger
+	http  *http.Client
+	kick  chan struct{}
 	// conns keeps sessions that just delivered, for the next message to the same host.
 	conns       connCache
 	tlsSessions tls.ClientSessionCache
 
 	mu        sync.Mutex
-	inflight  map[int64]bool // queue entry ids being delivered now
+	inflight  map[int64]bool // queue entry ids being delivered now (leased by us)
 	perDomain map[string]int // deliveries running per recipient domain
 	running   int            // deliveries running in all
 	set       settings       // see cachedSettings
@@ -99,6 +104,9 @@ func New(cfg Config) (*Queue, error) {
 		perDomain:   map[string]int{},
 		done:        make(chan struct{}),
 	}
+	var token [8]byte
+	rand.Read(token[:])
+	q.owner = hex.EncodeToString(token[:])
 	q.http = cfg.HTTPClient
 	if q.http == nil {
 		q.http = q.newSTSClient()
@@ -124,6 +132,13 @@ func (q *Queue) Run(ctx context.Context) error {
 	defer q.conns.reap(true)
 	defer q.wg.Wait()
 	defer cancel()
+	// Rows leased by an earlier process were in flight when it stopped: attempt them again now
+	// (at-least-once for exactly those) rather than at their lease's end.
+	if n, err := q.st.QueueReleaseLeases(ctx, q.owner); err != nil {
+		q.log.Error("queue: releasing leases of an earlier run", "err", err)
+	} else if n > 0 {
+		q.log.Info("queue: entries in flight at the last stop are due again", "count", n)
+	}
 	for {
 		wait := q.dispatch(ctx)
 		if q.conns.reap(false) && wait > connIdle {
@@ -230,50 +245,49 @@ type groupKey struct {
 }
 
 // dispatch starts deliveries for due entries within the concurrency limits and returns how long
-// to sleep before looking again.
+// to sleep before looking again. The entries it starts are leased in the store in the same
+// transaction that finds them due (store.QueueClaim), so no entry is attempted twice at once.
 func (q *Queue) dispatch(ctx context.Context) time.Duration {
 	const idle = time.Minute
 	set := q.cachedSettings(ctx)
 	now := q.cfg.Now()
+	// Only dispatch adds to running and perDomain, and dispatch runs in Run alone, so this
+	// snapshot can only overstate what is busy while the claim runs: the limits hold.
 	q.mu.Lock()
-	free, busy := set.concurrency-q.running, len(q.inflight)
+	free := set.concurrency - q.running
+	perDomain := maps.Clone(q.perDomain)
+	inflight := maps.Clone(q.inflight)
 	q.mu.Unlock()
 	if free <= 0 {
 		return idle // a finishing delivery kicks us
 	}
-	// Entries in flight are due too and come first in due order: read past them, and enough
-	// beyond to fill the free slots, but not the whole backlog on every wake-up.
-	due, err := q.st.QueueDue(ctx, now, min(busy+max(20*free, 200), maxDueRead))
+	var order []*group
+	read := 0
+	claimed, err := q.st.QueueClaim(ctx, store.QueueClaim{
+		Owner: q.owner, Now: now, Until: now.Add(leaseFor(set)),
+		// Enough to fill the free slots, not the whole backlog on every wake-up.
+		Limit: min(max(20*free, 200), maxDueRead),
+		Pick: func(due []store.QueueEntry) []store.QueueEntry {
+			read = len(due)
+			order = pickGroups(due, inflight, perDomain, free, set.perDestination)
+			var picked []store.QueueEntry
+			for _, g := range order {
+				picked = append(picked, g.entries...)
+			}
+			return picked
+		},
+	})
 	if err != nil {
 		if ctx.Err() == nil {
-			q.log.Error("queue: reading due entries", "err", err)
+			q.log.Error("queue: claiming due entries", "err", err)
 		}
 		return 10 * time.Second
 	}
-	groups := map[groupKey]*group{}
-	var order []*group
-	q.mu.Lock()
-	for _, e := range due {
-		if q.inflight[e.ID] {
-			continue
-		}
-		k := groupKey{e.BlobID, e.MailFrom, e.Domain, e.RequireTLS, e.SMTPUTF8}
-		g := groups[k]
-		if g == nil || len(g.entries) >= maxRcptsPerTransaction {
-			// A full group leaves the rest of its recipients to another transaction.
-			g = &group{from: e.MailFrom, domain: e.Domain, blobID: e.BlobID}
-			groups[k] = g
-			order = append(order, g)
-		}
-		g.entries = append(g.entries, e)
+	if len(claimed) == 0 {
+		order = nil // Pick did not run, or its groups were not leased
 	}
+	q.mu.Lock()
 	for _, g := range order {
-		if q.running >= set.concurrency {
-			break
-		}
-		if q.perDomain[g.domain] >= set.perDestination {
-			continue
-		}
 		q.running++
 		q.perDomain[g.domain]++
 		for _, e := range g.entries {
@@ -283,7 +297,7 @@ func (q *Queue) dispatch(ctx context.Context) time.Duration {
 		go q.work(ctx, g, set)
 	}
 	q.mu.Unlock()
-	if len(due) == maxDueRead {
+	if read == maxDueRead {
 		return time.Second // more are due than we read
 	}
 	next, ok, err := q.st.QueueNextAttempt(ctx)
@@ -299,6 +313,48 @@ func (q *Queue) dispatch(ctx context.Context) time.Duration {
 		wait = idle
 	}
 	return wait + 10*time.Millisecond
+}
+
+// pickGroups groups due entries into transactions (one message, one domain, up to
+// maxRcptsPerTransaction recipients) and returns those that fit in free slots and the
+// per-destination limit, oldest due first. Entries still in flight here are skipped: their lease
+// may have run out during a long attempt, but the attempt is not over.
+func pickGroups(due []store.QueueEntry, inflight map[int64]bool, perDomain map[string]int, free, perDestination int) []*group {
+	groups := map[groupKey]*group{}
+	var order []*group
+	for _, e := range due {
+		if inflight[e.ID] {
+			continue
+		}
+		k := groupKey{e.BlobID, e.MailFrom, e.Domain, e.RequireTLS, e.SMTPUTF8}
+		g := groups[k]
+		if g == nil || len(g.entries) >= maxRcptsPerTransaction {
+			// A full group leaves the rest of its recipients to another transaction.
+			g = &group{from: e.MailFrom, domain: e.Domain, blobID: e.BlobID}
+			groups[k] = g
+			order = append(order, g)
+		}
+		g.entries = append(g.entries, e)
+	}
+	var picked []*group
+	for _, g := range order {
+		if len(picked) >= free {
+			break
+		}
+		if perDomain[g.domain] >= perDestination {
+			continue
+		}
+		perDomain[g.domain]++
+		picked = append(picked, g)
+	}
+	return picked
+}
+
+// leaseFor is how long a claimed entry stays leased: longer than any attempt takes (each SMTP
+// step is bounded by the timeout setting), so that another queue never takes it over while it
+// runs. Completing the attempt ends the lease early.
+func leaseFor(set settings) time.Duration {
+	return 10*set.timeout + time.Minute
 }
 
 func (q *Queue) work(ctx context.Context, g *group, set settings) {

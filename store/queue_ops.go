@@ -26,16 +26,19 @@ type QueueEntry struct {
 	EightBit      bool
 	DelayNotified bool
 	Size          int64 // size of the message body
+	// LeaseUntil is when the lease of an attempt in progress ends; zero when no attempt holds
+	// the entry (see QueueClaim).
+	LeaseUntil time.Time
 }
 
 const queueColumns = `q.id, q.blob_id, q.mail_from, q.rcpt, q.domain, q.created, q.next_attempt, q.last_attempt,
-	q.attempts, q.last_error, q.last_host, q.requiretls, q.smtputf8, q.eightbit, q.delay_notified, b.size`
+	q.attempts, q.last_error, q.last_host, q.requiretls, q.smtputf8, q.eightbit, q.delay_notified, b.size, q.lease_until`
 
 func scanQueueEntry(sc interface{ Scan(...any) error }) (QueueEntry, error) {
 	var e QueueEntry
-	var created, next, last int64
+	var created, next, last, lease int64
 	err := sc.Scan(&e.ID, &e.BlobID, &e.MailFrom, &e.Rcpt, &e.Domain, &created, &next, &last,
-		&e.Attempts, &e.LastError, &e.LastHost, &e.RequireTLS, &e.SMTPUTF8, &e.EightBit, &e.DelayNotified, &e.Size)
+		&e.Attempts, &e.LastError, &e.LastHost, &e.RequireTLS, &e.SMTPUTF8, &e.EightBit, &e.DelayNotified, &e.Size, &lease)
 	if err != nil {
 		return e, err
 	}
@@ -43,6 +46,9 @@ func scanQueueEntry(sc interface{ Scan(...any) error }) (QueueEntry, error) {
 	e.NextAttempt = time.Unix(next, 0)
 	if last != 0 {
 		e.LastAttempt = time.Unix(last, 0)
+	}
+	if lease != 0 {
+		e.LeaseUntil = time.Unix(lease, 0)
 	}
 	return e, nil
 }
@@ -64,7 +70,8 @@ func (s *Store) queryQueue(ctx context.Context, where string, args ...any) ([]Qu
 	return out, rows.Err()
 }
 
-// QueueDue lists up to limit entries whose next attempt is at or before now, oldest due first.
+// QueueDue lists up to limit entries whose next attempt is at or before now, oldest due first,
+// leased or not. It only reads: the queue claims rows to attempt with QueueClaim.
 func (s *Store) QueueDue(ctx context.Context, now time.Time, limit int) ([]QueueEntry, error) {
 	return s.queryQueue(ctx, "WHERE q.next_attempt <= ? ORDER BY q.next_attempt, q.id LIMIT ?", now.Unix(), limit)
 }
@@ -142,7 +149,7 @@ func (s *Store) QueueDone(ctx context.Context, ids ...int64) error {
 }
 
 // QueueDefer records a failed attempt of entries: the error, the host that gave it, and when to try
-// again.
+// again. It ends the attempt's lease, so the entries are due again at next.
 func (s *Store) QueueDefer(ctx context.Context, ids []int64, lastError, host string, next time.Time) error {
 	if len(ids) == 0 {
 		return nil
@@ -151,7 +158,7 @@ func (s *Store) QueueDefer(ctx context.Context, ids []int64, lastError, host str
 	return s.Update(ctx, func(t *Tx) error {
 		for _, id := range ids {
 			if _, err := t.Exec(`UPDATE queue SET attempts = attempts + 1, last_attempt = ?, last_error = ?,
-				last_host = ?, next_attempt = ? WHERE id = ?`, now, lastError, host, next.Unix(), id); err != nil {
+				last_host = ?, next_attempt = ?, lease_owner = '', lease_until = 0 WHERE id = ?`, now, lastError, host, next.Unix(), id); err != nil {
 				return fmt.Errorf("defer queue entry %d: %w", id, err)
 			}
 		}

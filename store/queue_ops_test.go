@@ -91,3 +91,59 @@ func TestIsLocalAddress(t *testing.T) {
 		}
 	}
 }
+
+// A claimed row is not due to anyone else until it is deferred; a lease left by a dead process is
+// released at start; a row completed while another claim waits is never handed out again.
+func TestQueueClaimLeases(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	if _, err := s.Deliver(ctx, &Delivery{MailFrom: "a@b.test", Data: []byte("x\r\n"),
+		Remote: []RemoteRecipient{{Address: "x@far.test"}, {Address: "y@far.test"}}}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	claim := func(owner string, pick func([]QueueEntry) []QueueEntry) []QueueEntry {
+		t.Helper()
+		got, err := s.QueueClaim(ctx, QueueClaim{Owner: owner, Now: now, Until: now.Add(time.Hour), Limit: 10, Pick: pick})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	first := claim("one", func(due []QueueEntry) []QueueEntry { return due[:1] })
+	if len(first) != 1 || first[0].Rcpt != "x@far.test" {
+		t.Fatalf("first claim = %+v, want x@far.test only", first)
+	}
+	if e, _ := s.QueueEntryByID(ctx, first[0].ID); e.LeaseUntil.IsZero() {
+		t.Fatalf("claimed entry shows no lease: %+v", e)
+	}
+	second := claim("two", nil)
+	if len(second) != 1 || second[0].Rcpt != "y@far.test" {
+		t.Fatalf("second claim = %+v, want y@far.test (x is leased)", second)
+	}
+	if got := claim("three", nil); len(got) != 0 {
+		t.Fatalf("claim while both are leased = %+v", got)
+	}
+	// y's attempt failed: due again at once (next = now), and its lease is gone.
+	if err := s.QueueDefer(ctx, []int64{second[0].ID}, "451 busy", "mx.far.test", now); err != nil {
+		t.Fatal(err)
+	}
+	if got := claim("three", nil); len(got) != 1 || got[0].ID != second[0].ID {
+		t.Fatalf("claim after defer = %+v, want y", got)
+	}
+	// x was delivered: gone, never claimable again.
+	if err := s.QueueDone(ctx, first[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	// A restart as "four": y's lease (held by "three") is released, and nothing else remains.
+	if n, err := s.QueueReleaseLeases(ctx, "four"); err != nil || n != 1 {
+		t.Fatalf("release = %d, %v; want 1", n, err)
+	}
+	got := claim("four", nil)
+	if len(got) != 1 || got[0].Rcpt != "y@far.test" {
+		t.Fatalf("claim after restart = %+v, want y only", got)
+	}
+	if _, err := s.QueueClaim(ctx, QueueClaim{Now: now, Limit: 1}); err == nil {
+		t.Fatal("claim without an owner succeeded")
+	}
+}
