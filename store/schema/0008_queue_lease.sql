@@ -1,4 +1,4 @@
--- Schema 6: a queue row is claimed with a lease before it is attempted. The scheduler picks due
+-- Schema 8: a queue row is claimed with a lease before it is attempted. The scheduler picks due
 -- rows and leases them in one write transaction, so no two attempts of one row can run at once;
 -- completion deletes the row (delivered, bounced) or clears the lease with the next attempt
 -- (deferred). lease_owner names the queue instance holding the lease ('' = none) and lease_until
