@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"mailstead/loginlimit"
 	"mailstead/store"
 )
 
@@ -69,17 +70,20 @@ type Config struct {
 	// RunningHostname is the name the mail listeners greet with (taken at start); when the
 	// hostname setting differs, the DNS page asks for a restart. May be nil.
 	RunningHostname func() string
+	// Logins is the server-wide failed-login budget, shared with SMTP, IMAP and POP3; nil gives
+	// the pages a limiter of their own.
+	Logins *loginlimit.Limiter
 }
 
 // Admin serves the web pages.
 type Admin struct {
-	cfg     Config
-	st      *store.Store
-	log     *slog.Logger
-	pages   map[string]*template.Template
-	limiter *limiter
-	port25  port25Cache
-	mux     *http.ServeMux
+	cfg    Config
+	st     *store.Store
+	log    *slog.Logger
+	pages  map[string]*template.Template
+	logins *loginlimit.Limiter
+	port25 port25Cache
+	mux    *http.ServeMux
 }
 
 // New builds the admin pages.
@@ -90,7 +94,10 @@ func New(cfg Config) (*Admin, error) {
 	if cfg.Ports == (Ports{}) {
 		cfg.Ports = StandardPorts
 	}
-	a := &Admin{cfg: cfg, st: cfg.Store, log: cfg.Logger, limiter: newLimiter(10, 15*time.Minute)}
+	if cfg.Logins == nil {
+		cfg.Logins = loginlimit.New(loginlimit.Config{})
+	}
+	a := &Admin{cfg: cfg, st: cfg.Store, log: cfg.Logger, logins: cfg.Logins}
 	if err := a.parseTemplates(); err != nil {
 		return nil, err
 	}

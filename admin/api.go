@@ -76,15 +76,17 @@ func (a *Admin) api(fn func(w http.ResponseWriter, r *http.Request, acct store.A
 			w.WriteHeader(status)
 			json.NewEncoder(w).Encode(v)
 		}
-		key := clientKey(r)
-		if !a.limiter.allowed(key) {
+		attempt, allowed := a.begin(w, r, loginlimit.APIToken, "")
+		if !allowed {
 			write(http.StatusTooManyRequests, map[string]string{"error": "too many failed attempts"})
 			return
 		}
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		acct, err := a.st.APITokenAccount(r.Context(), strings.TrimSpace(tok))
-		if !ok || err != nil {
-			a.limiter.fail(key)
+		if ok && err == nil {
+			attempt.Succeeded()
+		} else {
+			attempt.Failed()
 			loginlimit.LogFailure(a.log, "api", remoteIP(r), "(api token)")
 			w.Header().Set("WWW-Authenticate", `Bearer realm="mailstead"`)
 			write(http.StatusUnauthorized, map[string]string{"error": "missing or unknown API token"})

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"mailstead/loginlimit"
@@ -73,20 +72,7 @@ func (a *Admin) requireAdmin(h func(http.ResponseWriter, *http.Request, *session
 	})
 }
 
-// limiter counts failed logins and setup attempts per client address: after max failures within
-// window, further attempts are refused without checking the password, so guessing is slow.
-type limiter struct {
-	mu       sync.Mutex
-	max      int
-	window   time.Duration
-	failures map[string][]time.Time
-}
-
-func newLimiter(max int, window time.Duration) *limiter {
-	return &limiter{max: max, window: window, failures: map[string][]time.Time{}}
-}
-
-// remoteIP is the client's address, for the failed-login line fail2ban reads.
+// remoteIP is the client's address, for the failed-login line fail2ban reads and the login budget.
 func remoteIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -95,41 +81,15 @@ func remoteIP(r *http.Request) string {
 	return host
 }
 
-func clientKey(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
+// begin reserves a failed attempt of a kind in the shared login budget; over the budget it
+// answers 429 and reports false.
+func (a *Admin) begin(w http.ResponseWriter, r *http.Request, kind loginlimit.Kind, account string) (*loginlimit.Attempt, bool) {
+	att, err := a.logins.Begin(kind, remoteIP(r), account)
 	if err != nil {
-		host = r.RemoteAddr
+		w.Header().Set("Retry-After", "900")
+		return nil, false
 	}
-	// One IPv6 user owns a whole /64: count it as one client.
-	if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
-		return ip.Mask(net.CIDRMask(64, 128)).String()
-	}
-	return host
-}
-
-func (l *limiter) allowed(key string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	cut := time.Now().Add(-l.window)
-	fs := l.failures[key]
-	for len(fs) > 0 && fs[0].Before(cut) {
-		fs = fs[1:]
-	}
-	if len(fs) == 0 {
-		delete(l.failures, key)
-	} else {
-		l.failures[key] = fs
-	}
-	return len(fs) < l.max
-}
-
-func (l *limiter) fail(key string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.failures) > 100000 { // a flood of addresses: forget rather than grow without bound
-		l.failures = map[string][]time.Time{}
-	}
-	l.failures[key] = append(l.failures[key], time.Now())
+	return att, true
 }
 
 func (a *Admin) home(w http.ResponseWriter, r *http.Request) {
@@ -149,9 +109,19 @@ func (a *Admin) home(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// safeNext returns next if it is a path on this site, else "". Browsers read "//evil.example",
+// "/\\evil.example" and "/\t/evil.example" (they drop tabs and newlines, WHATWG URL §4.4) as
+// other hosts, so a backslash, a control character or a second leading slash disqualifies it.
 func safeNext(next string) string {
-	// Only local paths: "//evil.example" and "/\evil" are other hosts to a browser.
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.ContainsRune(next, '\\') {
+		return ""
+	}
+	for _, c := range next {
+		if c < 0x20 || c == 0x7f || c == ' ' {
+			return ""
+		}
+	}
+	if u, err := url.Parse(next); err != nil || u.Scheme != "" || u.Host != "" || u.User != nil {
 		return ""
 	}
 	return next
@@ -162,27 +132,36 @@ func (a *Admin) loginForm(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *Admin) loginSubmit(w http.ResponseWriter, r *http.Request) {
-	key := clientKey(r)
 	next := safeNext(r.PostFormValue("next"))
+	address := strings.ToLower(r.PostFormValue("address"))
 	fail := func(status int, msg string) {
 		w.WriteHeader(status)
 		a.render(w, r, "login.html", nil, pageData{Title: "Log in", Error: msg,
 			Data: map[string]string{"Next": next, "Address": r.PostFormValue("address")}})
 	}
-	if !a.limiter.allowed(key) {
+	// The failure is counted before the password is hashed, so a burst cannot pass the limit.
+	attempt, ok := a.begin(w, r, loginlimit.Web, address)
+	if !ok {
 		fail(http.StatusTooManyRequests, "Too many failed attempts. Wait a few minutes and try again.")
 		return
 	}
 	acct, err := a.st.AuthenticatePrimary(r.Context(), r.PostFormValue("address"), r.PostFormValue("password"))
-	if err != nil {
-		a.limiter.fail(key)
-		if !errors.Is(err, store.ErrAuthFailed) {
-			a.log.Error("login", "err", err)
-		}
-		loginlimit.LogFailure(a.log, "admin", remoteIP(r), strings.ToLower(r.PostFormValue("address")))
+	switch {
+	case errors.Is(err, store.ErrAuthFailed):
+		attempt.Failed()
+		loginlimit.LogFailure(a.log, "admin", remoteIP(r), address)
 		fail(http.StatusUnauthorized, "Wrong address or password.")
 		return
+	case err != nil:
+		attempt.Cancel()
+		if !errors.Is(err, store.ErrPasswordBusy) {
+			a.log.Error("login", "err", err)
+		}
+		w.Header().Set("Retry-After", "5")
+		fail(http.StatusServiceUnavailable, "The server is busy. Try again in a moment.")
+		return
 	}
+	attempt.Succeeded()
 	a.startSession(w, r, acct, next)
 }
 
@@ -212,30 +191,33 @@ func (a *Admin) logout(w http.ResponseWriter, r *http.Request) {
 
 // setupToken checks the wizard's one-time token: 410 once setup is done, 403 for a wrong token.
 func (a *Admin) setupToken(w http.ResponseWriter, r *http.Request, given string) bool {
-	key := clientKey(r)
-	if !a.limiter.allowed(key) {
+	attempt, ok := a.begin(w, r, loginlimit.SetupToken, "")
+	if !ok {
 		http.Error(w, "Too many failed attempts. Wait a few minutes and try again.", http.StatusTooManyRequests)
 		return false
 	}
 	want, err := a.st.Setting(r.Context(), "setup.token")
 	if err != nil {
+		attempt.Cancel()
 		a.serverError(w, r, err)
 		return false
 	}
 	if want == "" {
+		attempt.Cancel()
 		w.WriteHeader(http.StatusGone)
 		a.render(w, r, "message.html", nil, pageData{Title: "Setup is done",
 			Data: "This server is already set up; the setup link works only once. Log in instead."})
 		return false
 	}
 	if subtle.ConstantTimeCompare([]byte(given), []byte(want)) != 1 {
-		a.limiter.fail(key)
+		attempt.Failed()
 		loginlimit.LogFailure(a.log, "admin", remoteIP(r), "(setup token)")
 		w.WriteHeader(http.StatusForbidden)
 		a.render(w, r, "message.html", nil, pageData{Title: "Wrong setup link",
 			Data: "This setup link is not valid. Use the exact link the server printed when it started."})
 		return false
 	}
+	attempt.Succeeded()
 	return true
 }
 

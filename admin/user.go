@@ -12,6 +12,7 @@ import (
 	qrcode "github.com/skip2/go-qrcode"
 
 	"mailstead/loginlimit"
+	"mailstead/store"
 )
 
 type clientSetting struct {
@@ -74,17 +75,23 @@ func (a *Admin) mePage(w http.ResponseWriter, r *http.Request, s *session) {
 func (a *Admin) meChangePassword(w http.ResponseWriter, r *http.Request, s *session) {
 	ctx := r.Context()
 	cur, pw, pw2 := r.PostFormValue("current"), r.PostFormValue("password"), r.PostFormValue("password2")
-	key := clientKey(r)
-	if !a.limiter.allowed(key) {
+	attempt, ok := a.begin(w, r, loginlimit.Web, s.account.Address)
+	if !ok {
 		a.done(w, r, "/me", "", errors.New("too many failed attempts; wait a few minutes"))
 		return
 	}
 	if _, err := a.st.AuthenticatePrimary(ctx, s.account.Address, cur); err != nil {
-		a.limiter.fail(key)
+		if !errors.Is(err, store.ErrAuthFailed) {
+			attempt.Cancel()
+			a.done(w, r, "/me", "", errors.New("the server is busy; try again in a moment"))
+			return
+		}
+		attempt.Failed()
 		loginlimit.LogFailure(a.log, "admin", remoteIP(r), s.account.Address)
 		a.done(w, r, "/me", "", errors.New("the current password is wrong"))
 		return
 	}
+	attempt.Succeeded()
 	switch {
 	case len(pw) < 10:
 		a.done(w, r, "/me", "", errors.New("choose a new password of at least 10 characters"))

@@ -60,11 +60,9 @@ func newEnvStore(t testing.TB, opts store.Options, mutate func(*Config)) *testEn
 	}
 	logs := &testkit.LogBuffer{}
 	cfg := Config{
-		Store:         st,
-		TLSConfig:     testkit.SelfSignedTLS(t, "mail.example.test"),
-		Logger:        slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
-		LoginDelay:    10 * time.Millisecond,
-		MaxLoginDelay: 80 * time.Millisecond,
+		Store:     st,
+		TLSConfig: testkit.SelfSignedTLS(t, "mail.example.test"),
+		Logger:    slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	}
 	if mutate != nil {
 		mutate(&cfg)

@@ -46,20 +46,19 @@ type Config struct {
 	// IdleTimeout ends a connection that sends nothing for this long; re-issuing IDLE resets it
 	// (RFC 9051 §5.4 asks for at least 30 minutes). Default 30 minutes.
 	IdleTimeout time.Duration
-	// LoginDelay is the wait after the first failed login from an address or for a user; it
-	// doubles with each further failure up to MaxLoginDelay. Defaults 1 s and 30 s.
-	LoginDelay, MaxLoginDelay time.Duration
+	// Logins is the server-wide failed-login budget, shared with SMTP, POP3 and the web; nil
+	// gives this server a limiter of its own.
+	Logins *loginlimit.Limiter
 }
 
 // Server is an IMAP server. One Server may serve any number of listeners.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	st       *store.Store
-	imap     *imapserver.Server
-	throttle *loginlimit.Throttle
-	hub      *hub
-	unsub    func()
+	cfg   Config
+	log   *slog.Logger
+	st    *store.Store
+	imap  *imapserver.Server
+	hub   *hub
+	unsub func()
 
 	mu        sync.Mutex
 	listeners map[net.Listener]bool
@@ -118,17 +117,13 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = 30 * time.Minute
 	}
-	if cfg.LoginDelay <= 0 {
-		cfg.LoginDelay = time.Second
-	}
-	if cfg.MaxLoginDelay <= 0 {
-		cfg.MaxLoginDelay = 30 * time.Second
+	if cfg.Logins == nil {
+		cfg.Logins = loginlimit.New(loginlimit.Config{})
 	}
 	s := &Server{
 		cfg:       cfg,
 		log:       cfg.Logger,
 		st:        cfg.Store,
-		throttle:  loginlimit.New(cfg.LoginDelay, cfg.MaxLoginDelay),
 		listeners: map[net.Listener]bool{},
 		perIP:     map[string]int{},
 		perAcct:   map[int64]int{},

@@ -111,8 +111,9 @@ func (s *session) storeError(op string, err error) error {
 	return &imap.Error{Type: imap.StatusResponseTypeNo, Code: code, Text: text}
 }
 
-// Login checks credentials, slowing down repeated failures per IP and per user, and logs every
-// failure in one stable line for fail2ban:
+// Login checks credentials within the shared failed-login budget (over it: NO [UNAVAILABLE]
+// without checking the password, RFC 5530 §3) and logs every failure in one stable line for
+// fail2ban:
 //
 //	level=WARN msg="auth failed" proto=imap ip=192.0.2.7 user=alice@example.com
 func (s *session) Login(username, password string) error {
@@ -120,24 +121,26 @@ func (s *session) Login(username, password string) error {
 		// AllowInsecureAuth is for dev mode on loopback; anyone else needs TLS (RFC 9051 §6.2.3).
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodePrivacyRequired, Text: "TLS is required to authenticate"}
 	}
+	attempt, err := s.srv.cfg.Logins.Begin(loginlimit.Mail, s.ip, username)
+	if err != nil {
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: "Too many failed logins, try again later"}
+	}
 	ctx, cancel := s.ctx()
 	defer cancel()
 	acct, err := s.srv.st.Authenticate(ctx, username, password)
 	if err != nil {
 		if !errors.Is(err, store.ErrAuthFailed) {
-			s.srv.log.Error("imap authentication error", "ip", s.ip, "user", username, "err", err)
+			attempt.Cancel()
+			if !errors.Is(err, store.ErrPasswordBusy) {
+				s.srv.log.Error("imap authentication error", "ip", s.ip, "user", username, "err", err)
+			}
 			return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: "Temporary failure, try again"}
 		}
-		user := strings.ToLower(username)
-		loginlimit.LogFailure(s.srv.log, "imap", s.ip, user)
-		delay := s.srv.throttle.Failed(s.ip, user)
-		select {
-		case <-time.After(delay):
-		case <-s.srv.closed:
-		}
+		attempt.Failed()
+		loginlimit.LogFailure(s.srv.log, "imap", s.ip, strings.ToLower(username))
 		return imapserver.ErrAuthFailed
 	}
-	s.srv.throttle.Succeeded(strings.ToLower(username))
+	attempt.Succeeded()
 	if !s.srv.acquireAccount(acct.ID) {
 		s.srv.log.Warn("imap login refused: too many sessions for account", "ip", s.ip, "user", acct.Address)
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit, Text: "Too many connections for this account"}

@@ -103,7 +103,8 @@ func StartProcess(t testing.TB, opts Options, extraArgs ...string) *Process {
 	})
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		c, err := net.DialTimeout("tcp", opts.Addr(25), 200*time.Millisecond)
+		// 443 is the last listener the server opens: once it answers, every port listens.
+		c, err := net.DialTimeout("tcp", opts.Addr(443), 200*time.Millisecond)
 		if err == nil {
 			c.Close()
 			return p
@@ -114,7 +115,7 @@ func StartProcess(t testing.TB, opts Options, extraArgs ...string) *Process {
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("mailtest: mailstead did not listen on %s\n%s", opts.Addr(25), p.Stderr.String())
+			t.Fatalf("mailtest: mailstead did not listen on %s\n%s", opts.Addr(443), p.Stderr.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

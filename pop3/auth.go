@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"mailstead/loginlimit"
 )
@@ -141,10 +140,22 @@ func (s *session) saslError(err error) error {
 // login checks the credentials, takes the maildrop lock and the snapshot
 // and enters TRANSACTION (RFC 1939 §4).
 func (s *session) login(user, pass string) error {
+	attempt, err := s.srv.cfg.Logins.Begin(loginlimit.Mail, s.ip, user)
+	if err != nil {
+		// Over the failed-login budget: the password is not checked at all.
+		return s.failCmd("-ERR [SYS/TEMP] too many failed logins, try again later")
+	}
 	md, err := s.srv.cfg.Backend.Login(s.ctx, user, pass, s.raw.RemoteAddr())
+	if errors.Is(err, ErrAuthFailed) {
+		attempt.Failed()
+		return s.authFailedCounted(user)
+	}
+	if err != nil {
+		attempt.Cancel()
+	} else {
+		attempt.Succeeded()
+	}
 	switch {
-	case errors.Is(err, ErrAuthFailed):
-		return s.authFailed(user)
 	case errors.Is(err, ErrInUse):
 		s.reply("-ERR [IN-USE] maildrop is in use by another session")
 		return nil
@@ -153,7 +164,6 @@ func (s *session) login(user, pass string) error {
 		s.reply("-ERR [SYS/TEMP] cannot open maildrop, try again later")
 		return nil
 	}
-	s.srv.throttle.Succeeded(throttleUser(user))
 	s.md, s.authedUser = md, user
 	key := md.Key()
 	if !s.srv.lock(key) {
@@ -187,30 +197,25 @@ func (s *session) login(user, pass string) error {
 	return nil
 }
 
-// authFailed logs the fail2ban line (see the package doc), waits the
-// growing delay and answers -ERR [AUTH] (RFC 3206, RFC 5034 §6).
+// authFailed counts a failed login that never reached the backend (a malformed SASL exchange)
+// against the shared budget, then answers as authFailedCounted does.
 func (s *session) authFailed(user string) error {
-	loginlimit.LogFailure(s.log, "pop3", s.ip, user)
-	delay := s.srv.throttle.Failed(s.limitKey, throttleUser(user))
-	if delay > 0 {
-		t := time.NewTimer(delay)
-		select {
-		case <-t.C:
-		case <-s.srv.closingCh:
-			t.Stop()
-			return errShutdown
-		}
+	if attempt, err := s.srv.cfg.Logins.Begin(loginlimit.Mail, s.ip, user); err == nil {
+		attempt.Failed()
 	}
+	return s.authFailedCounted(user)
+}
+
+// authFailedCounted logs the fail2ban line (see the package doc) and answers -ERR [AUTH]
+// (RFC 3206, RFC 5034 §6); after MaxAuthFailures it closes the session.
+func (s *session) authFailedCounted(user string) error {
+	loginlimit.LogFailure(s.log, "pop3", s.ip, user)
 	s.authFails++
 	if s.authFails >= s.srv.cfg.MaxAuthFailures {
 		s.reply("-ERR [AUTH] authentication failed, closing connection")
 		return errQuit
 	}
 	return s.failCmd("-ERR [AUTH] authentication failed")
-}
-
-func throttleUser(user string) string {
-	return strings.ToLower(strings.TrimSpace(user))
 }
 
 // validUIDL checks a unique-id: 1 to 70 characters from 0x21 to 0x7E

@@ -1,13 +1,13 @@
 // Package pop3 owns the POP3 service: the RFC 1939 state machine (AUTHORIZATION,
 // TRANSACTION, UPDATE), CAPA (RFC 2449), STLS (RFC 2595), SASL PLAIN and LOGIN
-// (RFC 5034), connection limits, idle timeouts and the failed-login delay. It
+// (RFC 5034), connection limits and idle timeouts; failed logins count against
+// a loginlimit.Limiter shared with the other protocols. It
 // must never speak SQL or know how mail is stored: it reaches the INBOX only
 // through the Backend and Maildrop interfaces, and it never logs a password.
 //
 // # Wiring
 //
-// One Server serves both ports so that the maildrop lock and the login
-// throttle are shared:
+// One Server serves both ports so that the maildrop lock is shared:
 //
 //	srv, err := pop3.NewServer(pop3.Config{Backend: b, TLSConfig: tlsConf, Logger: log})
 //	go srv.Serve(l110)    // plain, offers STLS (RFC 2595)

@@ -45,10 +45,9 @@ func newHarness(t *testing.T, adjust func(*pop3.Config)) *harness {
 	h.mem.AddUser(alice, alicePw)
 	h.mem.AddUser(bob, bobPw)
 	cfg := pop3.Config{
-		Backend:          h.mem,
-		TLSConfig:        h.tls.Server,
-		Logger:           slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		FailedLoginDelay: time.Millisecond,
+		Backend:   h.mem,
+		TLSConfig: h.tls.Server,
+		Logger:    slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	if adjust != nil {
 		adjust(&cfg)

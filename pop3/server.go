@@ -51,12 +51,9 @@ type Config struct {
 	// MaxAuthFailures is how many failed logins one session may make before
 	// the server closes it. Default 3.
 	MaxAuthFailures int
-	// FailedLoginDelay is the wait before answering a failed login; it
-	// doubles with each recent failure from the same IP or for the same
-	// user, up to MaxFailedLoginDelay. Default 1 second.
-	FailedLoginDelay time.Duration
-	// MaxFailedLoginDelay caps FailedLoginDelay's growth. Default 30 seconds.
-	MaxFailedLoginDelay time.Duration
+	// Logins is the server-wide failed-login budget, shared with SMTP, IMAP
+	// and the web. Nil: a limiter of this server's own.
+	Logins *loginlimit.Limiter
 	// Implementation is the CAPA IMPLEMENTATION value (RFC 2449 §6.9).
 	// Default "mailstead".
 	Implementation string
@@ -79,8 +76,9 @@ func (c *Config) setDefaults() {
 	def(&c.MaxAuthFailures, 3)
 	defDur(&c.IdleTimeout, 10*time.Minute)
 	defDur(&c.TLSHandshakeTimeout, 30*time.Second)
-	defDur(&c.FailedLoginDelay, time.Second)
-	defDur(&c.MaxFailedLoginDelay, 30*time.Second)
+	if c.Logins == nil {
+		c.Logins = loginlimit.New(loginlimit.Config{})
+	}
 	if c.Implementation == "" {
 		c.Implementation = "mailstead"
 	}
@@ -91,9 +89,8 @@ func (c *Config) setDefaults() {
 
 // Server serves POP3 on any number of listeners. It is safe for concurrent use.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	throttle *loginlimit.Throttle
+	cfg Config
+	log *slog.Logger
 
 	ctx    context.Context // cancelled when Shutdown gives up waiting
 	cancel context.CancelFunc
@@ -120,7 +117,6 @@ func NewServer(cfg Config) (*Server, error) {
 	return &Server{
 		cfg:       cfg,
 		log:       cfg.Logger,
-		throttle:  loginlimit.New(cfg.FailedLoginDelay, cfg.MaxFailedLoginDelay),
 		ctx:       ctx,
 		cancel:    cancel,
 		closingCh: make(chan struct{}),
@@ -319,7 +315,7 @@ func remoteIP(addr net.Addr) string {
 }
 
 // limitKey groups IPv6 clients by /64, the block one subscriber usually
-// gets, for connection limits and the login throttle.
+// gets, for connection limits.
 func limitKey(ip string) string {
 	parsed := net.ParseIP(ip)
 	if parsed == nil || parsed.To4() != nil {

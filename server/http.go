@@ -39,6 +39,7 @@ func (s *Server) startHTTP(ctx context.Context) error {
 			s.afterManage(ctx, Request{Command: "settings", Args: []string{"set", key, value}})
 		},
 		RunningHostname: s.GreetingHostname,
+		Logins:          s.logins,
 	})
 	if err != nil {
 		return err

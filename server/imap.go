@@ -8,7 +8,7 @@ import (
 )
 
 // startIMAP serves IMAP on 143 (STARTTLS) and 993 (implicit TLS) from one imap.Server, so both
-// ports share sessions' limits, the login throttle and the mailbox event stream.
+// ports share sessions' limits and the mailbox event stream.
 func (s *Server) startIMAP(ctx context.Context) error {
 	size, err := s.store.SettingInt(ctx, "smtp.max_message_size")
 	if err != nil {
@@ -20,6 +20,7 @@ func (s *Server) startIMAP(ctx context.Context) error {
 		Logger:            s.log.With("service", "imap"),
 		AllowInsecureAuth: s.opts.Dev, // and even then only for loopback clients
 		MaxMessageSize:    size,
+		Logins:            s.logins,
 	})
 	if err != nil {
 		return fmt.Errorf("imap: %w", err)

@@ -75,7 +75,7 @@ func (s *Server) startOutbound(ctx context.Context) error {
 				q.Kick()
 			}
 		},
-	}, smtp.SubmissionConfig{Sign: sign})
+	}, smtp.SubmissionConfig{Sign: sign, Logins: s.logins})
 	l587, err := s.listen(PortSubmission)
 	if err != nil {
 		stopQueue(ctx)

@@ -13,7 +13,7 @@ import (
 )
 
 // startPOP3 serves POP3 on 110 (STLS) and 995 (implicit TLS) from one pop3.Server, so both ports
-// share the maildrop lock and the failed-login throttle.
+// share the maildrop lock.
 func (s *Server) startPOP3(ctx context.Context) error {
 	srv, err := pop3.NewServer(pop3.Config{
 		Backend:           pop3Backend{s.store},
@@ -21,6 +21,7 @@ func (s *Server) startPOP3(ctx context.Context) error {
 		Logger:            s.log.With("service", "pop3"),
 		Hostname:          s.startHostname,
 		AllowInsecureAuth: s.opts.Dev, // and even then only for loopback clients
+		Logins:            s.logins,
 	})
 	if err != nil {
 		return fmt.Errorf("pop3: %w", err)

@@ -23,6 +23,7 @@ import (
 	"mailstead/acme"
 	"mailstead/dns"
 	"mailstead/junk"
+	"mailstead/loginlimit"
 	"mailstead/smtp"
 	"mailstead/store"
 )
@@ -71,6 +72,9 @@ type Server struct {
 
 	junk        *junk.Filter  // consulted at MX delivery
 	junkLearner *junk.Learner // trains from store events (junk.go)
+	// logins is the one failed-login budget of every protocol and the web, so guesses spread
+	// over ports and protocols add up per account and per client address.
+	logins *loginlimit.Limiter
 }
 
 // New opens the data directory and prepares the server without listening yet.
@@ -96,7 +100,8 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: opts, log: opts.Logger, store: st, resolver: dns.New(opts.DNS), addrs: map[int]string{}}
+	s := &Server{opts: opts, log: opts.Logger, store: st, resolver: dns.New(opts.DNS), addrs: map[int]string{},
+		logins: loginlimit.New(loginlimit.Config{})}
 	if err := s.bootstrap(context.Background()); err != nil {
 		st.Close()
 		return nil, err

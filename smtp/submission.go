@@ -21,9 +21,9 @@ type SubmissionConfig struct {
 	// Sign returns the DKIM-Signature header lines for a submitted message (the server passes
 	// queue.SignFrom); nil sends mail unsigned.
 	Sign func(ctx context.Context, msg []byte) ([]byte, error)
-	// AuthFailDelay is the wait after a failed login, doubled for each further recent failure
-	// from the same IP or for the same user, up to AuthFailMaxDelay. Zero means 1s and 30s.
-	AuthFailDelay, AuthFailMaxDelay time.Duration
+	// Logins is the server-wide failed-login budget, shared with IMAP, POP3 and the web; nil
+	// gives this server a limiter of its own.
+	Logins *loginlimit.Limiter
 }
 
 var (
@@ -32,12 +32,12 @@ var (
 	errNotYourFrom   = reply(553, 5, 7, 1, "From: header address not owned by the authenticated user")
 	errNoFrom        = reply(550, 5, 6, 0, "Message has no valid From: header")
 	errAuthTemporary = reply(454, 4, 7, 0, "Temporary authentication failure, try again")
+	errAuthTooMany   = reply(454, 4, 7, 0, "Too many failed logins, try again later")
 )
 
 // submission is the state shared by the sessions of one submission server.
 type submission struct {
-	cfg      SubmissionConfig
-	throttle *loginlimit.Throttle
+	cfg SubmissionConfig
 }
 
 // NewSubmission returns the server for ports 587 (Serve: STARTTLS, then AUTH) and 465 (ServeTLS:
@@ -45,14 +45,11 @@ type submission struct {
 // before it); nothing is accepted before AUTH; an authenticated user relays anywhere, but only as
 // an address of their own.
 func NewSubmission(cfg Config, sub SubmissionConfig) *Server {
-	if sub.AuthFailDelay <= 0 {
-		sub.AuthFailDelay = time.Second
-	}
-	if sub.AuthFailMaxDelay <= 0 {
-		sub.AuthFailMaxDelay = 30 * time.Second
+	if sub.Logins == nil {
+		sub.Logins = loginlimit.New(loginlimit.Config{})
 	}
 	s := newServer(cfg)
-	shared := &submission{cfg: sub, throttle: loginlimit.New(sub.AuthFailDelay, sub.AuthFailMaxDelay)}
+	shared := &submission{cfg: sub}
 	s.srv = s.goSMTP(gosmtp.BackendFunc(func(c *gosmtp.Conn) (gosmtp.Session, error) {
 		base, _ := s.newSession(c)
 		return &subSession{session: base.(*session), sub: shared}, nil
@@ -94,24 +91,30 @@ func (s *subSession) Auth(mech string) (sasl.Server, error) {
 	return nil, gosmtp.ErrAuthUnknownMechanism
 }
 
-// login checks credentials. Failures are slowed per IP and per user and logged in one stable
-// line for fail2ban:
+// login checks credentials within the shared failed-login budget (RFC 4954 §6: 454 4.7.0 when
+// over it, without checking the password) and logs each failure in one stable line for fail2ban:
 //
 //	level=WARN msg="auth failed" proto=smtp ip=192.0.2.7 user=alice@example.com
 func (s *subSession) login(user, pass string) error {
 	ctx := context.Background()
+	attempt, err := s.sub.cfg.Logins.Begin(loginlimit.Mail, s.ip.String(), user)
+	if err != nil {
+		return errAuthTooMany
+	}
 	acct, err := s.srv.cfg.Store.Authenticate(ctx, user, pass)
 	if err != nil {
 		if !errors.Is(err, store.ErrAuthFailed) {
-			s.srv.cfg.Logger.Error("smtp authentication error", "ip", s.ip.String(), "user", user, "err", err)
+			attempt.Cancel()
+			if !errors.Is(err, store.ErrPasswordBusy) {
+				s.srv.cfg.Logger.Error("smtp authentication error", "ip", s.ip.String(), "user", user, "err", err)
+			}
 			return errAuthTemporary
 		}
-		u := strings.ToLower(user)
-		loginlimit.LogFailure(s.srv.cfg.Logger, "smtp", s.ip.String(), u)
-		time.Sleep(s.sub.throttle.Failed(s.ip.String(), u))
+		attempt.Failed()
+		loginlimit.LogFailure(s.srv.cfg.Logger, "smtp", s.ip.String(), strings.ToLower(user))
 		return gosmtp.ErrAuthFailed
 	}
-	s.sub.throttle.Succeeded(strings.ToLower(user))
+	attempt.Succeeded()
 	owned, err := s.srv.cfg.Store.OwnedAddresses(ctx, acct.ID)
 	if err != nil {
 		s.srv.cfg.Logger.Error("smtp owned addresses", "user", acct.Address, "err", err)

@@ -70,7 +70,6 @@ func startSubmission(t *testing.T) *subEnv {
 			e.mu.Unlock()
 			return []byte("DKIM-Signature: v=1; test\r\n"), nil
 		},
-		AuthFailDelay: time.Millisecond, AuthFailMaxDelay: 5 * time.Millisecond,
 	})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

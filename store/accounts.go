@@ -307,17 +307,24 @@ func (s *Store) authenticate(ctx context.Context, address, password string, appP
 	if err != nil && !errors.Is(err, sql.ErrNoRows) && !errors.Is(err, ErrBadAddress) {
 		return Account{}, fmt.Errorf("authenticate %s: %w", address, err)
 	}
+	if hash != "" {
+		// An app password is a cheap hash lookup; trying it first spares phones, which log in
+		// often and hold app passwords, the deliberately slow argon2id check (and its budget).
+		if appPasswords && s.appPasswordOK(ctx, a.ID, password) {
+			return a, nil
+		}
+		if s.auth.hit(hash, password) {
+			return a, nil
+		}
+	}
+	release, err := s.hashes.acquire(ctx)
+	if err != nil {
+		return Account{}, fmt.Errorf("authenticate %s: %w", address, err)
+	}
+	defer release()
 	if hash == "" {
 		checkPassword(dummyHash, password) // same cost as a real check: no user enumeration by timing
 		return Account{}, ErrAuthFailed
-	}
-	// An app password is a cheap hash lookup; trying it first spares phones, which log in often
-	// and hold app passwords, the deliberately slow argon2id check.
-	if appPasswords && s.appPasswordOK(ctx, a.ID, password) {
-		return a, nil
-	}
-	if s.auth.hit(hash, password) {
-		return a, nil
 	}
 	if !checkPassword(hash, password) {
 		return Account{}, ErrAuthFailed

@@ -33,6 +33,10 @@ type Options struct {
 
 	// MaxSchema stops migrations after this version (tests of upgrades). Zero applies all.
 	MaxSchema int
+
+	// PasswordChecks bounds how many argon2id password checks run at once, server-wide. Zero
+	// means one per core (GOMAXPROCS).
+	PasswordChecks int
 }
 
 // Store is an open data directory.
@@ -45,6 +49,7 @@ type Store struct {
 	jobs   chan *job
 	hub    hub
 	auth   authCache
+	hashes *hashBudget
 	closed chan struct{}
 	done   chan struct{}
 	once   sync.Once
@@ -94,6 +99,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		db:     db,
 		wdb:    wdb,
 		jobs:   make(chan *job, 1024),
+		hashes: newHashBudget(opts.PasswordChecks),
 		closed: make(chan struct{}),
 		done:   make(chan struct{}),
 	}

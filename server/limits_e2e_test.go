@@ -1,0 +1,83 @@
+package server_test
+
+import (
+	"bufio"
+	"crypto/tls"
+	"encoding/base64"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"mailstead/mailtest"
+	"mailstead/server"
+)
+
+// loginOver makes one login over an implicit-TLS port from the loopback address from and returns
+// the server's answer to it: IMAP LOGIN (993), POP3 USER/PASS (995) or SMTP AUTH PLAIN (465).
+func loginOver(t *testing.T, srv *mailtest.Server, port int, from, user, pass string) string {
+	t.Helper()
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 10 * time.Second}
+	c, err := tls.DialWithDialer(d, "tcp", srv.Addr(port), &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	r := bufio.NewReader(c)
+	// reply reads lines until one starts with prefix and returns it.
+	reply := func(send, prefix string) string {
+		if send != "" {
+			c.Write([]byte(send + "\r\n"))
+		}
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatalf("port %d after %q: %v", port, send, err)
+			}
+			if strings.HasPrefix(line, prefix) {
+				return strings.TrimSpace(line)
+			}
+		}
+	}
+	switch port {
+	case server.PortIMAPS:
+		reply("", "* OK")
+		return reply("a LOGIN "+user+" "+pass, "a ")
+	case server.PortPOP3S:
+		reply("", "+OK")
+		reply("USER "+user, "+OK")
+		return reply("PASS "+pass, "")
+	default:
+		reply("", "220 ")
+		reply("EHLO client.test", "250 ")
+		return reply("AUTH PLAIN "+base64.StdEncoding.EncodeToString([]byte("\x00"+user+"\x00"+pass)), "")
+	}
+}
+
+// TestOneLoginBudgetForEveryProtocol: wrong passwords over IMAP, POP3 and submission from one
+// address add up in one budget (30 an hour); past it each protocol refuses at once with its
+// temporary-failure reply, even for the right password, while another address still logs in.
+func TestOneLoginBudgetForEveryProtocol(t *testing.T) {
+	srv := mailtest.Start(t, mailtest.Options{})
+	const user, pass = "alice@example.test", "alice-password"
+	attacker, other := "127.0.0.2", "127.0.0.3"
+	ports := []int{server.PortIMAPS, server.PortPOP3S, server.PortSubmissions}
+	wrong := map[int]string{server.PortIMAPS: "a NO", server.PortPOP3S: "-ERR [AUTH]", server.PortSubmissions: "535 "}
+	for i := range 30 {
+		p := ports[i%3]
+		if got := loginOver(t, srv, p, attacker, user, "wrong"); !strings.HasPrefix(got, wrong[p]) {
+			t.Fatalf("wrong guess %d on %d: %q", i+1, p, got)
+		}
+	}
+	refused := map[int]string{server.PortIMAPS: "a NO [UNAVAILABLE] Too many failed logins",
+		server.PortPOP3S: "-ERR [SYS/TEMP] too many failed logins", server.PortSubmissions: "454 4.7.0 Too many failed logins"}
+	for _, p := range ports {
+		if got := loginOver(t, srv, p, attacker, user, pass); !strings.HasPrefix(got, refused[p]) {
+			t.Errorf("port %d over the budget: %q, want %q", p, got, refused[p])
+		}
+	}
+	if got := loginOver(t, srv, server.PortIMAPS, other, user, pass); !strings.HasPrefix(got, "a OK") {
+		t.Errorf("right password from another address: %q", got)
+	}
+}
