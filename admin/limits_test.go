@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
@@ -9,13 +8,15 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"mailstead/mailtest/testkit"
 )
 
 // 250 parallel wrong logins from one address: the failures are counted before any password is
 // hashed, so exactly the budget (10) is checked and the rest are refused with 429.
 func TestLoginBurstCannotPassTheLimit(t *testing.T) {
 	e := newEnv(t)
-	var logbuf syncBuffer
+	var logbuf testkit.LogBuffer
 	e.adm.log = slog.New(slog.NewTextHandler(&logbuf, nil))
 	var mu sync.Mutex
 	codes := map[int]int{}
@@ -101,21 +102,4 @@ func TestNextIsASameSitePath(t *testing.T) {
 	if strings.Contains(body, "evil.example") {
 		t.Error("the login form carries the unsafe next")
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
