@@ -237,14 +237,7 @@ func TestInstallScript(t *testing.T) {
 // script stops with a sentence naming what to install.
 func TestInstallScriptSaysWhatIsMissing(t *testing.T) {
 	e := newInstallEnv(t)
-	// A PATH holding only the basic tools the script needs, without systemctl and go.
-	basic := filepath.Join(t.TempDir(), "basic")
-	os.MkdirAll(basic, 0o755)
-	for _, tool := range []string{"sh", "cat", "cmp", "mkdir", "chmod", "cp", "mv", "rm", "mktemp", "dirname", "grep", "sed", "id", "hostname", "sleep", "touch"} {
-		if p, err := exec.LookPath(tool); err == nil {
-			os.Symlink(p, filepath.Join(basic, tool))
-		}
-	}
+	basic := basicPath(t)
 	out, err := e.run(basic)
 	if err == nil || !strings.Contains(out, "systemd is needed (systemctl not found)") {
 		t.Errorf("without systemctl: %v\n%s", err, out)
@@ -255,6 +248,19 @@ func TestInstallScriptSaysWhatIsMissing(t *testing.T) {
 	if err == nil || !strings.Contains(out, "Go is needed to build mailstead") {
 		t.Errorf("without go: %v\n%s", err, out)
 	}
+}
+
+// basicPath makes a PATH directory holding only the basic tools install.sh needs, without
+// systemctl and go.
+func basicPath(t *testing.T) string {
+	basic := filepath.Join(t.TempDir(), "basic")
+	os.MkdirAll(basic, 0o755)
+	for _, tool := range []string{"sh", "cat", "cmp", "mkdir", "chmod", "cp", "mv", "rm", "mktemp", "dirname", "grep", "sed", "id", "hostname", "sleep", "touch"} {
+		if p, err := exec.LookPath(tool); err == nil {
+			os.Symlink(p, filepath.Join(basic, tool))
+		}
+	}
+	return basic
 }
 
 // TestInstallBuildsFromSource: without --binary the script builds this tree with go build.
@@ -276,7 +282,7 @@ func TestInstallBuildsFromSource(t *testing.T) {
 	}
 }
 
-// TestInstallScriptShellcheck: install.sh is clean under shellcheck (Debian package shellcheck).
+// TestInstallScriptShellcheck: install.sh and release.sh are clean under shellcheck (Debian package shellcheck).
 func TestInstallScriptShellcheck(t *testing.T) {
 	if _, err := exec.LookPath("shellcheck"); err != nil {
 		if os.Getenv("MAILSTEAD_INTEROP") == "1" {
@@ -284,7 +290,7 @@ func TestInstallScriptShellcheck(t *testing.T) {
 		}
 		t.Skip("shellcheck not installed")
 	}
-	out, err := exec.Command("shellcheck", "--shell=sh", "install.sh").CombinedOutput()
+	out, err := exec.Command("shellcheck", "--shell=sh", "install.sh", "release.sh").CombinedOutput()
 	if err != nil {
 		t.Fatalf("shellcheck install.sh: %v\n%s", err, out)
 	}

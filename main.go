@@ -179,7 +179,14 @@ func needsPassword(cmd string, args []string) bool {
 	return cmd == "account" && len(args) > 0 && (args[0] == "add" || args[0] == "passwd")
 }
 
+// buildVersion is set by release.sh (-ldflags -X main.buildVersion=...); a go build or go run
+// leaves it empty and the module version, if any, is used.
+var buildVersion string
+
 func version() string {
+	if buildVersion != "" {
+		return buildVersion
+	}
 	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 		return bi.Main.Version
 	}
