@@ -68,10 +68,13 @@ func Open(dir string, opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create data dir: %w", err)
+	if err := os.MkdirAll(dir, dirMode); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
 	}
 	path := filepath.Join(dir, DBFile)
+	if err := createPrivate(path); err != nil {
+		return nil, fmt.Errorf("open data directory: %w", err)
+	}
 	// synchronous=FULL: a commit returns only after the WAL is fsynced (the 250 contract).
 	dsn := "file:" + path + "?_journal_mode=WAL&_synchronous=FULL&_foreign_keys=on&_busy_timeout=15000&_txlock=immediate&cache=private"
 	wdb, err := sql.Open("sqlite3", dsn)
@@ -84,6 +87,16 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err := migrate(context.Background(), wdb, opts.MaxSchema); err != nil {
 		wdb.Close()
 		return nil, fmt.Errorf("migrate %s: %w", path, err)
+	}
+	// After the migration the -wal and -shm files exist too: the whole directory is checked now.
+	fix, err := tightenPermissions(dir)
+	if err != nil {
+		wdb.Close()
+		return nil, fmt.Errorf("data directory %s: %w", dir, err)
+	}
+	if fix.dirWas != 0 || fix.files > 0 {
+		opts.Logger.Warn("data directory permissions were wider than 0700 (files 0600): tightened",
+			"dir", dir, "dir_mode_was", fmt.Sprintf("%04o", fix.dirWas), "entries_fixed", fix.files)
 	}
 	db, err := sql.Open("sqlite3", "file:"+path+"?_journal_mode=WAL&_foreign_keys=on&_busy_timeout=15000&_query_only=1&cache=private")
 	if err != nil {
