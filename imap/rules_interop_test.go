@@ -83,3 +83,72 @@ typ, _, _ = cmd(M, 'SUBSCRIBE', 'nosuch')
 assert typ == 'NO', typ
 `)
 }
+
+// TestImaplibRecent: in IMAP4rev1 sessions \Recent marks mail no session has seen yet, and
+// exactly one session holds it (RFC 3501 §2.3.2): SELECT and STATUS count it, SEARCH RECENT,
+// NEW and OLD use it, EXAMINE shows it without taking it, clients cannot set it.
+func TestImaplibRecent(t *testing.T) {
+	runImaplib(t, newEnv(t, nil), `
+msg = b'From: py@example.test\r\nSubject: recent\r\n\r\nbody\r\n'
+def recent(c):
+    typ, data = c.response('RECENT')
+    return [int(x) for x in data if x is not None]
+ok(M.append('INBOX', None, None, msg))
+ok(M.append('INBOX', None, None, msg))
+st = ok(M.status('INBOX', '(RECENT MESSAGES)'))[0].decode()
+assert 'RECENT 2' in st, st
+E = login()
+ok(E.select('INBOX', readonly=True))
+assert recent(E) == [2], 'EXAMINE shows recent'
+A = login()
+ok(A.select('INBOX'))
+assert recent(A) == [2], 'SELECT takes the recent messages'
+assert '\\\\Recent' in repr(ok(A.fetch('1:2', '(FLAGS)'))), 'FETCH FLAGS has \\Recent'
+assert ok(A.search(None, 'RECENT'))[0] == b'1 2'
+assert ok(A.search(None, 'NEW'))[0] == b'1 2'
+ok(A.fetch('1', '(BODY[])'))
+assert ok(A.search(None, 'NEW'))[0] == b'2'
+assert ok(A.search(None, 'OLD'))[0] == b''
+ok(A.store('1', 'FLAGS', '(\\Seen)'))
+assert '\\\\Recent' in repr(ok(A.fetch('1', '(FLAGS)'))), 'STORE FLAGS keeps \\Recent'
+ok(A.store('2', '+FLAGS', '(\\Recent)'))
+assert 'RECENT 0' in ok(M.status('INBOX', '(RECENT)'))[0].decode()
+B = login()
+ok(B.select('INBOX'))
+assert recent(B) == [0], 'a second SELECT finds nothing recent'
+assert ok(B.search(None, 'OLD'))[0] == b'1 2'
+assert ok(B.search(None, 'RECENT'))[0] == b''
+assert '\\\\Recent' not in repr(ok(B.fetch('1:2', '(FLAGS)')))
+ok(M.append('INBOX', None, None, msg))
+ok(A.noop())
+ok(B.noop())
+a, b = recent(A), recent(B)
+assert sorted([a[-1], b[-1]]) in ([0, 3], [1, 2]), ('one session gains one recent message', a, b)
+holders = [c for c in (A, B) if ok(c.search(None, 'RECENT'))[0].split()[-1:] == [b'3']]
+assert len(holders) == 1, 'exactly one session holds message 3 as recent'
+ok(E.select('INBOX', readonly=True))
+assert recent(E) == [0]
+`)
+}
+
+// TestImaplibNewKeyword: STORE with a keyword the mailbox never used sends FLAGS and
+// PERMANENTFLAGS with it, in that session and in another that has the mailbox selected.
+func TestImaplibNewKeyword(t *testing.T) {
+	runImaplib(t, newEnv(t, nil), `
+ok(M.append('INBOX', None, None, b'Subject: k\r\n\r\nx\r\n'))
+ok(M.select('INBOX'))
+B = login()
+ok(B.select('INBOX'))
+typ, data = M.store('1', '+FLAGS', '($Hot)')
+assert typ == 'OK', data
+flags = M.response('FLAGS')[1]
+assert flags and b'$Hot' in flags[-1], flags
+perm = [x for x in M.response('OK')[1] if x and b'PERMANENTFLAGS' in x]
+assert perm and b'$Hot' in perm[-1] and b'\\*' in perm[-1], perm
+typ, data = M.store('1', '+FLAGS.SILENT', '($Cold)')
+assert b'$Cold' in M.response('FLAGS')[1][-1]
+ok(B.noop())
+flags = B.response('FLAGS')[1]
+assert flags and b'$Hot' in flags[-1] and b'$Cold' in flags[-1], flags
+`)
+}

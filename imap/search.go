@@ -165,12 +165,12 @@ func (c *candidate) match(cr *imap.SearchCriteria) bool {
 		return false
 	}
 	for _, f := range cr.Flag {
-		if !hasFlag(c.meta.Flags, string(f)) {
+		if !c.hasFlag(string(f)) {
 			return false
 		}
 	}
 	for _, f := range cr.NotFlag {
-		if hasFlag(c.meta.Flags, string(f)) {
+		if c.hasFlag(string(f)) {
 			return false
 		}
 	}
@@ -243,6 +243,14 @@ func numSetContains(set imap.NumSet, n, maxN uint32) bool {
 		}
 	}
 	return false
+}
+
+// hasFlag matches stored flags, and \Recent as this session holds it (SEARCH RECENT, NEW, OLD).
+func (c *candidate) hasFlag(f string) bool {
+	if strings.EqualFold(f, flagRecent) {
+		return c.s.view.isRecent(c.meta.UID)
+	}
+	return hasFlag(c.meta.Flags, f)
 }
 
 func hasFlag(flags []string, f string) bool {

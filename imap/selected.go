@@ -41,19 +41,21 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 		return nil, s.storeError("select", err)
 	}
 	v.load(snap)
+	v.state.keywords = slices.Clone(snap.Keywords)
 	s.view, s.selected = v, &snap.Mailbox
-	flags := slices.Clone(systemFlags)
-	for _, k := range snap.Keywords {
-		flags = append(flags, imap.Flag(k))
+	if s.rev1() {
+		v.state.claimsRecent = !options.ReadOnly
+		if err := s.takeRecent(ctx, snap.UIDNext-1, options.ReadOnly); err != nil {
+			s.unselect()
+			return nil, err
+		}
 	}
-	perm := []imap.Flag{}
-	if !options.ReadOnly {
-		perm = append(slices.Clone(flags), imap.FlagWildcard) // keywords may be created (\*)
-	}
+	flags, perm := v.mailboxFlags()
 	data := &imap.SelectData{
 		Flags:             flags,
 		PermanentFlags:    perm,
 		NumMessages:       uint32(len(v.known)),
+		NumRecent:         v.numRecent(),
 		FirstUnseenSeqNum: v.seqOf(snap.FirstUnseen),
 		UIDNext:           imap.UID(snap.UIDNext),
 		UIDValidity:       snap.UIDValidity,
@@ -294,12 +296,17 @@ func (s *session) fetchOne(ctx context.Context, w *imapserver.FetchWriter, m *st
 		binarySizes[i] = imapserver.ExtractBinarySectionSize(bytes.NewReader(msg), sec)
 	}
 
+	if (options.Flags || withFlags) && s.view.learnKeywords(m.Flags) {
+		if err := w.WriteMailboxFlags(s.view.mailboxFlags()); err != nil {
+			return err
+		}
+	}
 	rw := w.CreateMessage(seq)
 	if options.UID {
 		rw.WriteUID(imap.UID(m.UID))
 	}
 	if options.Flags || withFlags {
-		rw.WriteFlags(toFlags(m.Flags))
+		rw.WriteFlags(s.view.flagsOf(m.UID, m.Flags))
 	}
 	if options.InternalDate {
 		rw.WriteInternalDate(m.InternalDate)
@@ -396,11 +403,18 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 	}
 	ctx, cancel := s.ctx()
 	defer cancel()
-	res, modseq, err := s.srv.st.StoreFlags(ctx, s.selected.ID, uids, op, fromFlags(flags.Flags))
+	res, modseq, err := s.srv.st.StoreFlags(ctx, s.selected.ID, uids, op, fromFlags(withoutRecent(flags.Flags)))
 	if err != nil {
 		return s.storeError("store", err)
 	}
 	v.dropOwnFlagEvents(modseq)
+	// A keyword used for the first time joins FLAGS and PERMANENTFLAGS first, even for .SILENT:
+	// the client must not meet a flag the mailbox never listed (RFC 9051 §7.3.5).
+	if op != store.FlagsRemove && v.learnKeywords(fromFlags(flags.Flags)) {
+		if err := w.WriteMailboxFlags(v.mailboxFlags()); err != nil {
+			return err
+		}
+	}
 	if flags.Silent {
 		return nil
 	}
@@ -414,7 +428,7 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 		if byUID {
 			rw.WriteUID(imap.UID(r.UID))
 		}
-		rw.WriteFlags(toFlags(r.Flags))
+		rw.WriteFlags(v.flagsOf(r.UID, r.Flags))
 		if err := rw.Close(); err != nil {
 			return err
 		}

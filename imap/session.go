@@ -282,10 +282,7 @@ func (s *session) Append(name string, r imap.LiteralReader, options *imap.Append
 		return nil, fmt.Errorf("append literal: read %d of %d bytes: %w", n, r.Size(), errors.Join(err, io.ErrUnexpectedEOF))
 	}
 	msg := normalizeCRLF(b.Bytes())
-	flags := make([]string, len(options.Flags))
-	for i, f := range options.Flags {
-		flags[i] = string(f)
-	}
+	flags := fromFlags(withoutRecent(options.Flags))
 	validity, uid, err := s.srv.st.Append(ctx, mb.ID, msg, flags, options.Time)
 	if err != nil {
 		return nil, s.storeError("append", err)
@@ -327,16 +324,41 @@ func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	if s.view == nil {
 		return nil
 	}
+	v := s.view
 	out := sink{
-		exists: w.WriteNumMessages,
+		exists: func(n uint32) error {
+			if err := w.WriteNumMessages(n); err != nil {
+				return err
+			}
+			if !s.rev1() {
+				return nil
+			}
+			if v.state.claimsRecent {
+				ctx, cancel := s.ctx()
+				defer cancel()
+				if err := s.takeRecent(ctx, v.known[len(v.known)-1], false); err != nil {
+					return err
+				}
+			}
+			return w.WriteNumRecent(v.numRecent()) // RFC 3501 §7.3.2
+		},
 		flags: func(seq, uid uint32, flags []string) error {
-			return w.WriteMessageFlags(seq, imap.UID(uid), toFlags(flags))
+			if v.learnKeywords(flags) {
+				f, perm := v.mailboxFlags()
+				if err := w.WriteMailboxFlags(f); err != nil {
+					return err
+				}
+				if err := w.WritePermanentFlags(perm); err != nil {
+					return err
+				}
+			}
+			return w.WriteMessageFlags(seq, imap.UID(uid), v.flagsOf(uid, flags))
 		},
 	}
 	if allowExpunge {
 		out.expunge = w.WriteExpunge
 	}
-	return s.checkStep(s.view.drain(out))
+	return s.checkStep(v.drain(out))
 }
 
 // checkStep ends the session when its view fell out of step with the store: one BYE and one log

@@ -108,6 +108,7 @@ type view struct {
 	snapModSeq  int64    // HIGHESTMODSEQ of that snapshot
 	seenUID     uint32   // highest UID ever added to this view
 	searchRes   []uint32 // SEARCHRES result ($), RFC 5182
+	state       sessionState
 
 	notify chan struct{}
 
