@@ -7,7 +7,8 @@ import (
 )
 
 // RemoveAuthResults returns msg without the Authentication-Results header
-// fields whose authserv-id is authservID (compared case-insensitively).
+// fields whose authserv-id is authservID (compared case-insensitively, with
+// or without a trailing dot).
 // RFC 8601 section 5: a border MTA must remove such fields from incoming
 // mail, or a sender could claim results we never produced. Every other byte
 // of msg is kept as it was. msg itself is not modified.
@@ -20,7 +21,7 @@ func RemoveAuthResults(msg []byte, authservID string) []byte {
 			continue
 		}
 		id, ok := parseAuthservID(f.Value())
-		if !ok || !strings.EqualFold(id, authservID) {
+		if !ok || !sameAuthservID(id, authservID) {
 			continue
 		}
 		if out == nil {
@@ -33,6 +34,12 @@ func RemoveAuthResults(msg []byte, authservID string) []byte {
 		return msg
 	}
 	return append(out, msg[last:]...)
+}
+
+// sameAuthservID compares authserv-ids as the host names they are: in any case, and with or
+// without the trailing dot of an absolute name ("MX.A.TEST." is ours when we are mx.a.test).
+func sameAuthservID(a, b string) bool {
+	return strings.EqualFold(strings.TrimSuffix(a, "."), strings.TrimSuffix(b, "."))
 }
 
 // parseAuthservID returns the authserv-id at the start of an

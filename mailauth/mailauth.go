@@ -99,7 +99,9 @@ type Result struct {
 	DMARC   DMARCResult
 	IPRev   IPRevResult
 	DNSBL   []string // DNSBL zones listing the IP
-	Action  Action
+	// Identity is who the message says it is from (From, Sender, Resent-From).
+	Identity Identity
+	Action   Action
 	// Header is the Authentication-Results field, with its CRLF, to put
 	// on top of the message (see Checker.Stamp).
 	Header string
@@ -137,7 +139,7 @@ func (c *Checker) Check(ctx context.Context, in Input) (*Result, error) {
 	if in.IP == nil || in.IP.To16() == nil {
 		return nil, fmt.Errorf("mailauth: invalid client IP %v", in.IP)
 	}
-	res := &Result{}
+	res := &Result{Identity: ParseIdentity(in.Message)}
 	fromDomain, fromErr := fromDomain(in.Message)
 
 	var wg sync.WaitGroup

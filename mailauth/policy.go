@@ -52,14 +52,20 @@ type Policy struct {
 	// internet claiming one of them must authenticate or is refused. Nil
 	// means no domain is ours.
 	IsLocalDomain func(domain string) bool
+	// NoFromToJunk delivers mail without a single valid From address to
+	// Junk instead of refusing it.
+	NoFromToJunk bool
 }
 
 // Decide turns results into an action, first rule that applies wins:
 //
 //  1. the IP is on a DNSBL zone marked Reject: 550 5.7.1; other zones: Junk
-//  2. From or MAIL FROM is one of our domains and not authenticated
-//     (no aligned SPF or DKIM pass): 550 5.7.1; 451 4.7.0 if a check
-//     failed temporarily
+//  2. From, Sender, Resent-From or Resent-Sender shows an address in one of
+//     our domains (also in a display name), or MAIL FROM is in one, and that
+//     domain is not authenticated (no aligned SPF or DKIM pass): 550 5.7.1;
+//     451 4.7.0 if a check failed temporarily
+//  2b. no single valid From address (RFC 5322 §3.6): 550 5.7.1, or Junk
+//     when NoFromToJunk
 //  3. DMARC could not be evaluated because of a temporary DNS failure and
 //     the domain asks for more than p=none, or SPF failed temporarily
 //     without a DKIM pass: 451 (never bounce on a DNS hiccup)
@@ -90,12 +96,12 @@ func (p Policy) Decide(r *Result, zones []DNSBLZone) Action {
 
 	if p.IsLocalDomain != nil {
 		dm := r.DMARC
-		if dm.FromDomain != "" && p.IsLocalDomain(dm.FromDomain) && !dm.SPFAligned && !dm.DKIMAligned {
+		if d := p.unauthenticatedOwnDomain(r); d != "" {
 			if r.SPF.Status == StatusTempError || dkimTemp || dm.Status == StatusTempError {
 				return tempfail("own From domain, check failed temporarily", 0)
 			}
-			return Action{Verdict: Reject, Reason: "unauthenticated mail from own domain " + dm.FromDomain,
-				Reply: Reply{550, [3]int{5, 7, 1}, "Message claims to be from " + dm.FromDomain + " but is not authenticated"}}
+			return Action{Verdict: Reject, Reason: "unauthenticated mail from own domain " + d,
+				Reply: Reply{550, [3]int{5, 7, 1}, "Message claims to be from " + d + " but is not authenticated"}}
 		}
 		if md := r.SPF.Domain; r.SPF.Identity == "mailfrom" && r.SPF.Sender != "" && md != "" && p.IsLocalDomain(md) && r.SPF.Status != StatusPass {
 			dkimOwn := false
@@ -110,6 +116,14 @@ func (p Policy) Decide(r *Result, zones []DNSBLZone) Action {
 					Reply: Reply{550, [3]int{5, 7, 1}, "Sender address in " + md + " is not authenticated"}}
 			}
 		}
+	}
+
+	if prob := r.Identity.FromProblem; prob != "" {
+		if p.NoFromToJunk {
+			return Action{Verdict: Junk, Reason: "no single valid From address: " + prob}
+		}
+		return Action{Verdict: Reject, Reason: "no single valid From address: " + prob,
+			Reply: Reply{550, [3]int{5, 7, 1}, "Message must have exactly one valid From: address (RFC 5322 section 3.6): " + prob}}
 	}
 
 	dm := r.DMARC
@@ -183,4 +197,32 @@ func (c *Checker) CheckSender(ctx context.Context, mailFrom string) *Reply {
 	default:
 		return tempReply
 	}
+}
+
+// unauthenticatedOwnDomain returns the first of our domains that the message claims in its
+// identity fields (or its DMARC From domain) without authenticating as it: no SPF pass and no
+// DKIM pass for a domain aligned with it (relaxed, RFC 7489 §3.1; for the From domain, the
+// alignment its DMARC record asks for). "" when every claim is backed.
+func (p Policy) unauthenticatedOwnDomain(r *Result) string {
+	dm := r.DMARC
+	claims := []string{dm.FromDomain}
+	for _, a := range r.Identity.Shown {
+		claims = append(claims, domainOf(a))
+	}
+	for _, d := range claims {
+		if d == "" || !p.IsLocalDomain(d) {
+			continue
+		}
+		if d == dm.FromDomain && (dm.SPFAligned || dm.DKIMAligned) {
+			continue
+		}
+		ok := r.SPF.Status == StatusPass && aligned(r.SPF.Domain, d, "r")
+		for _, k := range r.DKIM {
+			ok = ok || (k.Status == StatusPass && aligned(k.Domain, d, "r"))
+		}
+		if !ok {
+			return d
+		}
+	}
+	return ""
 }

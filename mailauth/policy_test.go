@@ -143,9 +143,19 @@ func TestNoSingleFrom(t *testing.T) {
 		"garbage in From":      "From: <<>>\r\nSubject: x\r\n\r\nbody\r\n",
 		"header only, no body": "From: a@b.test, b@other.test",
 	} {
+		// RFC 5322 §3.6: refused by default, naming the rule.
 		res := e.check(t, senderIP, "mail.b.test", "alice@b.test", []byte(msg))
-		if res.DMARC.Status != mailauth.StatusPermError || res.Action.Verdict != mailauth.Junk {
+		if res.DMARC.Status != mailauth.StatusPermError || res.Action.Verdict != mailauth.Reject ||
+			res.Action.Reply.Code != 550 || res.Action.Reply.Enhanced != [3]int{5, 7, 1} ||
+			!strings.Contains(res.Action.Reply.Text, "RFC 5322 section 3.6") {
 			t.Errorf("%s: dmarc %s, action %+v", name, res.DMARC.Status, res.Action)
+		}
+		// The setting sends it to Junk instead.
+		e.checker.Policy.NoFromToJunk = true
+		res = e.check(t, senderIP, "mail.b.test", "alice@b.test", []byte(msg))
+		e.checker.Policy.NoFromToJunk = false
+		if res.Action.Verdict != mailauth.Junk {
+			t.Errorf("%s with NoFromToJunk: action %+v", name, res.Action)
 		}
 	}
 	// An unparseable From still yields the domain a reader would see.

@@ -16,6 +16,10 @@ func (s *Server) inboundChecks(ctx context.Context) (func(context.Context, strin
 	if err != nil {
 		return nil, nil, err
 	}
+	noFromToJunk, err := s.store.Setting(ctx, "mailauth.no_from_to_junk")
+	if err != nil {
+		return nil, nil, err
+	}
 	zones, err := s.store.Setting(ctx, "mailauth.dnsbl")
 	if err != nil {
 		return nil, nil, err
@@ -25,6 +29,7 @@ func (s *Server) inboundChecks(ctx context.Context) (func(context.Context, strin
 		Hostname: s.Hostname(),
 		Policy: mailauth.Policy{
 			DMARCRejectToJunk: toJunk == "true",
+			NoFromToJunk:      noFromToJunk == "true",
 			IsLocalDomain: func(d string) bool {
 				ok, _ := s.store.IsLocalDomain(context.Background(), d)
 				return ok

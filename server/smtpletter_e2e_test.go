@@ -39,8 +39,10 @@ func letterFixture(t *testing.T) *mailtest.Server {
 // against the whole (multi-line) reply.
 type letterStep struct {
 	send, want  string
+	wantSub     string // the reply on 587 and 465 when it differs from want (port 25's)
 	has, lacks  []string
-	deliveredTo string // after the reply, this mailbox must hold exactly one more message
+	deliveredTo string   // after the reply, this mailbox must hold exactly one more message
+	storedLacks []string // ... whose stored copy lacks these
 }
 
 // openLetterSession connects to port 25, 587 or 465 and brings the session to the point where
@@ -161,6 +163,29 @@ func TestSMTPByTheLetter(t *testing.T) {
 			{send: "DATA", want: "354 "},
 			{send: msg, want: "250 ", deliveredTo: "admin@example.test"},
 		}},
+		// Identity (RFC 5322 §3.6, RFC 7489, RFC 6409 §6.1): on 25 an unauthenticated claim to
+		// one of our domains is 550 5.7.1; on submission alice may not show admin's address.
+		{name: "From display name shows our address", steps: identitySteps(`From: "admin@example.test" <{from}>`, "550 5.7.1", "553 5.7.1")},
+		{name: "From encoded-word display name shows our address", steps: identitySteps("From: =?utf-8?q?admin=40example.test?= <{from}>", "550 5.7.1", "553 5.7.1")},
+		{name: "From comment shows our address", steps: identitySteps("From: {from} (admin@example.test)", "550 5.7.1", "553 5.7.1")},
+		{name: "Sender is ours", steps: identitySteps("From: {from}\r\nSender: admin@example.test", "550 5.7.1", "553 5.7.1")},
+		{name: "Resent-From is ours", steps: identitySteps("From: {from}\r\nResent-From: admin@example.test", "550 5.7.1", "553 5.7.1")},
+		{name: "two From fields, one ours", steps: identitySteps("From: admin@example.test\r\nFrom: {from}", "550 5.7.1", "550 5.7.1")},
+		{name: "From list mixing ours", steps: identitySteps("From: {from}, admin@example.test", "550 5.7.1", "553 5.7.1")},
+		{name: "From group holding ours", steps: identitySteps("From: staff: admin@example.test;", "550 5.7.1", "553 5.7.1")},
+		{name: "From quoted local part shows ours", steps: identitySteps(`From: "admin@example.test"@evil.test`, "550 5.7.1", "553 5.7.1")},
+		{name: "From without closing bracket", steps: identitySteps("From: admin@example.test <{from}", "550 5.7.1", "550 5.7.1")},
+		{name: "empty From is refused naming RFC 5322", steps: identitySteps("From:", "550 5.7.1", "550 5.7.1", "RFC 5322 section 3.6")},
+		{name: "no From is refused naming RFC 5322", steps: identitySteps("X-No-From: yes", "550 5.7.1", "550 5.7.1", "RFC 5322 section 3.6")},
+		{name: "own address shown plainly is fine", steps: identitySteps(`From: "Sender" <{from}>`, "250 ", "250 ")},
+		{name: "our Authentication-Results removed with trailing dot and any case", ports: []int{25}, steps: []letterStep{
+			{send: "MAIL FROM:<{from}>", want: "250 "},
+			{send: "RCPT TO:<bob@example.test>", want: "250 "},
+			{send: "DATA", want: "354 "},
+			{send: "Authentication-Results: MAIL.Example.TEST.; dkim=pass header.d=example.test\r\n" +
+				"Authentication-Results: mail.example.test; spf=pass\r\nFrom: <{from}>\r\nSubject: forged results\r\n\r\nHi.\r\n.",
+				want: "250 ", deliveredTo: "bob@example.test", storedLacks: []string{"MAIL.Example.TEST.", "spf=pass\r\nFrom"}},
+		}},
 		{name: "MX offers no AUTH", ports: []int{25}, steps: []letterStep{
 			{send: "EHLO client.remote.test", want: "250 ", lacks: []string{"AUTH"}},
 		}},
@@ -185,8 +210,12 @@ func TestSMTPByTheLetter(t *testing.T) {
 					cv.send(line + "\r\n")
 					reply := cv.wholeReply()
 					last := reply[len(reply)-1]
-					if !strings.HasPrefix(last, st.want) {
-						t.Fatalf("%q: reply %q, want %q", line, reply, st.want)
+					want := st.want
+					if port != 25 && st.wantSub != "" {
+						want = st.wantSub
+					}
+					if !strings.HasPrefix(last, want) {
+						t.Fatalf("%q: reply %q, want %q", line, reply, want)
 					}
 					all := strings.Join(reply, "\n")
 					for _, s := range st.has {
@@ -200,13 +229,30 @@ func TestSMTPByTheLetter(t *testing.T) {
 						}
 					}
 					if st.deliveredTo != "" {
-						if n := len(mailtest.Mailbox(t, srv.Store(), st.deliveredTo, "INBOX")); n != before+1 {
-							t.Errorf("%s holds %d messages, want %d", st.deliveredTo, n, before+1)
+						box := mailtest.Mailbox(t, srv.Store(), st.deliveredTo, "INBOX")
+						if len(box) != before+1 {
+							t.Fatalf("%s holds %d messages, want %d", st.deliveredTo, len(box), before+1)
+						}
+						for _, s := range st.storedLacks {
+							if strings.Contains(string(box[len(box)-1]), s) {
+								t.Errorf("stored message holds %q:\n%s", s, box[len(box)-1])
+							}
 						}
 					}
 				}
 			})
 		}
+	}
+}
+
+// identitySteps sends one message with the given header lines to bob and expects mx on port 25
+// and sub on the submission ports, each reply holding has.
+func identitySteps(header, mx, sub string, has ...string) []letterStep {
+	return []letterStep{
+		{send: "MAIL FROM:<{from}>", want: "250 "},
+		{send: "RCPT TO:<bob@example.test>", want: "250 "},
+		{send: "DATA", want: "354 "},
+		{send: header + "\r\nTo: bob@example.test\r\nSubject: who am I\r\n\r\nHi.\r\n.", want: mx, wantSub: sub, has: has},
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"mailstead/loginlimit"
+	"mailstead/mailauth"
 	"mailstead/message"
 	"mailstead/store"
 )
@@ -29,8 +30,8 @@ type SubmissionConfig struct {
 var (
 	errAuthRequired  = reply(530, 5, 7, 0, "Authentication required")
 	errNotYours      = reply(553, 5, 7, 1, "Sender address not owned by the authenticated user")
-	errNotYourFrom   = reply(553, 5, 7, 1, "From: header address not owned by the authenticated user")
-	errNoFrom        = reply(550, 5, 6, 0, "Message has no valid From: header")
+	errNotYourFrom   = reply(553, 5, 7, 1, "From:, Sender: or Resent-From: shows an address not owned by the authenticated user")
+	errNoFrom        = reply(550, 5, 7, 1, "Message must have exactly one From: field with a valid address (RFC 5322 section 3.6)")
 	errAuthTemporary = reply(454, 4, 7, 0, "Temporary authentication failure, try again")
 	errAuthTooMany   = reply(454, 4, 7, 0, "Too many failed logins, try again later")
 )
@@ -216,19 +217,10 @@ func (s *subSession) Data(r io.Reader) error {
 	attrs := []any{"id", id, "ip", s.ip.String(), "user", s.account.Address, "mail_from", s.from,
 		"rcpts", strings.Join(rcpts, ","), "size", len(msg)}
 
-	// RFC 6409 §6.1 and RFC 7489: the From: header is what the reader sees and what DMARC aligns
-	// with, so it must be the user's too.
 	hdr, _ := message.ParseHeader(msg)
-	froms, err := hdr.Addresses("From")
-	if err != nil || len(froms) == 0 {
-		log.Info("smtp submission rejected", append(attrs, "reason", "no From")...)
-		return errNoFrom
-	}
-	for _, f := range froms {
-		if !s.owns(f) {
-			log.Warn("smtp submission rejected", append(attrs, "reason", "From not owned", "from", f)...)
-			return errNotYourFrom
-		}
+	if r, why := s.checkIdentity(hdr); r != nil {
+		log.Warn("smtp submission rejected", append(attrs, "reason", why)...)
+		return r
 	}
 	msg = s.completeHeader(msg, hdr, id)
 	var sig []byte
@@ -274,6 +266,28 @@ func (s *subSession) Data(r io.Reader) error {
 		s.srv.cfg.Delivered(in, len(s.remote))
 	}
 	return nil
+}
+
+// checkIdentity applies RFC 6409 §6.1 and RFC 7489 to the header: From (and Sender, Resent-From,
+// Resent-Sender when present) is what the reader sees and what DMARC aligns with, so every
+// address they show, in the address itself or written into a display name or comment, must be
+// one the user owns; and RFC 5322 §3.6 wants exactly one From field. It returns the reply and
+// the reason for the log, or nil.
+func (s *subSession) checkIdentity(hdr message.Header) (*gosmtp.SMTPError, string) {
+	froms, err := hdr.Addresses("From")
+	if err != nil || len(froms) == 0 || hdr.Count("From") != 1 {
+		return errNoFrom, "no single From field"
+	}
+	for _, name := range []string{"From", "Sender", "Resent-From", "Resent-Sender"} {
+		for _, v := range hdr.Values(name) {
+			for _, a := range mailauth.ShownAddresses(v) {
+				if !s.owns(a) {
+					return errNotYourFrom, name + " shows " + a + ", not owned"
+				}
+			}
+		}
+	}
+	return nil, ""
 }
 
 // completeHeader adds the Date and Message-ID fields a submission server supplies when the

@@ -29,6 +29,7 @@ var settingDefs = []SettingDef{
 	{"smtp.max_connections_per_ip", "20", "concurrent SMTP connections from one IP"},
 	{"smtp.max_errors", "10", "protocol errors allowed per SMTP session before it is closed"},
 	{"mailauth.dmarc_reject_to_junk", "false", "deliver mail that fails DMARC with p=reject to Junk instead of refusing it"},
+	{"mailauth.no_from_to_junk", "false", "deliver mail without a single valid From: address (RFC 5322 section 3.6) to Junk instead of refusing it"},
 	{"mailauth.dnsbl", "", "DNS blocklists checked for every connecting IP: comma-separated zones, each with ':reject' to refuse listed mail instead of sending it to Junk"},
 	{"setup.token", "", "one-time token of the setup wizard; empty once setup is done"},
 	{"acme.directory", "production", `ACME directory: "production" (Let's Encrypt), "staging", or a directory URL`},
