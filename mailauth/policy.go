@@ -64,7 +64,7 @@ type Policy struct {
 //     our domains (also in a display name), or MAIL FROM is in one, and that
 //     domain is not authenticated (no aligned SPF or DKIM pass): 550 5.7.1;
 //     451 4.7.0 if a check failed temporarily
-//  2b. no single valid From address (RFC 5322 §3.6): 550 5.7.1, or Junk
+//     2b. no single valid From address (RFC 5322 §3.6): 550 5.7.1, or Junk
 //     when NoFromToJunk
 //  3. DMARC could not be evaluated because of a temporary DNS failure and
 //     the domain asks for more than p=none, or SPF failed temporarily
