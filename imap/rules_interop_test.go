@@ -152,3 +152,38 @@ flags = B.response('FLAGS')[1]
 assert flags and b'$Hot' in flags[-1] and b'$Cold' in flags[-1], flags
 `)
 }
+
+// TestImaplibBadAndNo: an unknown command before login is BAD and the session goes on (only a
+// run of them ends it); a name that is a valid astring but not modified UTF-7 is NO for SELECT
+// and LIST, not BAD or a server error.
+func TestImaplibBadAndNo(t *testing.T) {
+	runImaplib(t, newEnv(t, nil), `
+imaplib.Commands['FROB'] = ('NONAUTH', 'AUTH', 'SELECTED')
+P = imaplib.IMAP4(host, port)
+P.starttls(ssl_context=ctx)
+try:
+    P._simple_command('FROB')
+    assert False, 'FROB accepted'
+except imaplib.IMAP4.error as e:
+    assert 'BAD' in str(e) or 'Unknown command' in str(e), e
+ok(P.login('alice@example.test', 'alice-secret'))
+typ, data = P._simple_command('SELECT', '"&Jjo"')
+assert typ == 'NO' and b'[CANNOT]' in data[-1], (typ, data)
+typ, data = P._simple_command('LIST', '""', '"&Jjo"')
+assert typ == 'NO' and b'[CANNOT]' in data[-1], (typ, data)
+ok(P.select('INBOX'))
+Q = imaplib.IMAP4(host, port)
+for i in range(3):
+    try:
+        Q._simple_command('FROB')
+    except imaplib.IMAP4.error:
+        pass
+    except imaplib.IMAP4.abort:
+        break
+try:
+    Q.noop()
+    assert False, 'three unknown commands before login did not end the session'
+except (imaplib.IMAP4.abort, OSError, EOFError):
+    pass
+`)
+}

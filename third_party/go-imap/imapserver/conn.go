@@ -46,7 +46,12 @@ type Conn struct {
 
 	state   imap.ConnState
 	session Session
+
+	unknownBeforeAuth int // mailstead: see maxUnknownBeforeAuth
 }
+
+// maxUnknownBeforeAuth unknown commands before authentication end the connection. (mailstead)
+const maxUnknownBeforeAuth = 3
 
 func newConn(c net.Conn, server *Server) *Conn {
 	rw := server.options.wrapReadWriter(c)
@@ -277,12 +282,15 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 	case "SEARCH", "UID SEARCH":
 		err = c.handleSearch(tag, dec, numKind)
 	default:
+		// mailstead: an unknown command is BAD and the session goes on (RFC 9051 §7.1.5),
+		// before authentication too. Cross-protocol attacks
+		// (https://www-archive.mozilla.org/projects/netlib/portbanning) send many lines, so a
+		// few unknown commands before authentication end the connection.
 		if c.state == imap.ConnStateNotAuthenticated {
-			// Don't allow a single unknown command before authentication to
-			// mitigate cross-protocol attacks:
-			// https://www-archive.mozilla.org/projects/netlib/portbanning
-			c.state = imap.ConnStateLogout
-			defer c.Bye("Unknown command")
+			if c.unknownBeforeAuth++; c.unknownBeforeAuth >= maxUnknownBeforeAuth {
+				c.state = imap.ConnStateLogout
+				defer c.Bye("Too many unknown commands")
+			}
 		}
 		err = &imap.Error{
 			Type: imap.StatusResponseTypeBad,

@@ -206,7 +206,11 @@ func readListMailbox(dec *imapwire.Decoder) (string, error) {
 			return "", dec.Err()
 		}
 	}
-	return utf7.Decode(mailbox)
+	name, err := utf7.Decode(mailbox)
+	if err != nil {
+		return "", imapwire.InvalidMailboxName(err) // mailstead: NO, was NO [SERVERBUG]
+	}
+	return name, nil
 }
 
 func isListChar(ch byte) bool {

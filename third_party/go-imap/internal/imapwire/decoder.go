@@ -519,8 +519,8 @@ func (dec *Decoder) ExpectMailbox(ptr *string) bool {
 	}
 	name, err := utf7.Decode(name)
 	if err != nil {
-		// mailstead: the client's mistake, answered BAD (was a plain error: NO [SERVERBUG]).
-		return dec.returnErr(&DecoderExpectError{Message: "invalid mailbox name: " + err.Error()})
+		// mailstead: NO (was a plain error: NO [SERVERBUG]).
+		return dec.returnErr(InvalidMailboxName(err))
 	}
 	*ptr = name
 	return true
