@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -81,7 +80,7 @@ func run(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "mailstead:", err)
-		if errors.Is(err, server.ErrUsage) {
+		if server.IsUsage(err) {
 			return 2
 		}
 		return 1

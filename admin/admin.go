@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"mailstead/loginlimit"
+	"mailstead/manage"
 	"mailstead/store"
 )
 
@@ -53,20 +54,13 @@ type Config struct {
 	// FallbackIPs gives this server's addresses when the admin.public_ips setting is empty
 	// (the bind address, else the global addresses of the network interfaces).
 	FallbackIPs func() []net.IP
-	// Certs reports the certificate state; RefreshCerts asks for a new check. Either may be nil.
-	Certs        func() CertStatus
-	RefreshCerts func()
-	// DKIMKeys lists a domain's DKIM public keys; EnsureDKIM creates them for a new domain.
-	DKIMKeys   func(ctx context.Context, domain string) ([]DKIMKey, error)
-	EnsureDKIM func(ctx context.Context, domain string) error
-	// HostnameChanged is called after the setup wizard or the settings page changed the
-	// hostname, so certificates and greetings follow. May be nil.
-	HostnameChanged func(ctx context.Context, hostname string)
-	// ValidateSetting checks a value before it is saved (certificate settings). May be nil.
-	ValidateSetting func(key, value string) error
-	// SettingChanged is called after the settings page or the API saved a setting, so the running
-	// server follows (certificates). May be nil.
-	SettingChanged func(ctx context.Context, key, value string)
+	// Certs reports the certificate state. May be nil.
+	Certs func() CertStatus
+	// DKIMKeys lists a domain's DKIM public keys.
+	DKIMKeys func(ctx context.Context, domain string) ([]DKIMKey, error)
+	// Ops is the operations layer every page and API action goes through; nil means one on
+	// Store without DKIM keys or certificates (tests).
+	Ops *manage.Ops
 	// RunningHostname is the name the mail listeners greet with (taken at start); when the
 	// hostname setting differs, the DNS page asks for a restart. May be nil.
 	RunningHostname func() string
@@ -78,6 +72,7 @@ type Config struct {
 // Admin serves the web pages.
 type Admin struct {
 	cfg    Config
+	ops    *manage.Ops
 	st     *store.Store
 	log    *slog.Logger
 	pages  map[string]*template.Template
@@ -97,7 +92,10 @@ func New(cfg Config) (*Admin, error) {
 	if cfg.Logins == nil {
 		cfg.Logins = loginlimit.New(loginlimit.Config{})
 	}
-	a := &Admin{cfg: cfg, st: cfg.Store, log: cfg.Logger, logins: cfg.Logins}
+	if cfg.Ops == nil {
+		cfg.Ops = manage.New(manage.Config{Store: cfg.Store, Log: cfg.Logger})
+	}
+	a := &Admin{cfg: cfg, ops: cfg.Ops, st: cfg.Store, log: cfg.Logger, logins: cfg.Logins}
 	if err := a.parseTemplates(); err != nil {
 		return nil, err
 	}

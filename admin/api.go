@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"mailstead/loginlimit"
+	"mailstead/manage"
 	"mailstead/store"
 )
 
@@ -62,8 +63,10 @@ func statusOf(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrDomainNotEmpty):
 		return http.StatusConflict
-	case errors.Is(err, store.ErrBadAddress), errors.Is(err, store.ErrUnknownSetting):
+	case manage.IsInvalid(err):
 		return http.StatusBadRequest
+	case errors.Is(err, store.ErrAlreadySetUp):
+		return http.StatusConflict
 	}
 	return http.StatusInternalServerError
 }
@@ -149,15 +152,15 @@ func (a *Admin) apiDomainAdd(w http.ResponseWriter, r *http.Request, acct store.
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
-	name, err := store.CanonicalDomain(req.Name)
+	d, err := a.ops.AddDomain(r.Context(), req.Name, acct.Address)
 	if err != nil {
 		return nil, err
 	}
-	return map[string]string{"name": name}, a.addDomain(r.Context(), name, acct.Address)
+	return map[string]string{"name": d.Name}, nil
 }
 
 func (a *Admin) apiDomainRemove(w http.ResponseWriter, r *http.Request, _ store.Account) (any, error) {
-	return nil, a.st.RemoveDomain(r.Context(), r.PathValue("domain"))
+	return nil, a.ops.RemoveDomain(r.Context(), r.PathValue("domain"))
 }
 
 type apiRecord struct {
@@ -219,18 +222,9 @@ func (a *Admin) apiAccountAdd(w http.ResponseWriter, r *http.Request, _ store.Ac
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
-	if len(req.Password) < 8 {
-		return nil, badRequest("password: at least 8 characters")
-	}
-	ac, err := a.st.AddAccount(r.Context(), req.Address, req.Password, req.Admin)
+	ac, err := a.ops.AddAccount(r.Context(), manage.NewAccount{Address: req.Address, Password: req.Password, Admin: req.Admin, Quota: req.Quota})
 	if err != nil {
 		return nil, err
-	}
-	if req.Quota > 0 {
-		if err := a.st.SetQuota(r.Context(), ac.Address, req.Quota); err != nil {
-			return nil, err
-		}
-		ac.Quota = req.Quota
 	}
 	return apiAccount{ac.Address, ac.IsAdmin, ac.Quota, ac.Created}, nil
 }
@@ -239,7 +233,7 @@ func (a *Admin) apiAccountRemove(w http.ResponseWriter, r *http.Request, acct st
 	if strings.EqualFold(r.PathValue("address"), acct.Address) {
 		return nil, badRequest("an admin cannot remove the account of its own token")
 	}
-	return nil, a.st.RemoveAccount(r.Context(), r.PathValue("address"))
+	return nil, a.ops.RemoveAccount(r.Context(), r.PathValue("address"))
 }
 
 func (a *Admin) apiAccountPassword(w http.ResponseWriter, r *http.Request, _ store.Account) (any, error) {
@@ -249,10 +243,7 @@ func (a *Admin) apiAccountPassword(w http.ResponseWriter, r *http.Request, _ sto
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
-	if len(req.Password) < 8 {
-		return nil, badRequest("password: at least 8 characters")
-	}
-	return nil, a.st.SetPassword(r.Context(), r.PathValue("address"), req.Password)
+	return nil, a.ops.SetPassword(r.Context(), r.PathValue("address"), req.Password, "")
 }
 
 func (a *Admin) apiAccountQuota(w http.ResponseWriter, r *http.Request, _ store.Account) (any, error) {
@@ -262,7 +253,7 @@ func (a *Admin) apiAccountQuota(w http.ResponseWriter, r *http.Request, _ store.
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
-	return nil, a.st.SetQuota(r.Context(), r.PathValue("address"), req.Quota)
+	return nil, a.ops.SetQuota(r.Context(), r.PathValue("address"), req.Quota)
 }
 
 func (a *Admin) apiAliases(w http.ResponseWriter, r *http.Request, _ store.Account) (any, error) {
@@ -286,14 +277,11 @@ func (a *Admin) apiAliasAdd(w http.ResponseWriter, r *http.Request, _ store.Acco
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
-	if len(req.Targets) == 0 {
-		return nil, badRequest("targets: at least one local account")
-	}
-	return nil, a.st.AddAlias(r.Context(), req.Address, req.Targets)
+	return nil, a.ops.AddAlias(r.Context(), req.Address, req.Targets)
 }
 
 func (a *Admin) apiAliasRemove(w http.ResponseWriter, r *http.Request, _ store.Account) (any, error) {
-	return nil, a.st.RemoveAlias(r.Context(), r.PathValue("alias"), r.URL.Query()["target"])
+	return nil, a.ops.RemoveAlias(r.Context(), r.PathValue("alias"), r.URL.Query()["target"])
 }
 
 type apiQueueEntry struct {
@@ -330,7 +318,7 @@ func (a *Admin) apiQueueRetry(w http.ResponseWriter, r *http.Request, _ store.Ac
 	if err != nil {
 		return nil, err
 	}
-	_, err = a.st.QueueRetry(r.Context(), id)
+	_, err = a.ops.QueueRetry(r.Context(), id)
 	return nil, err
 }
 
@@ -339,7 +327,7 @@ func (a *Admin) apiQueueRemove(w http.ResponseWriter, r *http.Request, _ store.A
 	if err != nil {
 		return nil, err
 	}
-	_, err = a.st.QueueRemove(r.Context(), id)
+	_, err = a.ops.QueueRemove(r.Context(), id)
 	return nil, err
 }
 
@@ -378,10 +366,7 @@ func (a *Admin) apiSettingSet(w http.ResponseWriter, r *http.Request, _ store.Ac
 	if hiddenSettings[key] {
 		return nil, badRequest(key + " cannot be set through the API")
 	}
-	if err := a.saveSetting(context.WithoutCancel(r.Context()), key, req.Value); err != nil {
-		return nil, badRequest(err.Error())
-	}
-	return nil, nil
+	return nil, a.saveSetting(context.WithoutCancel(r.Context()), key, req.Value)
 }
 
 func (a *Admin) apiEvents(w http.ResponseWriter, r *http.Request, _ store.Account) (any, error) {

@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"context"
 	"crypto/subtle"
 	"errors"
 	"net"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"mailstead/loginlimit"
+	"mailstead/manage"
 	"mailstead/store"
 )
 
@@ -249,95 +249,36 @@ func (a *Admin) setupSubmit(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusBadRequest)
 		a.render(w, r, "setup.html", nil, pageData{Title: "Set up mailstead", Error: msg, Data: f})
 	}
-	ctx := r.Context()
-	domain, err := store.CanonicalDomain(f.Domain)
-	if err != nil {
-		again("The domain is not a valid domain name.")
-		return
-	}
-	if _, err := store.CanonicalDomain(f.Hostname); err != nil || !strings.Contains(f.Hostname, ".") {
-		again("The hostname must be a full name such as mail." + domain + ".")
-		return
-	}
-	admin, err := store.CanonicalAddress(f.Admin)
-	if err != nil || !strings.HasSuffix(admin, "@"+domain) {
-		again("The admin address must be an address at " + domain + ", such as you@" + domain + ".")
-		return
-	}
-	if len(pw) < 10 {
-		again("Choose a password of at least 10 characters.")
-		return
-	}
 	if pw != pw2 {
 		again("The two passwords differ.")
 		return
 	}
-	if err := a.st.SetSetting(ctx, "hostname", f.Hostname); err != nil {
-		a.serverError(w, r, err)
-		return
-	}
-	if err := a.addDomain(ctx, domain, ""); err != nil && !errors.Is(err, store.ErrExists) {
-		a.serverError(w, r, err)
-		return
-	}
-	acct, err := a.st.AddAccount(ctx, admin, pw, true)
+	acct, err := a.ops.Setup(r.Context(), manage.SetupParams{Hostname: f.Hostname, Domain: f.Domain, Admin: f.Admin, Password: pw})
 	if err != nil {
-		again("Could not create the admin account: " + err.Error())
+		var ie *manage.InvalidError
+		switch {
+		case errors.As(err, &ie):
+			again(setupMessage(ie, f.Domain))
+		case errors.Is(err, store.ErrAlreadySetUp):
+			again("This server is already set up. Log in instead.")
+		default:
+			a.serverError(w, r, err)
+		}
 		return
 	}
-	a.addPostmaster(ctx, domain, admin)
-	// The token is spent only now, so a typo above can be corrected with the same link.
-	if err := a.st.SetSetting(ctx, "setup.token", ""); err != nil {
-		a.serverError(w, r, err)
-		return
-	}
-	a.log.Info("setup done", "hostname", f.Hostname, "domain", domain, "admin", admin)
-	if a.cfg.HostnameChanged != nil {
-		a.cfg.HostnameChanged(context.WithoutCancel(ctx), f.Hostname)
-	}
+	domain, _ := store.CanonicalDomain(f.Domain)
 	a.startSession(w, r, acct, "/admin/dns?domain="+url.QueryEscape(domain)+"&welcome=1")
 }
 
-// addDomain adds a domain with its DKIM keys.
-func (a *Admin) addDomain(ctx context.Context, name, admin string) error {
-	d, err := a.st.AddDomain(ctx, name)
-	if err != nil {
-		return err
+// setupMessage words a refused wizard answer for the form.
+func setupMessage(ie *manage.InvalidError, domain string) string {
+	switch ie.Field {
+	case "domain":
+		return "The domain is not a valid domain name."
+	case "hostname":
+		return "The hostname must be a full name such as mail." + domain + "."
+	case "admin":
+		return "The admin address must be an address at " + domain + ", such as you@" + domain + "."
 	}
-	if a.cfg.EnsureDKIM != nil {
-		if err := a.cfg.EnsureDKIM(ctx, d.Name); err != nil {
-			a.log.Error("dkim keys", "domain", d.Name, "err", err)
-		}
-	}
-	if admin != "" {
-		a.addPostmaster(ctx, d.Name, admin)
-	}
-	if a.cfg.RefreshCerts != nil {
-		a.cfg.RefreshCerts()
-	}
-	return nil
-}
-
-// addPostmaster routes postmaster@domain (RFC 5321 §4.5.1 requires it; DMARC and TLS reports go
-// there) to the admin, unless it exists already.
-func (a *Admin) addPostmaster(ctx context.Context, domain, admin string) {
-	pm := "postmaster@" + domain
-	if ids, _, _ := a.st.IsLocalAddress(ctx, pm); len(ids) > 0 {
-		if _, err := a.st.AccountByAddress(ctx, pm); err == nil {
-			return
-		}
-		for _, al := range mustAliases(ctx, a.st) {
-			if al.Address == pm {
-				return
-			}
-		}
-	}
-	if err := a.st.AddAlias(ctx, pm, []string{admin}); err != nil && !errors.Is(err, store.ErrExists) {
-		a.log.Warn("postmaster alias", "domain", domain, "err", err)
-	}
-}
-
-func mustAliases(ctx context.Context, st *store.Store) []store.Alias {
-	as, _ := st.Aliases(ctx)
-	return as
+	return strings.ToUpper(ie.Reason[:1]) + ie.Reason[1:] + "."
 }

@@ -138,6 +138,10 @@ func TestLoginRateLimit(t *testing.T) {
 func TestSetupWizard(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
+	// The wizard runs on an empty data directory only.
+	must(t, e.st.RemoveAccount(ctx, "admin@example.test"))
+	must(t, e.st.RemoveAccount(ctx, "user@example.test"))
+	must(t, e.st.RemoveDomain(ctx, "example.test"))
 	must(t, e.st.SetSetting(ctx, "setup.token", "tok123"))
 	c := e.client()
 	if resp, _ := e.do(c, "GET", "/setup?token=nope", nil); resp.StatusCode != http.StatusForbidden {

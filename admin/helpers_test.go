@@ -15,6 +15,7 @@ import (
 
 	"mailstead/dns"
 	"mailstead/dns/dnstest"
+	"mailstead/manage"
 	"mailstead/store"
 )
 
@@ -51,25 +52,42 @@ func newEnv(t *testing.T) *env {
 	}
 	z := dnstest.NewZone(t)
 	e := &env{t: t, st: st, zone: z, ip: net.ParseIP("127.0.0.7")}
-	keys := map[string][]DKIMKey{}
+	keys := fakeDKIM{}
 	adm, err := New(Config{
 		Store: st, Resolver: dns.New(z.Addr()), Ports: testPorts,
 		FallbackIPs: func() []net.IP { return []net.IP{e.ip} },
-		DKIMKeys:    func(ctx context.Context, d string) ([]DKIMKey, error) { return keys[d], nil },
-		EnsureDKIM: func(ctx context.Context, d string) error {
-			keys[d] = []DKIMKey{{Selector: "r1", TXT: "v=DKIM1; k=rsa; p=" + strings.Repeat("A", 392)}, {Selector: "e1", TXT: "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="}}
-			return nil
-		},
-		Certs: func() CertStatus { return CertStatus{Hostname: "mail.example.test", Source: "self-signed"} },
+		DKIMKeys:    keys.list(st),
+		Ops:         manage.New(manage.Config{Store: st, DKIM: keys}),
+		Certs:       func() CertStatus { return CertStatus{Hostname: "mail.example.test", Source: "self-signed"} },
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	adm.cfg.EnsureDKIM(ctx, "example.test")
+	must(t, adm.ops.EnsureDKIM(ctx, "example.test"))
 	e.adm = adm
 	e.srv = httptest.NewTLSServer(adm.Handler())
 	t.Cleanup(e.srv.Close)
 	return e
+}
+
+// fakeDKIM makes stand-in keys (fixed TXT values) so the pages' DKIM records can be checked.
+type fakeDKIM struct{}
+
+func (fakeDKIM) NewKeys(d string) (map[string][]byte, error) {
+	return map[string][]byte{"dkim/" + d + "/r1": []byte("rsa"), "dkim/" + d + "/e1": []byte("ed25519")}, nil
+}
+
+func (fakeDKIM) KeyPrefix(d string) string { return "dkim/" + d + "/" }
+
+func (k fakeDKIM) list(st *store.Store) func(ctx context.Context, d string) ([]DKIMKey, error) {
+	return func(ctx context.Context, d string) ([]DKIMKey, error) {
+		names, err := st.KVKeys(ctx, k.KeyPrefix(d))
+		if len(names) == 0 {
+			return nil, err
+		}
+		return []DKIMKey{{Selector: "r1", TXT: "v=DKIM1; k=rsa; p=" + strings.Repeat("A", 392)},
+			{Selector: "e1", TXT: "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="}}, err
+	}
 }
 
 func must(t *testing.T, err error) {

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"mailstead/manage"
 	"mailstead/store"
 )
 
@@ -205,63 +206,27 @@ func (a *Admin) domainsPage(w http.ResponseWriter, r *http.Request, s *session) 
 }
 
 func (a *Admin) domainAdd(w http.ResponseWriter, r *http.Request, s *session) {
-	name, err := store.CanonicalDomain(strings.TrimSpace(r.PostFormValue("domain")))
-	if err == nil {
-		err = a.addDomain(r.Context(), name, s.account.Address)
-	}
+	d, err := a.ops.AddDomain(r.Context(), r.PostFormValue("domain"), s.account.Address)
 	if err != nil {
 		a.done(w, r, "/admin/domains", "", err)
 		return
 	}
-	a.done(w, r, "/admin/dns?domain="+url.QueryEscape(name), "Added "+name+". Now publish these DNS records.", nil)
+	a.done(w, r, "/admin/dns?domain="+url.QueryEscape(d.Name), "Added "+d.Name+". Now publish these DNS records.", nil)
 }
 
 func (a *Admin) domainRemove(w http.ResponseWriter, r *http.Request, s *session) {
 	name := r.PostFormValue("domain")
-	err := a.st.RemoveDomain(r.Context(), name)
-	if errors.Is(err, store.ErrDomainNotEmpty) && a.onlyPostmasterLeft(r.Context(), name) {
-		// The postmaster alias was made with the domain; it alone does not keep the domain.
-		if err = a.st.RemoveAlias(r.Context(), "postmaster@"+name, nil); err == nil {
-			err = a.st.RemoveDomain(r.Context(), name)
-		}
-	}
-	if errors.Is(err, store.ErrDomainNotEmpty) {
-		err = fmt.Errorf("%s still has accounts or aliases: remove them first, so no mail is deleted by accident", name)
-	}
+	err := a.ops.RemoveDomain(r.Context(), name)
 	a.done(w, r, "/admin/domains", "Removed "+name+".", err)
-}
-
-// onlyPostmasterLeft reports whether the domain has no accounts and no alias but postmaster@.
-func (a *Admin) onlyPostmasterLeft(ctx context.Context, domain string) bool {
-	accts, err := a.st.Accounts(ctx)
-	if err != nil {
-		return false
-	}
-	for _, ac := range accts {
-		if strings.HasSuffix(ac.Address, "@"+domain) {
-			return false
-		}
-	}
-	aliases, err := a.st.Aliases(ctx)
-	if err != nil {
-		return false
-	}
-	for _, al := range aliases {
-		if strings.HasSuffix(al.Address, "@"+domain) && al.Address != "postmaster@"+domain {
-			return false
-		}
-	}
-	return true
 }
 
 func (a *Admin) domainDKIM(w http.ResponseWriter, r *http.Request, s *session) {
 	name := r.PostFormValue("domain")
-	if ok, _ := a.st.IsLocalDomain(r.Context(), name); !ok || a.cfg.EnsureDKIM == nil {
-		a.done(w, r, "/admin/domains", "", fmt.Errorf("cannot make DKIM keys for %s", name))
+	if err := a.ops.EnsureDKIM(r.Context(), name); err != nil {
+		a.done(w, r, "/admin/domains", "", fmt.Errorf("cannot make DKIM keys for %s: %w", name, err))
 		return
 	}
-	err := a.cfg.EnsureDKIM(r.Context(), name)
-	a.done(w, r, "/admin/dns?domain="+url.QueryEscape(name), "DKIM keys ready for "+name+".", err)
+	a.done(w, r, "/admin/dns?domain="+url.QueryEscape(name), "DKIM keys ready for "+name+".", nil)
 }
 
 type accountView struct {
@@ -282,16 +247,11 @@ func (a *Admin) accountsPage(w http.ResponseWriter, r *http.Request, s *session)
 }
 
 func (a *Admin) accountAdd(w http.ResponseWriter, r *http.Request, s *session) {
-	addr, pw := strings.TrimSpace(r.PostFormValue("address")), r.PostFormValue("password")
-	if len(pw) < 8 {
-		a.done(w, r, "/admin/accounts", "", errors.New("choose a password of at least 8 characters"))
-		return
-	}
-	acct, err := a.st.AddAccount(r.Context(), addr, pw, r.PostFormValue("admin") == "on")
+	q, err := parseQuota(r.PostFormValue("quota"))
+	var acct store.Account
 	if err == nil {
-		if q, qerr := parseQuota(r.PostFormValue("quota")); qerr == nil && q > 0 {
-			err = a.st.SetQuota(r.Context(), acct.Address, q)
-		}
+		acct, err = a.ops.AddAccount(r.Context(), manage.NewAccount{Address: r.PostFormValue("address"),
+			Password: r.PostFormValue("password"), Admin: r.PostFormValue("admin") == "on", Quota: q})
 	}
 	a.done(w, r, "/admin/accounts", "Added "+acct.Address+".", err)
 }
@@ -319,22 +279,13 @@ func (a *Admin) accountRemove(w http.ResponseWriter, r *http.Request, s *session
 		a.done(w, r, "/admin/accounts", "", errors.New("tick the box to confirm: removing an account deletes its mail"))
 		return
 	}
-	err := a.st.RemoveAccount(r.Context(), addr)
+	err := a.ops.RemoveAccount(r.Context(), addr)
 	a.done(w, r, "/admin/accounts", "Removed "+addr+" and its mail.", err)
 }
 
 func (a *Admin) accountPassword(w http.ResponseWriter, r *http.Request, s *session) {
 	addr, pw := r.PostFormValue("address"), r.PostFormValue("password")
-	if len(pw) < 8 {
-		a.done(w, r, "/admin/accounts", "", errors.New("choose a password of at least 8 characters"))
-		return
-	}
-	err := a.st.SetPassword(r.Context(), addr, pw)
-	if err == nil {
-		if acct, aerr := a.st.AccountByAddress(r.Context(), addr); aerr == nil {
-			a.st.EndWebSessions(r.Context(), acct.ID, s.token)
-		}
-	}
+	err := a.ops.SetPassword(r.Context(), addr, pw, s.token)
 	a.done(w, r, "/admin/accounts", "Changed the password of "+addr+".", err)
 }
 
@@ -342,7 +293,7 @@ func (a *Admin) accountQuota(w http.ResponseWriter, r *http.Request, s *session)
 	addr := r.PostFormValue("address")
 	q, err := parseQuota(r.PostFormValue("quota"))
 	if err == nil {
-		err = a.st.SetQuota(r.Context(), addr, q)
+		err = a.ops.SetQuota(r.Context(), addr, q)
 	}
 	a.done(w, r, "/admin/accounts", "Changed the quota of "+addr+".", err)
 }
@@ -354,7 +305,7 @@ func (a *Admin) accountAdmin(w http.ResponseWriter, r *http.Request, s *session)
 		a.done(w, r, "/admin/accounts", "", errors.New("you cannot take away your own admin rights"))
 		return
 	}
-	err := a.st.SetAdmin(r.Context(), addr, on)
+	err := a.ops.SetAdmin(r.Context(), addr, on)
 	a.done(w, r, "/admin/accounts", "Changed the admin rights of "+addr+".", err)
 }
 
@@ -376,13 +327,13 @@ func splitList(v string) []string {
 func (a *Admin) aliasAdd(w http.ResponseWriter, r *http.Request, s *session) {
 	alias := strings.TrimSpace(r.PostFormValue("alias"))
 	targets := splitList(r.PostFormValue("targets"))
-	err := a.st.AddAlias(r.Context(), alias, targets)
+	err := a.ops.AddAlias(r.Context(), alias, targets)
 	a.done(w, r, "/admin/aliases", "Added "+alias+".", err)
 }
 
 func (a *Admin) aliasRemove(w http.ResponseWriter, r *http.Request, s *session) {
 	alias := r.PostFormValue("alias")
-	err := a.st.RemoveAlias(r.Context(), alias, splitList(r.PostFormValue("target")))
+	err := a.ops.RemoveAlias(r.Context(), alias, splitList(r.PostFormValue("target")))
 	a.done(w, r, "/admin/aliases", "Removed "+alias+".", err)
 }
 
@@ -437,7 +388,7 @@ func (a *Admin) queueRetry(w http.ResponseWriter, r *http.Request, s *session) {
 	id, err := queueID(r)
 	var n int
 	if err == nil {
-		n, err = a.st.QueueRetry(r.Context(), id)
+		n, err = a.ops.QueueRetry(r.Context(), id)
 	}
 	a.done(w, r, "/admin/queue", fmt.Sprintf("%d message(s) will be tried again now.", n), err)
 }
@@ -446,7 +397,7 @@ func (a *Admin) queueRemove(w http.ResponseWriter, r *http.Request, s *session) 
 	id, err := queueID(r)
 	var n int
 	if err == nil {
-		n, err = a.st.QueueRemove(r.Context(), id)
+		n, err = a.ops.QueueRemove(r.Context(), id)
 	}
 	a.done(w, r, "/admin/queue", fmt.Sprintf("Removed %d message(s) from the queue without delivering them.", n), err)
 }
@@ -461,10 +412,8 @@ func (a *Admin) certsPage(w http.ResponseWriter, r *http.Request, s *session) {
 }
 
 func (a *Admin) certsRefresh(w http.ResponseWriter, r *http.Request, s *session) {
-	if a.cfg.RefreshCerts != nil {
-		a.cfg.RefreshCerts()
-	}
-	a.done(w, r, "/admin/certificates", "Checking DNS and certificates now; reload in a minute.", nil)
+	err := a.ops.RefreshCerts()
+	a.done(w, r, "/admin/certificates", "Checking DNS and certificates now; reload in a minute.", err)
 }
 
 type settingView struct {
@@ -537,7 +486,7 @@ func (a *Admin) tokensPage(w http.ResponseWriter, r *http.Request, s *session) {
 }
 
 func (a *Admin) tokenAdd(w http.ResponseWriter, r *http.Request, s *session) {
-	tok, _, err := a.st.CreateAPIToken(r.Context(), s.account.ID, r.PostFormValue("name"))
+	tok, _, err := a.ops.AddAPIToken(r.Context(), s.account.ID, r.PostFormValue("name"))
 	if err != nil {
 		a.serverError(w, r, err)
 		return
@@ -550,26 +499,14 @@ func (a *Admin) tokenAdd(w http.ResponseWriter, r *http.Request, s *session) {
 
 func (a *Admin) tokenRemove(w http.ResponseWriter, r *http.Request, s *session) {
 	id, _ := strconv.ParseInt(r.PostFormValue("id"), 10, 64)
-	err := a.st.RemoveAPIToken(r.Context(), s.account.ID, id)
+	err := a.ops.RemoveAPIToken(r.Context(), s.account.ID, id)
 	a.done(w, r, "/admin/tokens", "Revoked the token.", err)
 }
 
-// saveSetting validates, stores and announces one setting: the settings page and the API share it.
+// saveSetting validates and stores one setting: the settings page and the API share it. The
+// running server follows the change from the store's event.
 func (a *Admin) saveSetting(ctx context.Context, key, value string) error {
-	if a.cfg.ValidateSetting != nil {
-		if err := a.cfg.ValidateSetting(key, value); err != nil {
-			return err
-		}
-	}
-	if err := a.st.SetSetting(ctx, key, value); err != nil {
-		return err
-	}
-	if key == "hostname" && a.cfg.HostnameChanged != nil {
-		a.cfg.HostnameChanged(ctx, value)
-	} else if a.cfg.SettingChanged != nil {
-		a.cfg.SettingChanged(ctx, key, value)
-	}
-	return nil
+	return a.ops.SetSetting(ctx, key, value)
 }
 
 // backupDownload streams a consistent backup of the data directory (SQLite online backup) as a
@@ -578,7 +515,7 @@ func (a *Admin) backupDownload(w http.ResponseWriter, r *http.Request, s *sessio
 	name := "mailstead-backup-" + time.Now().UTC().Format("20060102-150405") + ".tar.gz"
 	w.Header().Set("Content-Type", "application/gzip")
 	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
-	if err := a.st.WriteBackup(r.Context(), w); err != nil {
+	if err := a.ops.WriteBackup(r.Context(), w); err != nil {
 		// Headers are gone; the broken download is what the browser sees. The log says why.
 		a.log.Error("backup download", "account", s.account.Address, "err", err)
 	}

@@ -92,25 +92,20 @@ func (a *Admin) meChangePassword(w http.ResponseWriter, r *http.Request, s *sess
 		return
 	}
 	attempt.Succeeded()
-	switch {
-	case len(pw) < 10:
-		a.done(w, r, "/me", "", errors.New("choose a new password of at least 10 characters"))
-		return
-	case pw != pw2:
+	if pw != pw2 {
 		a.done(w, r, "/me", "", errors.New("the two new passwords differ"))
 		return
 	}
-	if err := a.st.SetPassword(ctx, s.account.Address, pw); err != nil {
-		a.serverError(w, r, err)
+	// Other browsers logged in as this account must log in again.
+	if err := a.ops.SetPassword(ctx, s.account.Address, pw, s.token); err != nil {
+		a.done(w, r, "/me", "", err)
 		return
 	}
-	// Other browsers logged in as this account must log in again.
-	a.st.EndWebSessions(ctx, s.account.ID, s.token)
 	a.done(w, r, "/me", "Password changed. Mail apps that use it need the new one; app passwords keep working.", nil)
 }
 
 func (a *Admin) meAddAppPassword(w http.ResponseWriter, r *http.Request, s *session) {
-	pw, ap, err := a.st.AddAppPassword(r.Context(), s.account.ID, r.PostFormValue("name"))
+	pw, ap, err := a.ops.AddAppPassword(r.Context(), s.account.ID, r.PostFormValue("name"))
 	if err != nil {
 		a.serverError(w, r, err)
 		return
@@ -128,7 +123,7 @@ func (a *Admin) meAddAppPassword(w http.ResponseWriter, r *http.Request, s *sess
 
 func (a *Admin) meRemoveAppPassword(w http.ResponseWriter, r *http.Request, s *session) {
 	id, _ := strconv.ParseInt(r.PostFormValue("id"), 10, 64)
-	err := a.st.RemoveAppPassword(r.Context(), s.account.ID, id)
+	err := a.ops.RemoveAppPassword(r.Context(), s.account.ID, id)
 	a.done(w, r, "/me", "Revoked the app password; the app using it can no longer log in.", err)
 }
 

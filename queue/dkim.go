@@ -40,8 +40,8 @@ func (k DKIMKey) TXT() string {
 	return txt
 }
 
-// EnsureDKIMKeys gives domain its two signing keys unless it already has keys. The server calls
-// it when a domain is created (and may call it at start-up for domains that predate it).
+// EnsureDKIMKeys gives domain its two signing keys unless it already has keys (a domain made
+// before keys were made with it).
 func EnsureDKIMKeys(ctx context.Context, st *store.Store, domain string) ([]DKIMKey, error) {
 	domain, err := store.CanonicalDomain(domain)
 	if err != nil {
@@ -51,6 +51,22 @@ func EnsureDKIMKeys(ctx context.Context, st *store.Store, domain string) ([]DKIM
 	if err != nil || len(keys) > 0 {
 		return keys, err
 	}
+	kv, err := NewDKIMKeys(domain)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range kv {
+		if err := st.PutKV(ctx, k, v); err != nil {
+			return nil, fmt.Errorf("store dkim key for %s: %w", domain, err)
+		}
+	}
+	return DKIMKeys(ctx, st, domain)
+}
+
+// NewDKIMKeys makes the two signing keys of a new domain as kv entries, storing nothing: the
+// operations layer stores them in the transaction that creates the domain.
+func NewDKIMKeys(domain string) (map[string][]byte, error) {
+	kv := map[string][]byte{}
 	for _, k := range []struct {
 		selector string
 		gen      func() ([]byte, string, error)
@@ -59,12 +75,13 @@ func EnsureDKIMKeys(ctx context.Context, st *store.Store, domain string) ([]DKIM
 		if err != nil {
 			return nil, fmt.Errorf("dkim key for %s: %w", domain, err)
 		}
-		if err := st.PutKV(ctx, dkimPrefix(domain)+k.selector, pemBytes); err != nil {
-			return nil, fmt.Errorf("store dkim key for %s: %w", domain, err)
-		}
+		kv[dkimPrefix(domain)+k.selector] = pemBytes
 	}
-	return DKIMKeys(ctx, st, domain)
+	return kv, nil
 }
+
+// DKIMKeyPrefix is the kv prefix of a domain's keys, removed with the domain.
+func DKIMKeyPrefix(domain string) string { return dkimPrefix(domain) }
 
 // DKIMKeys returns the signing keys of domain, RSA first.
 func DKIMKeys(ctx context.Context, st *store.Store, domain string) ([]DKIMKey, error) {

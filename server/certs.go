@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"mailstead/acme"
+	"mailstead/manage"
 	"mailstead/store"
 )
 
@@ -77,16 +78,35 @@ func (s *Server) reconfigureCerts(ctx context.Context) {
 	}
 }
 
-// afterManage lets the running server follow a management command that changed settings it
-// holds in memory.
-func (s *Server) afterManage(ctx context.Context, req Request) {
-	if req.Command == "setup" {
-		req = Request{Command: "settings", Args: []string{"set", "hostname"}}
-	}
-	if req.Command != "settings" || len(req.Args) < 2 || req.Args[0] != "set" {
-		return
-	}
-	switch key := req.Args[1]; {
+// followSettings applies each stored setting change to the running server: the store announces
+// it after the commit, whichever path made it (control socket, admin page, API).
+func (s *Server) followSettings(ctx context.Context) {
+	keys := make(chan string, 64)
+	cancel := s.store.Subscribe(func(ev store.Event) {
+		if ev.Kind != store.SettingChanged {
+			return
+		}
+		select {
+		case keys <- ev.Name:
+		default:
+			s.log.Warn("setting change not applied: too many at once", "key", ev.Name)
+		}
+	})
+	s.goBackground(func() {
+		defer cancel()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case key := <-keys:
+				s.applySetting(ctx, key)
+			}
+		}
+	})
+}
+
+func (s *Server) applySetting(ctx context.Context, key string) {
+	switch {
 	case key == "hostname":
 		if host, err := s.store.Setting(ctx, "hostname"); err == nil && host != "" {
 			s.hostnameChanged(ctx, host)
@@ -99,7 +119,8 @@ func (s *Server) afterManage(ctx context.Context, req Request) {
 // manageCerts is `mailstead certs`: what each certificate is, where it came from, when it
 // expires and the last error. The running server answers from memory (control.go); without one,
 // the status is read from the data directory without writing to it.
-func manageCerts(ctx context.Context, st *store.Store, args []string, _ string) (string, error) {
+func manageCerts(ctx context.Context, ops *manage.Ops, args []string, _ string) (string, error) {
+	st := ops.Store()
 	if len(args) != 0 {
 		return "", usage("certs")
 	}

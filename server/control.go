@@ -54,16 +54,25 @@ func (s *Server) handleControl(c net.Conn) {
 	if req.Command == "certs" && len(req.Args) == 0 {
 		out = s.certs.Status().String() // the live state, including errors of the last order
 	} else {
-		out, err = Execute(context.Background(), s.store, req)
+		out, err = execute(context.Background(), s.ops, req)
 	}
 	resp := Response{Output: out}
 	if err != nil {
-		resp.Error = err.Error()
-	} else {
-		s.afterManage(context.Background(), req)
+		resp.Error, resp.Usage = err.Error(), IsUsage(err)
 	}
 	json.NewEncoder(c).Encode(resp)
 }
+
+// remoteError is an error the running server answered with; usage keeps the exit status 2 of a
+// refused command line or value.
+type remoteError struct {
+	msg   string
+	usage bool
+}
+
+func (e remoteError) Error() string { return e.msg }
+
+func (e remoteError) Is(target error) bool { return e.usage && target == ErrUsage }
 
 // ErrNotRunning means no server answers on the data directory's control socket.
 var ErrNotRunning = errors.New("server not running")
@@ -83,7 +92,7 @@ func Call(dataDir string, req Request) (string, error) {
 		return "", fmt.Errorf("control socket: %w", err)
 	}
 	if resp.Error != "" {
-		return resp.Output, errors.New(resp.Error)
+		return resp.Output, remoteError{msg: resp.Error, usage: resp.Usage}
 	}
 	return resp.Output, nil
 }

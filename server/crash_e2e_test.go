@@ -154,7 +154,7 @@ func TestCLIWhileServerRuns(t *testing.T) {
 		return string(out)
 	}
 	run("", "domain", "add", "second.test")
-	run("secret-pw\n", "account", "add", "dave@second.test")
+	run("secret-password\n", "account", "add", "dave@second.test")
 	run("", "alias", "add", "postmaster@second.test", "dave@second.test")
 	if out := run("", "account", "list"); !strings.Contains(out, "dave@second.test") {
 		t.Fatalf("account list: %q", out)
@@ -166,7 +166,7 @@ func TestCLIWhileServerRuns(t *testing.T) {
 	if err := send(t, opts.Addr(25), "x@remote.test", []string{"postmaster@second.test"}, []byte("From: x@remote.test\r\nSubject: hi\r\n\r\nhi\r\n"), nil); err != nil {
 		t.Fatalf("deliver to new alias: %v", err)
 	}
-	run("new-pw\n", "account", "passwd", "dave@second.test")
+	run("new-password\n", "account", "passwd", "dave@second.test")
 	if out := run("", "settings", "get", "smtp.max_recipients"); strings.TrimSpace(out) != "100" {
 		t.Fatalf("settings get: %q", out)
 	}

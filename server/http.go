@@ -10,7 +10,6 @@ import (
 
 	"golang.org/x/net/netutil"
 
-	"mailstead/acme"
 	"mailstead/admin"
 	"mailstead/queue"
 )
@@ -20,24 +19,15 @@ import (
 // there is redirected to HTTPS). Both use the one TLS source of the certificate manager.
 func (s *Server) startHTTP(ctx context.Context) error {
 	a, err := admin.New(admin.Config{
-		Store:        s.store,
-		Resolver:     s.resolver,
-		Logger:       s.log.With("service", "admin"),
-		Ports:        admin.StandardPorts.Offset(s.opts.PortOffset),
-		Dev:          s.opts.Dev,
-		FallbackIPs:  s.fallbackIPs,
-		Certs:        s.certStatus,
-		RefreshCerts: s.certs.Refresh,
-		DKIMKeys:     s.dkimKeys,
-		EnsureDKIM: func(ctx context.Context, domain string) error {
-			_, err := queue.EnsureDKIMKeys(ctx, s.store, domain)
-			return err
-		},
-		HostnameChanged: s.hostnameChanged,
-		ValidateSetting: acme.ValidateSetting,
-		SettingChanged: func(ctx context.Context, key, value string) {
-			s.afterManage(ctx, Request{Command: "settings", Args: []string{"set", key, value}})
-		},
+		Store:           s.store,
+		Resolver:        s.resolver,
+		Logger:          s.log.With("service", "admin"),
+		Ports:           admin.StandardPorts.Offset(s.opts.PortOffset),
+		Dev:             s.opts.Dev,
+		FallbackIPs:     s.fallbackIPs,
+		Certs:           s.certStatus,
+		DKIMKeys:        s.dkimKeys,
+		Ops:             s.ops,
 		RunningHostname: s.GreetingHostname,
 		Logins:          s.logins,
 	})

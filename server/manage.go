@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
 	"strings"
 	"text/tabwriter"
 
-	"mailstead/acme"
+	"mailstead/manage"
 	"mailstead/queue"
 	"mailstead/store"
 )
@@ -24,14 +25,16 @@ type Request struct {
 type Response struct {
 	Output string `json:"output"`
 	Error  string `json:"error,omitempty"`
+	Usage  bool   `json:"usage,omitempty"` // the error refused the command line or a value (exit 2)
 }
 
 // ErrUsage marks a command line that does not fit the command's usage.
 var ErrUsage = errors.New("usage")
 
-type manageFunc func(ctx context.Context, st *store.Store, args []string, stdin string) (string, error)
+type manageFunc func(ctx context.Context, ops *manage.Ops, args []string, stdin string) (string, error)
 
-// commands are the management commands shared by the CLI, the control socket and the admin page.
+// commands are the management commands of the CLI and the control socket: each parses its
+// command line and calls the operations layer (mailstead/manage), as the admin pages do.
 var commands = map[string]manageFunc{
 	"domain":      manageDomain,
 	"account":     manageAccount,
@@ -50,20 +53,40 @@ var commands = map[string]manageFunc{
 // IsManageCommand reports whether name is a management command (run in the server when it is up).
 func IsManageCommand(name string) bool { _, ok := commands[name]; return ok }
 
-// Execute runs a management command against st.
+// Execute runs a management command directly on st, as the CLI does when no server runs.
 func Execute(ctx context.Context, st *store.Store, req Request) (string, error) {
+	return execute(ctx, newOps(st, nil, nil), req)
+}
+
+func execute(ctx context.Context, ops *manage.Ops, req Request) (string, error) {
 	fn, ok := commands[req.Command]
 	if !ok {
 		return "", fmt.Errorf("%w: unknown command %q", ErrUsage, req.Command)
 	}
-	return fn(ctx, st, req.Args, req.Stdin)
+	return fn(ctx, ops, req.Args, req.Stdin)
+}
+
+// IsUsage reports whether err is a command line or a value refused before anything was done
+// (the CLI exits 2 for it).
+func IsUsage(err error) bool { return errors.Is(err, ErrUsage) || manage.IsInvalid(err) }
+
+// dkimKeys gives the operations layer the queue's DKIM keys.
+type dkimKeys struct{}
+
+func (dkimKeys) NewKeys(domain string) (map[string][]byte, error) { return queue.NewDKIMKeys(domain) }
+func (dkimKeys) KeyPrefix(domain string) string                   { return queue.DKIMKeyPrefix(domain) }
+
+// newOps builds the operations layer on st; certs is the running certificate manager (nil from
+// the CLI without a server).
+func newOps(st *store.Store, certs manage.Certs, log *slog.Logger) *manage.Ops {
+	return manage.New(manage.Config{Store: st, DKIM: dkimKeys{}, Certs: certs, Log: log, Settings: settingsValidator{}})
 }
 
 func usage(format string) error { return fmt.Errorf("%w: mailstead %s", ErrUsage, format) }
 
-func manageDomain(ctx context.Context, st *store.Store, args []string, _ string) (string, error) {
+func manageDomain(ctx context.Context, ops *manage.Ops, args []string, _ string) (string, error) {
 	if len(args) == 1 && args[0] == "list" {
-		ds, err := st.Domains(ctx)
+		ds, err := ops.Store().Domains(ctx)
 		if err != nil {
 			return "", err
 		}
@@ -78,17 +101,13 @@ func manageDomain(ctx context.Context, st *store.Store, args []string, _ string)
 	}
 	switch args[0] {
 	case "add":
-		d, err := st.AddDomain(ctx, args[1])
+		d, err := ops.AddDomain(ctx, args[1], "")
 		if err != nil {
 			return "", err
 		}
-		// Signing keys are made with the domain, so dns-records can list them at once.
-		if _, err := queue.EnsureDKIMKeys(ctx, st, d.Name); err != nil {
-			return "", err
-		}
-		return "added domain " + d.Name + "\n", nil
+		return "added domain " + d.Name + " with its DKIM keys and postmaster@" + d.Name + "\n", nil
 	case "remove":
-		if err := st.RemoveDomain(ctx, args[1]); err != nil {
+		if err := ops.RemoveDomain(ctx, args[1]); err != nil {
 			return "", err
 		}
 		return "removed domain " + args[1] + "\n", nil
@@ -96,9 +115,9 @@ func manageDomain(ctx context.Context, st *store.Store, args []string, _ string)
 	return "", usage("domain add|list|remove DOMAIN")
 }
 
-func manageAccount(ctx context.Context, st *store.Store, args []string, stdin string) (string, error) {
+func manageAccount(ctx context.Context, ops *manage.Ops, args []string, stdin string) (string, error) {
 	if len(args) == 1 && args[0] == "list" {
-		as, err := st.Accounts(ctx)
+		as, err := ops.Store().Accounts(ctx)
 		if err != nil {
 			return "", err
 		}
@@ -118,24 +137,18 @@ func manageAccount(ctx context.Context, st *store.Store, args []string, stdin st
 	pw := firstLine(stdin)
 	switch args[0] {
 	case "add":
-		if pw == "" {
-			return "", errors.New("account add: give the password on stdin")
-		}
-		a, err := st.AddAccount(ctx, args[1], pw, false)
+		a, err := ops.AddAccount(ctx, manage.NewAccount{Address: args[1], Password: pw})
 		if err != nil {
 			return "", err
 		}
 		return "added account " + a.Address + "\n", nil
 	case "passwd":
-		if pw == "" {
-			return "", errors.New("account passwd: give the new password on stdin")
-		}
-		if err := st.SetPassword(ctx, args[1], pw); err != nil {
+		if err := ops.SetPassword(ctx, args[1], pw, ""); err != nil {
 			return "", err
 		}
 		return "changed password of " + args[1] + "\n", nil
 	case "remove":
-		if err := st.RemoveAccount(ctx, args[1]); err != nil {
+		if err := ops.RemoveAccount(ctx, args[1]); err != nil {
 			return "", err
 		}
 		return "removed account " + args[1] + " and its mail\n", nil
@@ -143,9 +156,9 @@ func manageAccount(ctx context.Context, st *store.Store, args []string, stdin st
 	return "", usage("account add|list|remove|passwd ADDRESS")
 }
 
-func manageAlias(ctx context.Context, st *store.Store, args []string, _ string) (string, error) {
+func manageAlias(ctx context.Context, ops *manage.Ops, args []string, _ string) (string, error) {
 	if len(args) == 1 && args[0] == "list" {
-		as, err := st.Aliases(ctx)
+		as, err := ops.Store().Aliases(ctx)
 		if err != nil {
 			return "", err
 		}
@@ -165,12 +178,12 @@ func manageAlias(ctx context.Context, st *store.Store, args []string, _ string) 
 		if len(args) < 3 {
 			return "", usage("alias add ALIAS TARGET...")
 		}
-		if err := st.AddAlias(ctx, args[1], args[2:]); err != nil {
+		if err := ops.AddAlias(ctx, args[1], args[2:]); err != nil {
 			return "", err
 		}
 		return "added alias " + args[1] + " → " + strings.Join(args[2:], ", ") + "\n", nil
 	case "remove":
-		if err := st.RemoveAlias(ctx, args[1], args[2:]); err != nil {
+		if err := ops.RemoveAlias(ctx, args[1], args[2:]); err != nil {
 			return "", err
 		}
 		return "removed alias " + args[1] + "\n", nil
@@ -178,7 +191,8 @@ func manageAlias(ctx context.Context, st *store.Store, args []string, _ string) 
 	return "", usage("alias add|list|remove ALIAS TARGET...")
 }
 
-func manageSettings(ctx context.Context, st *store.Store, args []string, _ string) (string, error) {
+func manageSettings(ctx context.Context, ops *manage.Ops, args []string, stdin string) (string, error) {
+	st := ops.Store()
 	switch {
 	case len(args) == 1 && args[0] == "list":
 		var b strings.Builder
@@ -201,10 +215,7 @@ func manageSettings(ctx context.Context, st *store.Store, args []string, _ strin
 		v, err := st.Setting(ctx, args[1])
 		return v + "\n", err
 	case len(args) == 3 && args[0] == "set":
-		if err := acme.ValidateSetting(args[1], args[2]); err != nil {
-			return "", err
-		}
-		if err := st.SetSetting(ctx, args[1], args[2]); err != nil {
+		if err := ops.SetSetting(ctx, args[1], args[2]); err != nil {
 			return "", err
 		}
 		return args[1] + " = " + args[2] + "\n", nil
@@ -213,39 +224,32 @@ func manageSettings(ctx context.Context, st *store.Store, args []string, _ strin
 }
 
 // manageSetup is the scripted form of the web wizard: hostname, first domain, admin account.
-func manageSetup(ctx context.Context, st *store.Store, args []string, stdin string) (string, error) {
-	var host, domain, admin string
-	for i := 0; i+1 < len(args); i += 2 {
+func manageSetup(ctx context.Context, ops *manage.Ops, args []string, stdin string) (string, error) {
+	var p manage.SetupParams
+	for i := 0; i < len(args); i += 2 {
+		if i+1 >= len(args) {
+			return "", usage("setup --hostname FQDN --domain DOMAIN --admin ADDRESS (password on stdin)")
+		}
 		switch strings.TrimLeft(args[i], "-") {
 		case "hostname":
-			host = args[i+1]
+			p.Hostname = args[i+1]
 		case "domain":
-			domain = args[i+1]
+			p.Domain = args[i+1]
 		case "admin":
-			admin = args[i+1]
+			p.Admin = args[i+1]
+		default:
+			return "", usage("setup --hostname FQDN --domain DOMAIN --admin ADDRESS (password on stdin)")
 		}
 	}
-	pw := firstLine(stdin)
-	if host == "" || domain == "" || admin == "" || pw == "" {
+	p.Password = firstLine(stdin)
+	if p.Hostname == "" || p.Domain == "" || p.Admin == "" {
 		return "", usage("setup --hostname FQDN --domain DOMAIN --admin ADDRESS (password on stdin)")
 	}
-	if _, err := store.CanonicalDomain(host); err != nil {
-		return "", fmt.Errorf("hostname: %w", err)
-	}
-	if err := st.SetSetting(ctx, "hostname", strings.ToLower(host)); err != nil {
-		return "", err
-	}
-	if _, err := st.AddDomain(ctx, domain); err != nil && !errors.Is(err, store.ErrExists) {
-		return "", err
-	}
-	a, err := st.AddAccount(ctx, admin, pw, true)
+	a, err := ops.Setup(ctx, p)
 	if err != nil {
 		return "", err
 	}
-	if err := st.SetSetting(ctx, "setup.token", ""); err != nil {
-		return "", err
-	}
-	return fmt.Sprintf("set up %s for %s with admin %s\nrestart the server (or it picks the hostname up at its next start)\n", host, domain, a.Address), nil
+	return fmt.Sprintf("set up %s for %s with admin %s (postmaster@%s goes to it)\n", p.Hostname, p.Domain, a.Address, p.Domain), nil
 }
 
 func firstLine(s string) string {
@@ -255,7 +259,8 @@ func firstLine(s string) string {
 
 // manageStats prints counters of the store: meaningful through a running server, whose commit
 // counter covers its whole run (the group-commit benchmark reads it).
-func manageStats(ctx context.Context, st *store.Store, args []string, _ string) (string, error) {
+func manageStats(ctx context.Context, ops *manage.Ops, args []string, _ string) (string, error) {
+	st := ops.Store()
 	if len(args) != 0 {
 		return "", usage("stats")
 	}

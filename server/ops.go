@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"mailstead/manage"
 	"mailstead/store"
 )
 
@@ -135,7 +136,8 @@ func fixOwnership(dataDir string) {
 }
 
 // manageVerify is `mailstead verify`: database integrity and cross-references.
-func manageVerify(ctx context.Context, st *store.Store, args []string, _ string) (string, error) {
+func manageVerify(ctx context.Context, ops *manage.Ops, args []string, _ string) (string, error) {
+	st := ops.Store()
 	if len(args) != 0 {
 		return "", usage("verify")
 	}
@@ -172,14 +174,10 @@ type importMessage struct {
 }
 
 // manageImportBatch stores one batch of an import (inside the server when it runs).
-func manageImportBatch(ctx context.Context, st *store.Store, _ []string, stdin string) (string, error) {
+func manageImportBatch(ctx context.Context, ops *manage.Ops, _ []string, stdin string) (string, error) {
 	var b importBatch
 	if err := json.Unmarshal([]byte(stdin), &b); err != nil {
 		return "", fmt.Errorf("import batch: %w", err)
-	}
-	acct, err := st.AccountByAddress(ctx, b.Address)
-	if err != nil {
-		return "", fmt.Errorf("import: account %s: %w", b.Address, err)
 	}
 	msgs := make([]store.ImportMessage, len(b.Messages))
 	for i, m := range b.Messages {
@@ -188,7 +186,7 @@ func manageImportBatch(ctx context.Context, st *store.Store, _ []string, stdin s
 			msgs[i].Date = time.Unix(m.Date, 0)
 		}
 	}
-	res, err := st.Import(ctx, acct.ID, msgs)
+	res, err := ops.Import(ctx, b.Address, msgs)
 	if err != nil {
 		return "", err
 	}

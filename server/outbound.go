@@ -9,9 +9,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"mailstead/manage"
 	"mailstead/queue"
 	"mailstead/smtp"
-	"mailstead/store"
 )
 
 // startOutbound starts the outbound queue and the submission listeners (587 STARTTLS, 465
@@ -100,7 +100,7 @@ func (s *Server) startOutbound(ctx context.Context) error {
 
 // manageQueue is `mailstead queue list|retry|remove [ID]`. Retry makes entries due now; a running
 // queue picks them up at its next look (within a minute).
-func manageQueue(ctx context.Context, st *store.Store, args []string, _ string) (string, error) {
+func manageQueue(ctx context.Context, ops *manage.Ops, args []string, _ string) (string, error) {
 	if len(args) == 0 || len(args) > 2 {
 		return "", usage("queue list|retry|remove [ID]")
 	}
@@ -114,7 +114,7 @@ func manageQueue(ctx context.Context, st *store.Store, args []string, _ string) 
 	}
 	switch args[0] {
 	case "list":
-		es, err := st.QueueList(ctx)
+		es, err := ops.Store().QueueList(ctx)
 		if err != nil {
 			return "", err
 		}
@@ -135,7 +135,7 @@ func manageQueue(ctx context.Context, st *store.Store, args []string, _ string) 
 		tw.Flush()
 		return b.String(), nil
 	case "retry":
-		n, err := st.QueueRetry(ctx, id)
+		n, err := ops.QueueRetry(ctx, id)
 		if err != nil {
 			return "", err
 		}
@@ -144,7 +144,7 @@ func manageQueue(ctx context.Context, st *store.Store, args []string, _ string) 
 		if id == 0 {
 			return "", usage("queue remove ID")
 		}
-		if _, err := st.QueueRemove(ctx, id); err != nil {
+		if _, err := ops.QueueRemove(ctx, id); err != nil {
 			return "", err
 		}
 		return fmt.Sprintf("removed %d from the queue (no bounce sent)\n", id), nil

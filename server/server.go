@@ -24,6 +24,7 @@ import (
 	"mailstead/dns"
 	"mailstead/junk"
 	"mailstead/loginlimit"
+	"mailstead/manage"
 	"mailstead/smtp"
 	"mailstead/store"
 )
@@ -55,6 +56,7 @@ type Server struct {
 	store    *store.Store
 	resolver *dns.Resolver
 	certs    *acme.Manager
+	ops      *manage.Ops // the operations layer; with the certificate manager once started
 	// hostname is the mail hostname now (the setup wizard and settings change it while running);
 	// startHostname is the one the listeners' greetings were built with.
 	hostname      atomic.Pointer[string]
@@ -102,6 +104,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts, log: opts.Logger, store: st, resolver: dns.New(opts.DNS), addrs: map[int]string{},
 		logins: loginlimit.New(loginlimit.Config{})}
+	s.ops = newOps(st, nil, opts.Logger)
 	if err := s.bootstrap(context.Background()); err != nil {
 		st.Close()
 		return nil, err
@@ -151,16 +154,10 @@ func (s *Server) bootstrap(ctx context.Context) error {
 		const domain, addr = "mailstead.test", "dev@mailstead.test"
 		if host == "" {
 			host = "mail." + domain
-			if err := s.store.SetSetting(ctx, "hostname", host); err != nil {
-				return err
-			}
 		}
 		pw := randomToken(12)
-		if _, err := s.store.AddDomain(ctx, domain); err != nil {
-			return err
-		}
-		if _, err := s.store.AddAccount(ctx, addr, pw, true); err != nil {
-			return err
+		if _, err := s.ops.Setup(ctx, manage.SetupParams{Hostname: host, Domain: domain, Admin: addr, Password: pw}); err != nil {
+			return fmt.Errorf("dev mode: %w", err)
 		}
 		s.setupInfo = fmt.Sprintf("dev mode: account %s with password %s\n", addr, pw)
 	} else if len(domains) == 0 {
@@ -219,6 +216,8 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("certificates: %w", err)
 	}
 	s.certs = certs
+	s.ops = newOps(s.store, certs, s.log)
+	s.followSettings(bg)
 	// The control socket first: it also refuses a second server on the same data directory.
 	if err := s.startControl(); err != nil {
 		return err

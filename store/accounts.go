@@ -50,25 +50,10 @@ var defaultMailboxes = []struct{ name, use string }{
 	{"Archive", `\Archive`},
 }
 
-// AddDomain adds a local domain.
+// AddDomain adds a local domain with nothing in it (the operations layer adds a domain with its
+// keys and postmaster alias through CreateDomain).
 func (s *Store) AddDomain(ctx context.Context, name string) (Domain, error) {
-	name, err := CanonicalDomain(name)
-	if err != nil {
-		return Domain{}, err
-	}
-	d := Domain{Name: name, Created: time.Now().Truncate(time.Second)}
-	err = s.Update(ctx, func(t *Tx) error {
-		res, err := t.Exec("INSERT INTO domains (name, created) VALUES (?, ?) ON CONFLICT DO NOTHING", name, d.Created.Unix())
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("domain %s: %w", name, ErrExists)
-		}
-		d.ID, err = res.LastInsertId()
-		return err
-	})
-	return d, err
+	return s.CreateDomain(ctx, NewDomain{Name: name})
 }
 
 // Domains lists the local domains by name.
@@ -116,69 +101,71 @@ func (s *Store) domainID(ctx context.Context, name string) (int64, error) {
 // RemoveDomain removes a domain that has no accounts or aliases left, so that removing a domain
 // never silently deletes mail.
 func (s *Store) RemoveDomain(ctx context.Context, name string) error {
-	name, err := CanonicalDomain(name)
-	if err != nil {
-		return err
-	}
-	return s.Update(ctx, func(t *Tx) error {
-		var id, users int64
-		err := t.QueryRow(`SELECT d.id, (SELECT count(*) FROM accounts WHERE domain_id = d.id) +
-			(SELECT count(*) FROM aliases WHERE domain_id = d.id) FROM domains d WHERE d.name = ?`, name).Scan(&id, &users)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("domain %s: %w", name, ErrNotFound)
-		}
-		if err != nil {
-			return err
-		}
-		if users > 0 {
-			return fmt.Errorf("domain %s: %w", name, ErrDomainNotEmpty)
-		}
-		_, err = t.Exec("DELETE FROM domains WHERE id = ?", id)
-		return err
-	})
+	return s.DeleteDomain(ctx, DomainRemoval{Name: name})
 }
 
-// AddAccount creates an account with its default mailboxes. Its domain must exist.
+// AddAccount creates an account with its default mailboxes. Its domain must exist, and no alias
+// may have its address: an address is an account or an alias, never both.
 func (s *Store) AddAccount(ctx context.Context, address, password string, admin bool) (Account, error) {
-	address, err := CanonicalAddress(address)
+	hash, err := hashNewPassword(password)
 	if err != nil {
 		return Account{}, err
 	}
+	var a Account
+	err = s.Update(ctx, func(t *Tx) error {
+		a, err = t.insertAccount(address, hash, admin)
+		return err
+	})
+	return a, err
+}
+
+func hashNewPassword(password string) (string, error) {
 	if password == "" {
-		return Account{}, errors.New("empty password")
+		return "", errors.New("empty password")
 	}
-	hash, err := HashPassword(password)
+	return HashPassword(password)
+}
+
+// insertAccount creates an account with its default mailboxes inside a write.
+func (t *Tx) insertAccount(address, hash string, admin bool) (Account, error) {
+	address, err := CanonicalAddress(address)
 	if err != nil {
 		return Account{}, err
 	}
 	_, domain, _ := strings.Cut(address, "@")
 	a := Account{Address: address, IsAdmin: admin, Created: time.Now().Truncate(time.Second)}
-	err = s.Update(ctx, func(t *Tx) error {
-		if err := t.QueryRow("SELECT id FROM domains WHERE name = ?", domain).Scan(&a.DomainID); err != nil {
-			if errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("account %s: %w", address, ErrNotOurDomain)
-			}
-			return err
+	if err := t.QueryRow("SELECT id FROM domains WHERE name = ?", domain).Scan(&a.DomainID); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return a, fmt.Errorf("account %s: %w", address, ErrNotOurDomain)
 		}
-		res, err := t.Exec(`INSERT INTO accounts (domain_id, address, password_hash, is_admin, created)
-			VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`, a.DomainID, address, hash, admin, a.Created.Unix())
-		if err != nil {
-			return err
+		return a, err
+	}
+	targets, err := column[string](t.Query(`SELECT ac.address FROM aliases al JOIN accounts ac ON ac.id = al.account_id
+		WHERE al.address = ? ORDER BY 1`, address))
+	if err != nil {
+		return a, err
+	}
+	if len(targets) > 0 {
+		return a, fmt.Errorf("account %s: %s is an alias (to %s); remove the alias first: %w",
+			address, address, strings.Join(targets, ", "), ErrExists)
+	}
+	res, err := t.Exec(`INSERT INTO accounts (domain_id, address, password_hash, is_admin, created)
+		VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`, a.DomainID, address, hash, admin, a.Created.Unix())
+	if err != nil {
+		return a, err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return a, fmt.Errorf("account %s: %w", address, ErrExists)
+	}
+	if a.ID, err = res.LastInsertId(); err != nil {
+		return a, err
+	}
+	for _, mb := range defaultMailboxes {
+		if _, err := t.createMailbox(a.ID, mb.name, mb.use); err != nil {
+			return a, err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("account %s: %w", address, ErrExists)
-		}
-		if a.ID, err = res.LastInsertId(); err != nil {
-			return err
-		}
-		for _, mb := range defaultMailboxes {
-			if _, err := t.createMailbox(a.ID, mb.name, mb.use); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	return a, err
+	}
+	return a, nil
 }
 
 const accountColumns = "id, domain_id, address, is_admin, quota, created"
@@ -248,14 +235,11 @@ func (s *Store) RemoveAccount(ctx context.Context, address string) error {
 
 // SetPassword replaces an account's password.
 func (s *Store) SetPassword(ctx context.Context, address, password string) error {
-	if password == "" {
-		return errors.New("empty password")
-	}
 	a, err := s.AccountByAddress(ctx, address)
 	if err != nil {
 		return err
 	}
-	hash, err := HashPassword(password)
+	hash, err := hashNewPassword(password)
 	if err != nil {
 		return err
 	}
@@ -336,7 +320,12 @@ func (s *Store) authenticate(ctx context.Context, address, password string, appP
 var dummyHash, _ = HashPassword("mailstead-dummy-password")
 
 // AddAlias makes alias deliver to each target account. alias may be "@domain" for a catch-all.
+// No account may have the alias's address: an address is an account or an alias, never both.
 func (s *Store) AddAlias(ctx context.Context, alias string, targets []string) error {
+	return s.Update(ctx, func(t *Tx) error { return t.insertAlias(alias, targets) })
+}
+
+func (t *Tx) insertAlias(alias string, targets []string) error {
 	canon, domain, err := canonicalAlias(alias)
 	if err != nil {
 		return err
@@ -344,37 +333,35 @@ func (s *Store) AddAlias(ctx context.Context, alias string, targets []string) er
 	if len(targets) == 0 {
 		return errors.New("alias needs at least one target")
 	}
-	return s.Update(ctx, func(t *Tx) error {
-		var domainID int64
-		if err := t.QueryRow("SELECT id FROM domains WHERE name = ?", domain).Scan(&domainID); err != nil {
+	var domainID int64
+	if err := t.QueryRow("SELECT id FROM domains WHERE name = ?", domain).Scan(&domainID); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("alias %s: %w", canon, ErrNotOurDomain)
+		}
+		return err
+	}
+	var n int
+	if err := t.QueryRow("SELECT count(*) FROM accounts WHERE address = ?", canon).Scan(&n); err != nil || n > 0 {
+		return errors.Join(err, fmt.Errorf("alias %s: %s is an account; remove the account first: %w", canon, canon, ErrExists))
+	}
+	for _, target := range targets {
+		target, err := CanonicalAddress(target)
+		if err != nil {
+			return err
+		}
+		var accountID int64
+		if err := t.QueryRow("SELECT id FROM accounts WHERE address = ?", target).Scan(&accountID); err != nil {
 			if errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("alias %s: %w", canon, ErrNotOurDomain)
+				return fmt.Errorf("alias target %s: %w (targets must be local accounts)", target, ErrNotFound)
 			}
 			return err
 		}
-		var n int
-		if err := t.QueryRow("SELECT count(*) FROM accounts WHERE address = ?", canon).Scan(&n); err != nil || n > 0 {
-			return errors.Join(err, fmt.Errorf("alias %s: an account has that address: %w", canon, ErrExists))
+		if _, err := t.Exec(`INSERT INTO aliases (address, domain_id, account_id) VALUES (?, ?, ?)
+			ON CONFLICT DO NOTHING`, canon, domainID, accountID); err != nil {
+			return err
 		}
-		for _, target := range targets {
-			target, err := CanonicalAddress(target)
-			if err != nil {
-				return err
-			}
-			var accountID int64
-			if err := t.QueryRow("SELECT id FROM accounts WHERE address = ?", target).Scan(&accountID); err != nil {
-				if errors.Is(err, sql.ErrNoRows) {
-					return fmt.Errorf("alias target %s: %w (targets must be local accounts)", target, ErrNotFound)
-				}
-				return err
-			}
-			if _, err := t.Exec(`INSERT INTO aliases (address, domain_id, account_id) VALUES (?, ?, ?)
-				ON CONFLICT DO NOTHING`, canon, domainID, accountID); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	}
+	return nil
 }
 
 func canonicalAlias(alias string) (canon, domain string, err error) {

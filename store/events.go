@@ -18,6 +18,8 @@ const (
 	MailboxRenamed
 	// AccountChanged: an account was removed or its credentials changed; sessions may need to end.
 	AccountChanged
+	// SettingChanged: the setting Name was stored (or reset to its default).
+	SettingChanged
 )
 
 // Event describes one committed change. Events are published after their commit, in commit order,
@@ -29,7 +31,7 @@ type Event struct {
 	UIDs      []uint32
 	Flags     []string // FlagsChanged and MessageAdded: the message's complete flag set
 	ModSeq    int64
-	Name      string // mailbox name (created, renamed: the new name)
+	Name      string // mailbox name (created, renamed: the new name); SettingChanged: the key
 	// MessageAdded: how the message came (the junk filter learns from moves, not deliveries),
 	// and for a copy or move the mailbox it came from.
 	Origin      Origin

@@ -120,13 +120,21 @@ func (s *Store) SetSetting(ctx context.Context, key, value string) error {
 	if _, ok := settingDef(key); !ok {
 		return fmt.Errorf("%q: %w", key, ErrUnknownSetting)
 	}
-	return s.Update(ctx, func(t *Tx) error {
-		if value == "" {
-			_, err := t.Exec("DELETE FROM settings WHERE key = ?", key)
-			return err
-		}
-		_, err := t.Exec(`INSERT INTO settings (key, value) VALUES (?, ?)
+	return s.Update(ctx, func(t *Tx) error { return t.putSetting(key, value) })
+}
+
+// putSetting stores a setting inside a write and announces it after the commit.
+func (t *Tx) putSetting(key, value string) error {
+	var err error
+	if value == "" {
+		_, err = t.Exec("DELETE FROM settings WHERE key = ?", key)
+	} else {
+		_, err = t.Exec(`INSERT INTO settings (key, value) VALUES (?, ?)
 			ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value)
-		return err
-	})
+	}
+	if err != nil {
+		return fmt.Errorf("setting %s: %w", key, err)
+	}
+	t.Publish(Event{Kind: SettingChanged, Name: key})
+	return nil
 }
