@@ -12,12 +12,13 @@ import (
 type Store interface {
 	// JunkAccount returns whether the filter is on for the account and its spam threshold.
 	JunkAccount(ctx context.Context, accountID int64) (enabled bool, threshold float64, err error)
-	// JunkCounts returns how many ham and spam messages the account has trained, and the
-	// [ham, spam] counts of those of tokens it has seen.
-	JunkCounts(ctx context.Context, accountID int64, tokens []string) (ham, spam int64, counts map[string][2]int64, err error)
+	// JunkModel returns how many ham and spam messages the account has trained, and the
+	// [ham, spam] counts of every token it has seen.
+	JunkModel(ctx context.Context, accountID int64) (ham, spam int64, tokens map[string][2]int64, err error)
 	// JunkTrain records the message with content key as spam or ham, once: training the same key
-	// with the same class again changes nothing, and with the other class moves its counts.
-	JunkTrain(ctx context.Context, accountID int64, key string, spam bool, tokens []string) (changed bool, err error)
+	// with the same class again changes nothing (changed false), and with the other class moves
+	// its counts (switched true).
+	JunkTrain(ctx context.Context, accountID int64, key string, spam bool, tokens []string) (changed, switched bool, err error)
 	// JunkMarks returns the reputation marks (a bit set of Mark) of those keys that have any.
 	JunkMarks(ctx context.Context, accountID int64, keys []string) (map[string]int, error)
 	// JunkMark adds mark to each key.
@@ -74,9 +75,10 @@ func (v Verdict) Header() string {
 	return fmt.Sprintf("%s: %.2f (%s)\r\n", HeaderName, v.Score, strings.Join(v.Reasons, "; "))
 }
 
-// Filter classifies messages against each account's model.
+// Filter classifies messages against each account's model, which it keeps in memory.
 type Filter struct {
-	Store Store
+	Store  Store
+	models models
 }
 
 // Classify scores msg for the account. A disabled filter returns a zero Verdict and ok false.
@@ -99,10 +101,11 @@ func (f *Filter) Classify(ctx context.Context, accountID int64, msg []byte) (v V
 
 func (f *Filter) score(ctx context.Context, accountID int64, feat Features) (Verdict, error) {
 	toks := append(slices.Clip(feat.Tokens), reputationTokens(feat)...)
-	nham, nspam, counts, err := f.Store.JunkCounts(ctx, accountID, toks)
+	m, err := f.models.get(ctx, f.Store, accountID)
 	if err != nil {
-		return Verdict{}, fmt.Errorf("junk counts for account %d: %w", accountID, err)
+		return Verdict{}, fmt.Errorf("junk model of account %d: %w", accountID, err)
 	}
+	nham, nspam, counts := m.counts(toks)
 	var v Verdict
 	if nham+nspam == 0 {
 		v.Score = 0.5

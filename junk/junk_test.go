@@ -85,7 +85,7 @@ func TestRemoveHeader(t *testing.T) {
 }
 
 // newFilter opens a real store in a temp dir with one account.
-func newFilter(t *testing.T) (*junk.Filter, *store.Store, int64) {
+func newFilter(t testing.TB) (*junk.Filter, *store.Store, int64) {
 	t.Helper()
 	st, err := store.Open(t.TempDir(), store.Options{})
 	if err != nil {
@@ -219,6 +219,12 @@ func TestTrainIdempotent(t *testing.T) {
 	f, st, acc := newFilter(t)
 	ctx := context.Background()
 	m := msg("x@y.example", "hello", "some words here")
+	train(t, f, acc)
+	base, _ := st.JunkSettingsOf(ctx, acc)
+	// The filter keeps the model in memory from here on; each training must update both.
+	if _, _, err := f.Classify(ctx, acc, m); err != nil {
+		t.Fatal(err)
+	}
 	steps := []struct {
 		spam          bool
 		changed       bool
@@ -236,9 +242,14 @@ func TestTrainIdempotent(t *testing.T) {
 			t.Fatal(err)
 		}
 		js, _ := st.JunkSettingsOf(ctx, acc)
-		_, _, counts, _ := st.JunkCounts(ctx, acc, []string{"words"})
-		if changed != s.changed || js.Ham != s.wantHam || js.Spam != s.want || counts["words"] != [2]int64{s.wantHam, s.want} {
+		_, _, counts, _ := st.JunkModel(ctx, acc)
+		if changed != s.changed || js.Ham-base.Ham != s.wantHam || js.Spam-base.Spam != s.want || counts["words"] != [2]int64{s.wantHam, s.want} {
 			t.Errorf("step %d: changed=%v totals=%d/%d token=%v", i, changed, js.Ham, js.Spam, counts["words"])
+		}
+		cached, _, _ := f.Classify(ctx, acc, m)
+		fresh, _, _ := (&junk.Filter{Store: st}).Classify(ctx, acc, m)
+		if cached.Score != fresh.Score {
+			t.Errorf("step %d: cached model scores %v, the stored one %v", i, cached.Score, fresh.Score)
 		}
 	}
 }

@@ -289,7 +289,7 @@ func (l *Learner) learn(ctx context.Context, accountID int64, msg []byte, train,
 	l.trained[accountID]++
 	if l.trained[accountID] >= pruneEvery {
 		l.trained[accountID] = 0
-		if _, err := l.Store.JunkPrune(ctx, accountID, MaxTokens, MaxTrained); err != nil {
+		if err := l.Filter.Prune(ctx, l.Store, accountID); err != nil {
 			return err
 		}
 	}

@@ -12,11 +12,29 @@ import (
 func (f *Filter) Train(ctx context.Context, accountID int64, msg []byte, spam bool) (changed bool, err error) {
 	feat := Tokenize(msg)
 	toks := append(slices.Clip(feat.Tokens), reputationTokens(feat)...)
-	changed, err = f.Store.JunkTrain(ctx, accountID, Key(msg), spam, toks)
+	changed, switched, err := f.Store.JunkTrain(ctx, accountID, Key(msg), spam, toks)
 	if err != nil {
 		return false, fmt.Errorf("junk train account %d: %w", accountID, err)
 	}
+	if changed {
+		f.models.trained(accountID, spam, switched, toks)
+	}
 	return changed, nil
+}
+
+// Prune bounds the account's model in the store and drops the cached copy, which is read again
+// at the next classification.
+func (f *Filter) Prune(ctx context.Context, st interface {
+	JunkPrune(ctx context.Context, accountID int64, maxTokens, maxTrained int) (int64, error)
+}, accountID int64) error {
+	n, err := st.JunkPrune(ctx, accountID, MaxTokens, MaxTrained)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		f.models.forget(accountID)
+	}
+	return nil
 }
 
 // NoteSent records what a message the user sent says about whom they trust: its recipients and

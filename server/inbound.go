@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"mailstead/junk"
 	"mailstead/mailauth"
 	"mailstead/smtp"
 )
@@ -61,7 +62,8 @@ func (s *Server) inboundChecks(ctx context.Context) (func(context.Context, strin
 		default:
 			// RFC 8601 §5: remove Authentication-Results that claim to be ours, add ours on top.
 			v.Junk = res.Action.Verdict == mailauth.Junk
-			v.Data = mailauth.RemoveAuthResults(in.Data, checker.Hostname)
+			// Likewise the junk filter's header: only ours may say what the filter thought.
+			v.Data = junk.RemoveHeader(mailauth.RemoveAuthResults(in.Data, checker.Hostname), junk.HeaderName)
 			v.Header = res.Header
 		}
 		return v, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"mailstead/junk"
+	"mailstead/smtp"
 	"mailstead/store"
 )
 
@@ -22,6 +23,20 @@ func (s *Server) startJunk(bg context.Context) {
 		defer cancel()
 		l.Run(bg)
 	})
+}
+
+// classifyJunk files one account's copy of a message received on port 25. The filter failing
+// (a database read error) files it in the inbox: the filter may misjudge, never lose or delay.
+func (s *Server) classifyJunk(ctx context.Context, accountID int64, msg []byte) smtp.Filing {
+	v, ok, err := s.junk.Classify(ctx, accountID, msg)
+	if err != nil {
+		s.log.Warn("junk classify", "account", accountID, "err", err)
+		return smtp.Filing{}
+	}
+	if !ok {
+		return smtp.Filing{}
+	}
+	return smtp.Filing{Junk: v.Spam, Header: v.Header(), Counted: true}
 }
 
 // junkChange translates a store event into what the learner reads.

@@ -356,6 +356,7 @@ func (s *Server) startSMTP(ctx context.Context) error {
 		Limits:        lim,
 		CheckMailFrom: checkFrom,
 		Inspect:       inspect,
+		Classify:      s.classifyJunk,
 	})
 	l, err := s.listen(PortSMTP)
 	if err != nil {

@@ -58,6 +58,17 @@ type Config struct {
 	CheckMailFrom func(ctx context.Context, from string) *Reply
 	// Delivered, if set, is told of every committed message (metrics, queue wake-up).
 	Delivered func(in *Inbound, remote int)
+	// Classify, if set, files each local account's copy of a port-25 message (the junk filter):
+	// it runs after Inspect on the message as it will be stored, and may send that copy to Junk
+	// and add header lines to it alone. A filter that fails files nothing and delays nothing.
+	Classify func(ctx context.Context, accountID int64, msg []byte) Filing
+}
+
+// Filing is where Classify puts one account's copy.
+type Filing struct {
+	Junk    bool   // into the account's Junk mailbox
+	Header  string // header lines for this copy only (the score), CRLF-terminated
+	Counted bool   // count the copy in the filter's per-day counter
 }
 
 // Server is one SMTP listener's server.

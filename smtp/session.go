@@ -266,16 +266,21 @@ func (s *session) deliver(in *Inbound) error {
 	}
 	data := s.withTrace(in, verdict.Header, body)
 	d := &store.Delivery{MailFrom: in.MailFrom, Data: data}
-	use := ""
-	if verdict.Junk {
-		use = `\Junk`
-	}
+	anyJunk := verdict.Junk
 	for _, rc := range s.rcpts {
 		for _, id := range rc.accounts {
+			f := s.file(ctx, id, data)
+			f.Junk = f.Junk || verdict.Junk
+			anyJunk = anyJunk || f.Junk
+			use := ""
+			if f.Junk {
+				use = `\Junk`
+			}
 			d.Local = append(d.Local, store.LocalRecipient{
 				AccountID:  id,
 				SpecialUse: use,
-				Prefix:     []byte("Return-Path: <" + in.MailFrom + ">\r\nDelivered-To: " + rc.addr + "\r\n"),
+				Prefix:     []byte("Return-Path: <" + in.MailFrom + ">\r\nDelivered-To: " + rc.addr + "\r\n" + f.Header),
+				CountFiled: f.Counted,
 			})
 		}
 	}
@@ -283,11 +288,19 @@ func (s *session) deliver(in *Inbound) error {
 		log.Error("smtp store", append(attrs, "err", err)...)
 		return errTempStore
 	}
-	log.Info("smtp delivered", append(attrs, "junk", verdict.Junk)...)
+	log.Info("smtp delivered", append(attrs, "junk", anyJunk)...)
 	if s.srv.cfg.Delivered != nil {
 		s.srv.cfg.Delivered(in, 0)
 	}
 	return nil
+}
+
+// file asks the junk filter, if any, where one account's copy goes.
+func (s *session) file(ctx context.Context, accountID int64, data []byte) Filing {
+	if s.srv.cfg.Classify == nil {
+		return Filing{}
+	}
+	return s.srv.cfg.Classify(ctx, accountID, data)
 }
 
 // withTrace prepends the RFC 5321 §4.4 Received: line and any inspection headers.

@@ -61,40 +61,32 @@ func (s *Store) SetJunkBootstrapped(ctx context.Context, accountID int64, done b
 // junkChunk keeps IN lists below SQLite's default limit of bound parameters.
 const junkChunk = 500
 
-// JunkCounts returns the account's trained totals and the [ham, spam] counts of the known tokens.
-func (s *Store) JunkCounts(ctx context.Context, accountID int64, tokens []string) (ham, spam int64, counts map[string][2]int64, err error) {
+// JunkModel loads the account's whole model: trained totals and every token's [ham, spam]
+// counts. The filter keeps it in memory, because looking up a message's several hundred tokens
+// costs more in SQL than the 1 ms a classification may take.
+func (s *Store) JunkModel(ctx context.Context, accountID int64) (ham, spam int64, tokens map[string][2]int64, err error) {
 	js, err := s.JunkSettingsOf(ctx, accountID)
 	if err != nil {
 		return 0, 0, nil, err
 	}
-	counts = make(map[string][2]int64, len(tokens)/4)
-	for len(tokens) > 0 {
-		chunk := tokens[:min(len(tokens), junkChunk)]
-		tokens = tokens[len(chunk):]
-		args := make([]any, 0, len(chunk)+1)
-		args = append(args, accountID)
-		for _, t := range chunk {
-			args = append(args, t)
-		}
-		rows, err := s.db.QueryContext(ctx, `SELECT token, ham, spam FROM junk_tokens WHERE account_id = ? AND token IN (`+
-			placeholders(len(chunk))+`)`, args...)
-		if err != nil {
-			return 0, 0, nil, fmt.Errorf("junk tokens of account %d: %w", accountID, err)
-		}
-		for rows.Next() {
-			var tok string
-			var c [2]int64
-			if err := rows.Scan(&tok, &c[0], &c[1]); err != nil {
-				rows.Close()
-				return 0, 0, nil, err
-			}
-			counts[tok] = c
-		}
-		if err := rows.Close(); err != nil {
+	rows, err := s.db.QueryContext(ctx, "SELECT token, ham, spam FROM junk_tokens WHERE account_id = ?", accountID)
+	if err != nil {
+		return 0, 0, nil, fmt.Errorf("junk model of account %d: %w", accountID, err)
+	}
+	defer rows.Close()
+	tokens = map[string][2]int64{}
+	for rows.Next() {
+		var tok string
+		var c [2]int64
+		if err := rows.Scan(&tok, &c[0], &c[1]); err != nil {
 			return 0, 0, nil, err
 		}
+		tokens[tok] = c
 	}
-	return js.Ham, js.Spam, counts, nil
+	if err := rows.Err(); err != nil {
+		return 0, 0, nil, fmt.Errorf("junk model of account %d: %w", accountID, err)
+	}
+	return js.Ham, js.Spam, tokens, nil
 }
 
 func placeholders(n int) string {
@@ -102,11 +94,11 @@ func placeholders(n int) string {
 }
 
 // JunkTrain counts tokens once for the message with content key: as spam or ham, moving the counts
-// if the key was trained as the other class before. It reports whether anything changed.
-func (s *Store) JunkTrain(ctx context.Context, accountID int64, key string, spam bool, tokens []string) (bool, error) {
-	changed := false
-	err := s.Update(ctx, func(t *Tx) error {
-		changed = false
+// if the key was trained as the other class before. It reports whether anything changed, and
+// whether counts moved from the other class (switched).
+func (s *Store) JunkTrain(ctx context.Context, accountID int64, key string, spam bool, tokens []string) (changed, switched bool, err error) {
+	err = s.Update(ctx, func(t *Tx) error {
+		changed, switched = false, false
 		var was bool
 		err := t.QueryRow("SELECT spam FROM junk_trained WHERE account_id = ? AND key = ?", accountID, key).Scan(&was)
 		known := err == nil
@@ -116,7 +108,7 @@ func (s *Store) JunkTrain(ctx context.Context, accountID int64, key string, spam
 		if known && was == spam {
 			return nil
 		}
-		changed = true
+		changed, switched = true, known
 		now := time.Now()
 		if _, err := t.Exec(`INSERT INTO junk_trained (account_id, key, spam, trained) VALUES (?, ?, ?, ?)
 			ON CONFLICT (account_id, key) DO UPDATE SET spam = excluded.spam, trained = excluded.trained`,
@@ -139,9 +131,9 @@ func (s *Store) JunkTrain(ctx context.Context, accountID int64, key string, spam
 		return t.junkTokenDeltas(accountID, tokens, dHam, dSpam, now)
 	})
 	if err != nil {
-		return false, fmt.Errorf("junk train account %d: %w", accountID, err)
+		return false, false, fmt.Errorf("junk train account %d: %w", accountID, err)
 	}
-	return changed, nil
+	return changed, switched, nil
 }
 
 // junkTokenDeltas adds the deltas to every token, dropping tokens whose counts reach zero.

@@ -15,15 +15,15 @@ func TestJunkPrune(t *testing.T) {
 	for i := range 50 {
 		rare = append(rare, fmt.Sprintf("rare%d", i))
 	}
-	if _, err := s.JunkTrain(ctx, alice.ID, "m1", true, rare); err != nil {
+	if _, _, err := s.JunkTrain(ctx, alice.ID, "m1", true, rare); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 3 {
-		if _, err := s.JunkTrain(ctx, alice.ID, fmt.Sprintf("f%d", i), false, []string{"frequent"}); err != nil {
+		if _, _, err := s.JunkTrain(ctx, alice.ID, fmt.Sprintf("f%d", i), false, []string{"frequent"}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.JunkTrain(ctx, bob.ID, "m1", true, rare); err != nil {
+	if _, _, err := s.JunkTrain(ctx, bob.ID, "m1", true, rare); err != nil {
 		t.Fatal(err)
 	}
 	removed, err := s.JunkPrune(ctx, alice.ID, 20, 2)
@@ -37,7 +37,7 @@ func TestJunkPrune(t *testing.T) {
 	if left != 18 || removed != 33 || bobs != 50 || trained != 2 {
 		t.Errorf("after prune: alice %d tokens (%d removed), bob %d, alice trained %d", left, removed, bobs, trained)
 	}
-	_, _, counts, err := s.JunkCounts(ctx, alice.ID, []string{"frequent"})
+	_, _, counts, err := s.JunkModel(ctx, alice.ID)
 	if err != nil || counts["frequent"] != [2]int64{3, 0} {
 		t.Errorf("frequent token: %v %v", counts, err)
 	}
