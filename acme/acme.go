@@ -166,7 +166,8 @@ type Manager struct {
 	now       func() time.Time
 
 	conf    atomic.Pointer[setup] // the current Config, made ready
-	tlsConf *tls.Config           // the one config of every listener (TLSConfig)
+	tlsConf *tls.Config           // what TLSConfig clones for each listener
+	tickets ticketKeys            // session ticket keys every clone shares
 	http01  atomic.Bool           // HTTPHandler was asked for: HTTP-01 is served on port 80
 	force   atomic.Bool           // Refresh: check DNS now, not when the backoff says
 	nudgeAt atomic.Int64          // unix seconds of the last wake-up from a handshake
@@ -242,7 +243,7 @@ func New(ctx context.Context, cfg Config, kv KV, resolver Resolver, logger *slog
 	m.tlsConf = &tls.Config{
 		MinVersion:         tls.VersionTLS12,
 		GetCertificate:     m.getCertificate,
-		GetConfigForClient: m.challengeConfig,
+		GetConfigForClient: m.configForClient,
 	}
 	return m, nil
 }

@@ -377,3 +377,25 @@ func TestValidateSetting(t *testing.T) {
 		}
 	}
 }
+
+// Each listener gets a config of its own: one caller setting a field (as go-smtp and
+// http.Server do) changes nothing for another, and both still serve the manager's certificate.
+func TestTLSConfigPerCaller(t *testing.T) {
+	m := newTestManager(t, Config{DisableACME: true}, newMemKV(), nil)
+	a, b := m.TLSConfig(), m.TLSConfig()
+	if a == b {
+		t.Fatal("two callers got the same *tls.Config")
+	}
+	a.NextProtos = []string{"h2"}
+	a.MinVersion = tls.VersionTLS13
+	if len(b.NextProtos) != 0 || b.MinVersion != tls.VersionTLS12 {
+		t.Fatalf("a change to one caller's config reached another: %v %x", b.NextProtos, b.MinVersion)
+	}
+	ln := listen(t)
+	serveLines(t, ln, b, false)
+	c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{ServerName: testHost, RootCAs: selfSignedRoots(m)})
+	if err != nil {
+		t.Fatalf("handshake on a cloned config: %v", err)
+	}
+	c.Close()
+}

@@ -49,16 +49,27 @@ type certSet struct {
 // The certificate is chosen per handshake, so a renewed or newly issued one
 // is served from the next handshake on, without a restart.
 //
-// Every call returns the same *tls.Config: do not modify it (Clone it
-// first). Sharing it shares the session ticket keys (rotated by crypto/tls),
-// so a STARTTLS peer that comes back resumes its session on any listener;
-// tickets stay enabled because Microsoft's MTAs and others rely on them.
+// Every call returns a clone of its own, which the caller may change (go-smtp, http.Server
+// and others set fields on the config they are given, which raced when all shared one). The
+// clone keeps the certificate callbacks, so every listener serves the current certificate.
+// All clones share one set of session ticket keys (tickets.go), so a STARTTLS peer that comes
+// back resumes its session on any listener; tickets stay enabled because Microsoft's MTAs and
+// others rely on them.
 // TLS 1.2 is the minimum. No ALPN protocols are set: http.Server.ServeTLS
 // adds "h2" and "http/1.1" to its clone, mail listeners need none, and
 // TLS-ALPN-01 challenge handshakes ("acme-tls/1") are answered through
 // GetConfigForClient on whichever listener receives them (port 443).
 func (m *Manager) TLSConfig() *tls.Config {
-	return m.tlsConf
+	c := m.tlsConf.Clone()
+	m.tickets.share(c, m.now())
+	return c
+}
+
+// configForClient runs before each handshake: it rotates the shared ticket keys when due and
+// answers ACME's TLS-ALPN-01 challenges.
+func (m *Manager) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+	m.tickets.rotate(m.now())
+	return m.challengeConfig(hello)
 }
 
 // challengeConfig answers a CA's TLS-ALPN-01 validation (RFC 8737 section 3):

@@ -36,12 +36,25 @@ import (
 	"mailstead/store"
 )
 
-// Two instances, A (a.test on 127.0.0.2) and B (b.test on 127.0.0.3), with the same port offset
-// and one fake DNS zone, as the issue asks.
-const (
-	ipA = "127.0.0.2"
-	ipB = "127.0.0.3"
-)
+// Two instances, A (a.test) and B (b.test), with the same port offset and one fake DNS zone.
+// Their addresses are random in 127/8 for each run of the tests, so that packages tested in
+// parallel (and -race runs next to plain ones) never collide on an address and port.
+var ipA, ipB = twoLoopbackIPs()
+
+func twoLoopbackIPs() (string, string) {
+	a, b := mailtest.RandomLoopbackIP(), mailtest.RandomLoopbackIP()
+	for a == b {
+		b = mailtest.RandomLoopbackIP()
+	}
+	return a, b
+}
+
+// randomOffset is a port offset for a test of its own: with it every standard port is between
+// 20025 and 60995.
+func randomOffset() int {
+	n, _ := rand.Int(rand.Reader, big.NewInt(40000))
+	return mailtest.DefaultPortOffset + int(n.Int64())
+}
 
 // fastQueue makes retries come quickly in tests.
 var fastQueue = map[string]string{"queue.retry_initial": "1s", "queue.retry_max": "2s", "queue.timeout": "20s"}
@@ -58,7 +71,7 @@ type pair struct {
 // can have the far side down first.
 func newPair(t testing.TB, settingsA map[string]string) *pair {
 	t.Helper()
-	p := &pair{zone: mailtest.NewDNSZone(t), offset: mailtest.DefaultPortOffset + 1000}
+	p := &pair{zone: mailtest.NewDNSZone(t), offset: randomOffset()}
 	p.zone.Add(
 		"a.test. 300 IN MX 10 mail.a.test.", "mail.a.test. 300 IN A "+ipA,
 		"b.test. 300 IN MX 10 mail.b.test.", "mail.b.test. 300 IN A "+ipB,
@@ -293,7 +306,7 @@ func TestRelayNullMXAndSecondMX(t *testing.T) {
 	p := newPair(t, nil)
 	p.startB(t)
 	p.zone.Add("nomail.test. 300 IN MX 0 .",
-		"two.test. 300 IN MX 10 dead.two.test.", "dead.two.test. 300 IN A 127.0.0.4",
+		"two.test. 300 IN MX 10 dead.two.test.", "dead.two.test. 300 IN A "+mailtest.RandomLoopbackIP(),
 		"two.test. 300 IN MX 20 mail.b.test.")
 	if _, err := p.b.Store().AddDomain(context.Background(), "two.test"); err != nil {
 		t.Fatal(err)
@@ -344,7 +357,7 @@ func TestQueueSurvivesKill(t *testing.T) {
 		t.Skip("builds a server process")
 	}
 	zone := mailtest.NewDNSZone(t)
-	offset := mailtest.DefaultPortOffset + 1100
+	offset := randomOffset()
 	zone.Add("a.test. 300 IN MX 10 mail.a.test.", "mail.a.test. 300 IN A "+ipA,
 		"b.test. 300 IN MX 10 mail.b.test.", "mail.b.test. 300 IN A "+ipB)
 	optsA := mailtest.Prepare(t, mailtest.Options{IP: ipA, PortOffset: offset, DNS: zone.Addr(), Domain: "a.test",
@@ -616,9 +629,9 @@ func TestRelayMTASTSEnforceNonMatchingMX(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a server process")
 	}
-	const ipPolicy = "127.0.0.5"
+	ipPolicy := mailtest.RandomLoopbackIP()
 	zone := mailtest.NewDNSZone(t)
-	offset := mailtest.DefaultPortOffset + 1200
+	offset := randomOffset()
 	zone.Add("a.test. 300 IN MX 10 mail.a.test.", "mail.a.test. 300 IN A "+ipA,
 		"b.test. 300 IN MX 10 mail.b.test.", "mail.b.test. 300 IN A "+ipB,
 		"mta-sts.b.test. 300 IN A "+ipPolicy, `_mta-sts.b.test. 300 IN TXT "v=STSv1; id=1"`)
