@@ -178,17 +178,24 @@ print_setup_url() {
 		fi
 		sleep 1
 	done
-	token=$(as_user "$root$bin_path" settings get setup.token --data "$root$data_dir" 2>/dev/null) || token=
-	host=$(as_user "$root$bin_path" settings get hostname --data "$root$data_dir" 2>/dev/null) || host=
-	[ -n "$host" ] || host=$(hostname -f 2>/dev/null || hostname)
+	# The server's public addresses (and its hostname once DNS points it here), as serve prints them.
+	urls=$(as_user "$root$bin_path" urls --data "$root$data_dir" 2>/dev/null) || urls=
 	say ""
-	if [ -n "$token" ]; then
+	case $urls in
+	"")
+		say "mailstead is running; no public address was found on this machine's interfaces."
+		say "Open https://<its public address>/ (journalctl -u mailstead | grep -A3 setup shows the setup link)."
+		;;
+	*setup\?token=*)
 		say "Finish the setup in your browser (the certificate is self-signed until the wizard is done):"
-		say "  https://$host/setup?token=$token"
-		say "(the server logged the same link: journalctl -u mailstead | grep setup)"
-	else
-		say "mailstead is set up; its admin page is at https://$host/"
-	fi
+		printf '%s\n' "$urls" | sed 's/^/  /'
+		say "(the server logged the same link: journalctl -u mailstead | grep -A3 setup)"
+		;;
+	*)
+		say "mailstead is set up; its admin page:"
+		printf '%s\n' "$urls" | sed 's/^/  /'
+		;;
+	esac
 }
 
 do_install() {

@@ -17,7 +17,7 @@ import (
 
 // The install.sh tests run the script below a temporary root (--root), with stand-ins for
 // systemctl, useradd and chown on PATH that record their calls, and a stand-in mailstead binary
-// that answers `settings get`. Nothing outside the temporary directory is touched.
+// that answers `urls`. Nothing outside the temporary directory is touched.
 
 const fakeSystemctl = `#!/bin/sh
 echo "systemctl $*" >>"$FAKE_LOG"
@@ -43,9 +43,8 @@ echo "chown $*" >>"$FAKE_LOG"
 `
 
 const fakeMailstead = `#!/bin/sh
-case "$1 $2 $3" in
-"settings get setup.token") echo tok-123 ;;
-"settings get hostname") echo mail.example.test ;;
+case "$1" in
+urls) echo https://203.0.113.5/setup?token=tok-123 ;;
 esac
 `
 
@@ -129,7 +128,7 @@ func TestInstallScript(t *testing.T) {
 	if err != nil {
 		t.Fatalf("install: %v\n%s", err, out)
 	}
-	if !strings.Contains(out, "https://mail.example.test/setup?token=tok-123") {
+	if !strings.Contains(out, "  https://203.0.113.5/setup?token=tok-123\n") {
 		t.Errorf("install did not print the setup URL:\n%s", out)
 	}
 	calls := e.calls()

@@ -34,6 +34,7 @@ usage:
   mailstead backup   DEST                                              (while the server runs)
   mailstead restore  SRC                                               (with the server stopped)
   mailstead verify
+  mailstead urls                                                       (setup or admin page links)
   mailstead version
 
 Every command takes --data DIR (default $MAILSTEAD_DATA, else ./mailstead-data). Management
@@ -68,6 +69,12 @@ func run(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	switch {
 	case cmd == "serve":
 		err = serve(f, stdout, stderr)
+	case cmd == "urls":
+		var out string
+		if out, err = server.AccessURLs(context.Background(), server.Options{
+			DataDir: f.data, Bind: f.bind, PortOffset: f.portOffset, DNS: f.dns}); err == nil {
+			fmt.Fprint(stdout, out)
+		}
 	case cmd == "version":
 		fmt.Fprintln(stdout, "mailstead", version(), "schema", store.SchemaVersion())
 	case server.IsManageCommand(cmd):

@@ -251,14 +251,20 @@ func (a *Admin) publicIPs(ctx context.Context) []net.IP {
 // PublicIPs returns the addresses in the admin.public_ips setting, else fallback's.
 func PublicIPs(ctx context.Context, st *store.Store, fallback func() []net.IP) []net.IP {
 	v, _ := st.Setting(ctx, "admin.public_ips")
+	ips := ParseIPs(v)
+	if len(ips) == 0 && fallback != nil {
+		ips = fallback()
+	}
+	return ips
+}
+
+// ParseIPs reads the admin.public_ips setting: addresses separated by commas or spaces.
+func ParseIPs(v string) []net.IP {
 	var ips []net.IP
 	for _, f := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' }) {
 		if ip := net.ParseIP(f); ip != nil {
 			ips = append(ips, ip)
 		}
-	}
-	if len(ips) == 0 && fallback != nil {
-		ips = fallback()
 	}
 	return ips
 }

@@ -83,7 +83,7 @@ func (s *Server) fallbackIPs() []net.IP {
 	if ip := net.ParseIP(s.opts.Bind); ip != nil && !ip.IsUnspecified() {
 		return []net.IP{ip}
 	}
-	return admin.InterfaceIPs()
+	return s.opts.InterfaceIPs()
 }
 
 func (s *Server) dkimKeys(ctx context.Context, domain string) ([]admin.DKIMKey, error) {

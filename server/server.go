@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"mailstead/acme"
+	"mailstead/admin"
 	"mailstead/dns"
 	"mailstead/junk"
 	"mailstead/loginlimit"
@@ -38,6 +39,9 @@ type Options struct {
 	DNS        string // HOST:PORT that every DNS query goes to; "" means the system's
 	Logger     *slog.Logger
 	Out        io.Writer // where the setup URL or dev credentials are printed
+	// InterfaceIPs lists this machine's public interface addresses (the setup URLs and DNS
+	// records use them when admin.public_ips is not set); nil means admin.InterfaceIPs.
+	InterfaceIPs func() []net.IP
 
 	// EphemeralPorts makes every listener take a free port (tests); Addr tells which.
 	EphemeralPorts bool
@@ -62,15 +66,16 @@ type Server struct {
 	hostname      atomic.Pointer[string]
 	startHostname string
 
-	mu        sync.Mutex
-	addrs     map[int]string // standard port → actual listening address
-	stoppers  []func(context.Context) error
-	wg        sync.WaitGroup
-	cancelBg  context.CancelFunc
-	control   net.Listener
-	setupInfo string
-	stopping  atomic.Bool
-	metrics   *metrics // counts log lines and accepts; serves /metrics (metrics.go)
+	mu         sync.Mutex
+	addrs      map[int]string // standard port → actual listening address
+	stoppers   []func(context.Context) error
+	wg         sync.WaitGroup
+	cancelBg   context.CancelFunc
+	control    net.Listener
+	setupToken string // the setup wizard's token while no domain exists
+	devPending bool   // dev mode on an empty data directory: create the dev account once listening
+	stopping   atomic.Bool
+	metrics    *metrics // counts log lines and accepts; serves /metrics (metrics.go)
 
 	junk        *junk.Filter  // consulted at MX delivery
 	junkLearner *junk.Learner // trains from store events (junk.go)
@@ -86,6 +91,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.Out == nil {
 		opts.Out = io.Discard
+	}
+	if opts.InterfaceIPs == nil {
+		opts.InterfaceIPs = admin.InterfaceIPs
 	}
 	if opts.Dev {
 		if opts.Bind == "" {
@@ -139,8 +147,9 @@ func (s *Server) Addr(stdPort int) string {
 	return s.addrs[stdPort]
 }
 
-// bootstrap prepares an empty data directory: in dev mode a domain and an account whose password
-// is printed; otherwise a one-time setup token for the web wizard.
+// bootstrap prepares an empty data directory: in dev mode it notes that the dev account is to be
+// made (once the listeners are up, so a failed start leaves nothing behind); otherwise it makes a
+// one-time setup token for the web wizard.
 func (s *Server) bootstrap(ctx context.Context) error {
 	domains, err := s.store.Domains(ctx)
 	if err != nil {
@@ -151,15 +160,10 @@ func (s *Server) bootstrap(ctx context.Context) error {
 		return err
 	}
 	if len(domains) == 0 && s.opts.Dev {
-		const domain, addr = "mailstead.test", "dev@mailstead.test"
+		s.devPending = true
 		if host == "" {
-			host = "mail." + domain
+			host = "mail." + devDomain
 		}
-		pw := randomToken(12)
-		if _, err := s.ops.Setup(ctx, manage.SetupParams{Hostname: host, Domain: domain, Admin: addr, Password: pw}); err != nil {
-			return fmt.Errorf("dev mode: %w", err)
-		}
-		s.setupInfo = fmt.Sprintf("dev mode: account %s with password %s\n", addr, pw)
 	} else if len(domains) == 0 {
 		token, err := s.store.Setting(ctx, "setup.token")
 		if err != nil {
@@ -171,7 +175,7 @@ func (s *Server) bootstrap(ctx context.Context) error {
 				return err
 			}
 		}
-		s.setupInfo = "setup: open " + s.setupURL(token) + " to finish setting up (no mail is accepted until then)\n"
+		s.setupToken = token
 	}
 	if host == "" {
 		host, _ = os.Hostname()
@@ -184,17 +188,17 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	return nil
 }
 
-func (s *Server) setupURL(token string) string {
-	host := s.opts.Bind
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		if h, _ := s.store.Setting(context.Background(), "hostname"); h != "" {
-			host = h
-		} else if h, err := os.Hostname(); err == nil {
-			host = h
-		}
+const devDomain, devAddress = "mailstead.test", "dev@mailstead.test"
+
+// createDevAccount makes dev mode's domain and account and returns the line that tells the
+// password. It runs only after every listener is up, and the line is printed at once, so an
+// account is never made whose password nobody saw.
+func (s *Server) createDevAccount(ctx context.Context) (string, error) {
+	pw := randomToken(12)
+	if _, err := s.ops.Setup(ctx, manage.SetupParams{Hostname: s.Hostname(), Domain: devDomain, Admin: devAddress, Password: pw}); err != nil {
+		return "", err
 	}
-	port := PortHTTPS + s.opts.PortOffset
-	return "https://" + net.JoinHostPort(host, strconv.Itoa(port)) + "/setup?token=" + token
+	return fmt.Sprintf("dev mode: account %s with password %s\n", devAddress, pw), nil
 }
 
 func randomToken(n int) string {
@@ -236,9 +240,15 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	// Ordering starts once port 80 listens: the check that the hostname points here probes it.
 	s.goBackground(func() { certs.Run(bg) })
-	if s.setupInfo != "" {
-		fmt.Fprint(s.opts.Out, s.setupInfo)
+	if s.devPending {
+		line, err := s.createDevAccount(ctx)
+		if err != nil {
+			s.Shutdown(context.Background())
+			return fmt.Errorf("dev account: %w", err)
+		}
+		fmt.Fprint(s.opts.Out, line)
 	}
+	fmt.Fprint(s.opts.Out, s.accessText(ctx, s.setupToken))
 	if s.opts.Dev {
 		fmt.Fprint(s.opts.Out, s.devAddresses())
 	}
