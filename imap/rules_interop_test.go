@@ -187,3 +187,31 @@ except (imaplib.IMAP4.abort, OSError, EOFError):
     pass
 `)
 }
+
+// TestImaplibBinaryLiteral: an APPEND with a literal8 (~{n}) is stored byte for byte (RFC 3516
+// §4.4), BINARY[1] returns the part in a literal8, and BODY[] of it, which would put NUL in an
+// ordinary literal, is refused.
+func TestImaplibBinaryLiteral(t *testing.T) {
+	runImaplib(t, newEnv(t, nil), `
+msg = (b'From: bin@example.test\r\nSubject: binary\r\nMIME-Version: 1.0\r\n'
+       b'Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n'
+       b'\x00\x01bare\nlf\rcr\r\n')
+M.send(b'b1 APPEND INBOX ~{%d}\r\n' % len(msg))
+assert M.readline().startswith(b'+'), 'continuation'
+M.send(msg + b'\r\n')
+while True:
+    line = M.readline()
+    if line.startswith(b'b1 '):
+        break
+assert line.startswith(b'b1 OK'), line
+ok(M.select('INBOX'))
+data = ok(M.fetch('1', '(RFC822.SIZE BINARY.PEEK[1])'))
+assert ('RFC822.SIZE %d ' % len(msg)).encode() in data[0][0], data
+assert data[0][1] == b'\x00\x01bare\nlf\rcr\r\n', data
+typ, data = M.fetch('1', '(BODY.PEEK[])')
+assert typ == 'NO' and b'[CANNOT]' in data[-1], (typ, data)
+ok(M.append('INBOX', None, None, b'Subject: text\n\nbare lf\n'))
+data = ok(M.fetch('2', '(BODY.PEEK[])'))
+assert data[0][1] == b'Subject: text\r\n\r\nbare lf\r\n', data
+`)
+}

@@ -278,6 +278,12 @@ func (s *session) fetchOne(ctx context.Context, w *imapserver.FetchWriter, m *st
 			return s.storeError("fetch body", err)
 		}
 		sections[i] = bodySection(src, sec)
+		if bytes.IndexByte(sections[i], 0) >= 0 {
+			// An IMAP literal cannot hold NUL (RFC 9051 §4.3); only BINARY[] may send it, in a
+			// literal8 (RFC 3516 §4.2).
+			return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot,
+				Text: "This section contains NUL bytes; fetch it with BINARY[]"}
+		}
 	}
 	binaries := make([][]byte, len(options.BinarySection))
 	for i, sec := range options.BinarySection {

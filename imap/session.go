@@ -281,7 +281,12 @@ func (s *session) Append(name string, r imap.LiteralReader, options *imap.Append
 		// The connection ended inside the literal: store nothing.
 		return nil, fmt.Errorf("append literal: read %d of %d bytes: %w", n, r.Size(), errors.Join(err, io.ErrUnexpectedEOF))
 	}
-	msg := normalizeCRLF(b.Bytes())
+	msg := b.Bytes()
+	if !options.Binary {
+		// A literal8 (~{n}) is stored intact: its binary parts may hold bare LF and NUL on
+		// purpose (RFC 3516 §4.4). Text is CRLF-normalised like every other way in.
+		msg = normalizeCRLF(msg)
+	}
 	flags := fromFlags(withoutRecent(options.Flags))
 	validity, uid, err := s.srv.st.Append(ctx, mb.ID, msg, flags, options.Time)
 	if err != nil {
