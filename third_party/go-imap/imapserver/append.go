@@ -47,7 +47,7 @@ func (c *Conn) handleAppend(tag string, dec *imapwire.Decoder) error {
 	options.Time = t
 
 	var dataExt string
-	options.Binary = dec.Special('~') // mailstead: tell the session it is a literal8
+	options.Binary = dec.Special('~')          // mailstead: tell the session it is a literal8
 	if !options.Binary && dec.Atom(&dataExt) { // ignore literal8 prefix if any for BINARY
 		switch strings.ToUpper(dataExt) {
 		case "UTF8":
