@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"strings"
 	"time"
 
 	"mailstead/message"
@@ -32,14 +31,13 @@ func (q *Queue) composeDSN(sender string, original []byte, rcpts []dsnRecipient,
 		subject = "Delivery delayed: "
 	}
 	hdr, _ := message.ParseHeader(original)
-	if s := hdr.Get("Subject"); s != "" {
-		subject += s
-	} else {
-		subject += "your message"
+	origSubject := hdr.Get("Subject")
+	if origSubject == "" {
+		origSubject = "your message"
 	}
 	w("From: Mail Delivery System <MAILER-DAEMON@%s>\r\n", hostname)
 	w("To: <%s>\r\n", sender)
-	w("Subject: %s\r\n", subject)
+	b.WriteString(subjectField(subject, origSubject))
 	w("Date: %s\r\n", now.Format(time.RFC1123Z))
 	w("Message-ID: <%s@%s>\r\n", randomHex(16), hostname)
 	if id := hdr.Get("Message-ID"); id != "" {
@@ -95,9 +93,9 @@ func (q *Queue) composeDSN(sender string, original []byte, rcpts []dsnRecipient,
 			w("Remote-MTA: dns; %s\r\n", o.host)
 		}
 		if o.smtp {
-			w("Diagnostic-Code: smtp; %s\r\n", oneLine(o.reason))
+			w("Diagnostic-Code: smtp; %s\r\n", asciiLine(o.reason))
 		} else if o.reason != "" {
-			w("Diagnostic-Code: x-mailstead; %s\r\n", oneLine(o.reason))
+			w("Diagnostic-Code: x-mailstead; %s\r\n", asciiLine(o.reason))
 		}
 		if !r.entry.LastAttempt.IsZero() || o.status != pending {
 			w("Last-Attempt-Date: %s\r\n", now.Format(time.RFC1123Z))
@@ -112,14 +110,6 @@ func (q *Queue) composeDSN(sender string, original []byte, rcpts []dsnRecipient,
 	b.Write(message.HeaderBytes(original))
 	w("\r\n--%s--\r\n", boundary)
 	return b.Bytes()
-}
-
-func oneLine(s string) string {
-	s = strings.NewReplacer("\r", " ", "\n", " ").Replace(s)
-	if len(s) > 900 {
-		s = s[:900]
-	}
-	return s
 }
 
 func randomHex(n int) string {

@@ -80,7 +80,7 @@ func (s *Store) QueueClaim(ctx context.Context, c QueueClaim) ([]QueueEntry, err
 func (s *Store) QueueReleaseLeases(ctx context.Context, owner string) (int, error) {
 	var n int64
 	err := s.Update(ctx, func(t *Tx) error {
-		res, err := t.Exec("UPDATE queue SET lease_owner = '', lease_until = 0 WHERE lease_owner != ?", owner)
+		res, err := t.Exec("UPDATE queue SET lease_owner = '', lease_until = 0 WHERE lease_owner NOT IN ('', ?)", owner)
 		if err != nil {
 			return err
 		}
