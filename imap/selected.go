@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"reflect"
 	"slices"
 
@@ -193,12 +194,27 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 			}
 		}
 		for i := range metas {
-			if err := s.fetchOne(ctx, w, &metas[i], options, markSeen); err != nil {
+			// A message another session expunged meanwhile is left out: the client gets what
+			// still exists and OK, and the EXPUNGE with the next command that may carry it
+			// (RFC 2180 §4.1). The mailbox itself is there: never NO [NONEXISTENT].
+			if err := s.fetchOne(ctx, w, &metas[i], options, markSeen); err != nil && !errors.Is(err, errExpunged) {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// errExpunged: the message went away between reading its metadata and its body.
+var errExpunged = errors.New("message expunged during FETCH")
+
+// fetchError is storeError for reading one message, where "not found" means another session
+// expunged it, not that the mailbox is gone.
+func (s *session) fetchError(op string, err error) error {
+	if errorsIsNotFound(err) {
+		return errExpunged
+	}
+	return s.storeError(op, err)
 }
 
 // markSeen sets \Seen on messages read with BODY[] (RFC 9051 §6.4.5) and updates metas.
@@ -248,7 +264,7 @@ func (s *session) fetchOne(ctx context.Context, w *imapserver.FetchWriter, m *st
 	if options.Envelope {
 		if env, err = decodeEnvelope(m.Envelope); err != nil {
 			if header, err = s.srv.st.MessageHeader(ctx, m.ID); err != nil {
-				return s.storeError("fetch header", err)
+				return s.fetchError("fetch header", err)
 			}
 			h, _ := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(header)))
 			env = imapserver.ExtractEnvelope(h)
@@ -259,7 +275,7 @@ func (s *session) fetchOne(ctx context.Context, w *imapserver.FetchWriter, m *st
 		if bs, err = decodeStructure(m.Structure); err != nil {
 			msg, err := loadFull()
 			if err != nil {
-				return s.storeError("fetch body", err)
+				return s.fetchError("fetch body", err)
 			}
 			bs = imapserver.ExtractBodyStructure(bytes.NewReader(msg))
 		}
@@ -270,12 +286,12 @@ func (s *session) fetchOne(ctx context.Context, w *imapserver.FetchWriter, m *st
 		if sec.Specifier == imap.PartSpecifierHeader && len(sec.Part) == 0 {
 			if header == nil {
 				if header, err = s.srv.st.MessageHeader(ctx, m.ID); err != nil {
-					return s.storeError("fetch header", err)
+					return s.fetchError("fetch header", err)
 				}
 			}
 			src = header
 		} else if src, err = loadFull(); err != nil {
-			return s.storeError("fetch body", err)
+			return s.fetchError("fetch body", err)
 		}
 		sections[i] = bodySection(src, sec)
 		if bytes.IndexByte(sections[i], 0) >= 0 {
@@ -289,7 +305,7 @@ func (s *session) fetchOne(ctx context.Context, w *imapserver.FetchWriter, m *st
 	for i, sec := range options.BinarySection {
 		msg, err := loadFull()
 		if err != nil {
-			return s.storeError("fetch body", err)
+			return s.fetchError("fetch body", err)
 		}
 		binaries[i] = imapserver.ExtractBinarySection(bytes.NewReader(msg), sec)
 	}
@@ -297,7 +313,7 @@ func (s *session) fetchOne(ctx context.Context, w *imapserver.FetchWriter, m *st
 	for i, sec := range options.BinarySectionSize {
 		msg, err := loadFull()
 		if err != nil {
-			return s.storeError("fetch body", err)
+			return s.fetchError("fetch body", err)
 		}
 		binarySizes[i] = imapserver.ExtractBinarySectionSize(bytes.NewReader(msg), sec)
 	}
