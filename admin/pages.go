@@ -515,6 +515,9 @@ func (a *Admin) backupDownload(w http.ResponseWriter, r *http.Request, s *sessio
 	name := "mailstead-backup-" + time.Now().UTC().Format("20060102-150405") + ".tar.gz"
 	w.Header().Set("Content-Type", "application/gzip")
 	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
+	// A backup may take longer than the server's response deadline (WriteTimeout); each write
+	// still has the listener's own deadline, so a client that stops reading is still cut off.
+	http.NewResponseController(w).SetWriteDeadline(time.Time{})
 	if err := a.ops.WriteBackup(r.Context(), w); err != nil {
 		// Headers are gone; the broken download is what the browser sees. The log says why.
 		a.log.Error("backup download", "account", s.account.Address, "err", err)

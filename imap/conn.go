@@ -6,10 +6,15 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"mailstead/loginlimit"
 )
 
-// limitListener applies the per-IP connection limit at accept, and wraps each connection so the
-// idle timeout applies and (for cleartext) STARTTLS cannot be abused by pipelining.
+// limitListener applies the per-client connection limit (an IPv4 address or an IPv6 /64) at
+// accept, and wraps each connection so the idle timeout applies and (for cleartext) STARTTLS
+// cannot be abused by pipelining. A connection over the limit is not refused here: on the
+// implicit-TLS port a cleartext BYE before the handshake reads as a TLS failure to the client,
+// which reconnects at once. newSession says BYE instead, inside TLS, after the handshake.
 type limitListener struct {
 	net.Listener
 	srv         *Server
@@ -22,16 +27,17 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		ip := remoteIP(c.RemoteAddr())
-		if !l.srv.acquireIP(ip) {
-			l.srv.log.Warn("imap connection refused: too many from one address", "ip", ip)
-			c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-			c.Write([]byte("* BYE [UNAVAILABLE] Too many connections from your address\r\n"))
-			c.Close()
-			continue
+		key := loginlimit.ClientKey(remoteIP(c.RemoteAddr()))
+		wc := &limitedConn{Conn: c, idle: l.srv.cfg.IdleTimeout, release: func() {}}
+		if l.srv.acquireIP(key) {
+			wc.release = func() { l.srv.releaseIP(key) }
+		} else {
+			wc.overLimit = true
 		}
-		wc := &limitedConn{Conn: c, idle: l.srv.cfg.IdleTimeout, release: func() { l.srv.releaseIP(ip) }}
 		if l.implicitTLS {
+			// The handshake happens when imapserver writes the greeting, before it sets a read
+			// deadline of its own: a client that never starts TLS must not hold the slot.
+			c.SetReadDeadline(time.Now().Add(l.srv.cfg.HandshakeTimeout))
 			// imapserver recognises TLS by the *tls.Conn type, so TLS must be the outer layer.
 			return tls.Server(wc, l.srv.cfg.TLSConfig), nil
 		}
@@ -52,9 +58,24 @@ func remoteIP(a net.Addr) string {
 // IDLE sets a fresh deadline each time it starts, so re-issuing IDLE keeps a client connected.
 type limitedConn struct {
 	net.Conn
-	idle    time.Duration
-	once    sync.Once
-	release func()
+	idle      time.Duration
+	once      sync.Once
+	release   func()
+	overLimit bool // over the per-client limit: the session says BYE and ends
+}
+
+// overLimit reports whether c (as imapserver holds it: TLS or cleartext) came in over the limit.
+func overLimit(c net.Conn) bool {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	switch lc := c.(type) {
+	case *limitedConn:
+		return lc.overLimit
+	case *cleartextConn:
+		return lc.overLimit
+	}
+	return false
 }
 
 func (c *limitedConn) SetReadDeadline(t time.Time) error {

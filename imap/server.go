@@ -20,6 +20,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 
+	"mailstead/connlimit"
 	"mailstead/loginlimit"
 	"mailstead/store"
 )
@@ -38,7 +39,7 @@ type Config struct {
 	AllowInsecureAuth bool
 	// MaxMessageSize bounds APPEND literals (APPENDLIMIT, RFC 7889). Default 50 MiB.
 	MaxMessageSize int64
-	// MaxConnsPerIP bounds simultaneous connections from one address. Default 20.
+	// MaxConnsPerIP bounds simultaneous connections from one IPv4 address or IPv6 /64. Default 20.
 	MaxConnsPerIP int
 	// MaxConnsPerAccount bounds simultaneous logged-in sessions of one account. Default 30
 	// (phones, desktops and sync tools each open several).
@@ -46,6 +47,8 @@ type Config struct {
 	// IdleTimeout ends a connection that sends nothing for this long; re-issuing IDLE resets it
 	// (RFC 9051 §5.4 asks for at least 30 minutes). Default 30 minutes.
 	IdleTimeout time.Duration
+	// HandshakeTimeout bounds the implicit-TLS handshake on ServeTLS. Default 30 seconds.
+	HandshakeTimeout time.Duration
 	// Logins is the server-wide failed-login budget, shared with SMTP, POP3 and the web; nil
 	// gives this server a limiter of its own.
 	Logins *loginlimit.Limiter
@@ -59,6 +62,8 @@ type Server struct {
 	imap  *imapserver.Server
 	hub   *hub
 	unsub func()
+	// refusals logs connections over the per-client limit once per client per minute.
+	refusals connlimit.RefusalLog
 
 	mu        sync.Mutex
 	listeners map[net.Listener]bool
@@ -116,6 +121,9 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = 30 * time.Minute
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = 30 * time.Second
 	}
 	if cfg.Logins == nil {
 		cfg.Logins = loginlimit.New(loginlimit.Config{})
@@ -189,8 +197,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		sessions = append(sessions, sess)
 	}
 	s.mu.Unlock()
+	// Each BYE in its own goroutine: a client that does not read must not delay the others, and
+	// when ctx ends Close cuts every connection, which ends the BYEs still blocked.
 	for _, sess := range sessions {
-		sess.end("Server shutting down")
+		go sess.end("Server shutting down")
 	}
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
@@ -270,4 +280,18 @@ type libLogger struct{ log *slog.Logger }
 
 func (l libLogger) Printf(format string, args ...any) {
 	l.log.Debug("imapserver", "detail", fmt.Sprintf(format, args...))
+}
+
+// openFrom is how many connections the client of ip holds (tests).
+func (s *Server) openFrom(ip string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.perIP[loginlimit.ClientKey(ip)]
+}
+
+// sessionCount is how many sessions are open (tests).
+func (s *Server) sessionCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
 }

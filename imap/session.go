@@ -43,6 +43,11 @@ var (
 
 func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
 	sess := &session{srv: s, conn: c, ip: remoteIP(c.NetConn().RemoteAddr())}
+	if overLimit(c.NetConn()) {
+		s.refusals.Refused(s.log, "imap", sess.ip, "client")
+		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Code: imap.ResponseCodeUnavailable,
+			Text: "Too many connections from your address"}
+	}
 	s.mu.Lock()
 	closing := s.closing
 	if !closing {

@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"time"
 
-	"golang.org/x/net/netutil"
-
 	"mailstead/admin"
 	"mailstead/queue"
 )
@@ -51,6 +49,7 @@ func (s *Server) startHTTP(ctx context.Context) error {
 		TLSConfig:         s.certs.TLSConfig().Clone(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute,
+		WriteTimeout:      2 * time.Minute, // the backup download lifts it for itself
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          errorLog, // TLS handshake noise from scanners is debug, not an error
@@ -59,12 +58,14 @@ func (s *Server) startHTTP(ctx context.Context) error {
 		Handler:           s.certs.HTTPHandler(a.HTTPHandler(s.certs.RedirectHandler())),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute,
+		WriteTimeout:      time.Minute,
 		IdleTimeout:       time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          errorLog,
 	}
-	// net/http has no connection limit of its own; the admin page and autoconfig need few.
-	l443, l80 = netutil.LimitListener(l443, maxHTTPConns), netutil.LimitListener(l80, maxHTTPConns)
+	// net/http has no connection limit of its own: s.listen applies connlimit's, per client and
+	// in all, which refuse at once rather than queue (netutil.LimitListener let one client's
+	// idle connections block everyone).
 	s.serve("https", l443, func(l net.Listener) error { return httpDone(https.ServeTLS(l, "", "")) }, https.Shutdown)
 	s.serve("http", l80, func(l net.Listener) error { return httpDone(plain.Serve(l)) }, plain.Shutdown)
 	return nil
@@ -108,9 +109,6 @@ func (s *Server) certStatus() admin.CertStatus {
 	}
 	return out
 }
-
-// maxHTTPConns bounds concurrent connections on each of ports 80 and 443.
-const maxHTTPConns = 256
 
 // hostnameChanged follows a hostname set by the setup wizard or the settings page: outbound EHLO,
 // Received: lines, Authentication-Results and the certificate manager use the new name at once.

@@ -29,6 +29,7 @@ type metrics struct {
 	s          *Server
 	reg        *prometheus.Registry
 	conns      *prometheus.CounterVec
+	refused    *prometheus.CounterVec
 	received   *prometheus.CounterVec
 	rejected   prometheus.Counter
 	sent       prometheus.Counter
@@ -47,6 +48,9 @@ func newMetrics(s *Server) *metrics {
 	m := &metrics{s: s, reg: prometheus.NewRegistry()}
 	m.conns = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailstead_connections_total",
 		Help: "Connections accepted, by service."}, []string{"service"})
+	m.refused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailstead_connections_refused_total",
+		Help: "Connections closed at once because a limit was reached, by service and limit (total or client)."},
+		[]string{"service", "limit"})
 	m.received = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailstead_messages_received_total",
 		Help: "Messages accepted and committed: via=mx from other servers, via=submission from own users."}, []string{"via"})
 	m.rejected = prometheus.NewCounter(prometheus.CounterOpts{Name: "mailstead_messages_rejected_total",
@@ -65,7 +69,7 @@ func newMetrics(s *Server) *metrics {
 	for _, v := range []string{"mx", "submission"} {
 		m.received.WithLabelValues(v) // present at zero, so rate() works from the first scrape
 	}
-	m.reg.MustRegister(m.conns, m.received, m.rejected, m.sent, m.bounced, m.deferred, m.authFailed, m.latency,
+	m.reg.MustRegister(m.conns, m.refused, m.received, m.rejected, m.sent, m.bounced, m.deferred, m.authFailed, m.latency,
 		gaugeCollector{m}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -137,11 +141,22 @@ func (m *metrics) countAccepts(stdPort int, l net.Listener) net.Listener {
 	if m == nil {
 		return l
 	}
-	name := serviceNames[stdPort]
-	if name == "" {
-		name = strconv.Itoa(stdPort)
+	return countingListener{Listener: l, c: m.conns.WithLabelValues(serviceName(stdPort))}
+}
+
+func serviceName(stdPort int) string {
+	if name := serviceNames[stdPort]; name != "" {
+		return name
 	}
-	return countingListener{Listener: l, c: m.conns.WithLabelValues(name)}
+	return strconv.Itoa(stdPort)
+}
+
+// countRefusals returns the counter connlimit calls for each connection it refuses.
+func (m *metrics) countRefusals(service string) func(limit string) {
+	if m == nil {
+		return nil
+	}
+	return func(limit string) { m.refused.WithLabelValues(service, limit).Inc() }
 }
 
 type countingListener struct {

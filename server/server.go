@@ -22,6 +22,7 @@ import (
 
 	"mailstead/acme"
 	"mailstead/admin"
+	"mailstead/connlimit"
 	"mailstead/dns"
 	"mailstead/junk"
 	"mailstead/loginlimit"
@@ -291,7 +292,27 @@ func (s *Server) listen(stdPort int) (net.Listener, error) {
 	s.mu.Lock()
 	s.addrs[stdPort] = l.Addr().String()
 	s.mu.Unlock()
-	return s.metrics.countAccepts(stdPort, l), nil
+	lim, err := s.connLimits()
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	name := serviceName(stdPort)
+	return connlimit.Wrap(s.metrics.countAccepts(stdPort, l), name, lim, s.log, s.metrics.countRefusals(name)), nil
+}
+
+// connLimits are the limits every listener applies (connlimit), from the settings.
+func (s *Server) connLimits() (connlimit.Limits, error) {
+	ctx := context.Background()
+	total, err := s.store.SettingInt(ctx, "connections.max")
+	if err != nil {
+		return connlimit.Limits{}, err
+	}
+	perIP, err := s.store.SettingInt(ctx, "connections.max_per_ip")
+	if err != nil {
+		return connlimit.Limits{}, err
+	}
+	return connlimit.Limits{MaxConns: int(total), MaxPerClient: int(perIP)}, nil
 }
 
 // serve runs a listener's accept loop in the background and registers how to stop it.

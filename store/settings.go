@@ -27,6 +27,8 @@ var settingDefs = []SettingDef{
 	{"smtp.idle_timeout", "5m", "time allowed between two reads from an SMTP client"},
 	{"smtp.max_connections", "500", "concurrent SMTP connections in all"},
 	{"smtp.max_connections_per_ip", "20", "concurrent SMTP connections from one IP"},
+	{"connections.max", "1000", "open connections in all, on each listener (every port, 80 and 443 included); applies at restart"},
+	{"connections.max_per_ip", "32", "open connections from one IPv4 address or IPv6 /64, on each listener; applies at restart"},
 	{"smtp.max_errors", "10", "protocol errors allowed per SMTP session before it is closed"},
 	{"mailauth.dmarc_reject_to_junk", "false", "deliver mail that fails DMARC with p=reject to Junk instead of refusing it"},
 	{"mailauth.no_from_to_junk", "false", "deliver mail without a single valid From: address (RFC 5322 section 3.6) to Junk instead of refusing it"},
