@@ -83,7 +83,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		lim := l.limits.Load()
-		ip := hostOf(c.RemoteAddr())
+		ip := RemoteIP(c.RemoteAddr())
 		key := loginlimit.ClientKey(ip)
 		reason := ""
 		l.mu.Lock()
@@ -166,7 +166,8 @@ func (c *Conn) Close() error {
 // Unwrap is the connection underneath.
 func (c *Conn) Unwrap() net.Conn { return c.Conn }
 
-func hostOf(a net.Addr) string {
+// RemoteIP is the IP of a connection's remote address, without the port.
+func RemoteIP(a net.Addr) string {
 	if ta, ok := a.(*net.TCPAddr); ok {
 		return ta.IP.String()
 	}

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"mailstead/connlimit"
 	"mailstead/loginlimit"
 )
 
@@ -27,7 +28,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		key := loginlimit.ClientKey(remoteIP(c.RemoteAddr()))
+		key := loginlimit.ClientKey(connlimit.RemoteIP(c.RemoteAddr()))
 		wc := &limitedConn{Conn: c, idle: l.srv.cfg.IdleTimeout, release: func() {}}
 		if l.srv.acquireIP(key) {
 			wc.release = func() { l.srv.releaseIP(key) }
@@ -43,14 +44,6 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		return &cleartextConn{limitedConn: wc}, nil
 	}
-}
-
-func remoteIP(a net.Addr) string {
-	host, _, err := net.SplitHostPort(a.String())
-	if err != nil {
-		return a.String()
-	}
-	return host
 }
 
 // limitedConn releases its per-IP slot on Close and caps every read deadline at IdleTimeout

@@ -15,6 +15,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 
+	"mailstead/connlimit"
 	"mailstead/loginlimit"
 	"mailstead/store"
 )
@@ -42,7 +43,7 @@ var (
 )
 
 func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-	sess := &session{srv: s, conn: c, ip: remoteIP(c.NetConn().RemoteAddr())}
+	sess := &session{srv: s, conn: c, ip: connlimit.RemoteIP(c.NetConn().RemoteAddr())}
 	if overLimit(c.NetConn()) {
 		s.refusals.Refused(s.log, "imap", sess.ip, "client")
 		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Code: imap.ResponseCodeUnavailable,

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"mailstead/connlimit"
 	"mailstead/loginlimit"
 )
 
@@ -104,6 +105,7 @@ type Server struct {
 	perIP     map[string]int
 	rejecting int
 	locks     map[string]struct{}
+	refusals  connlimit.RefusalLog // once per client per minute
 	wg        sync.WaitGroup
 }
 
@@ -184,8 +186,8 @@ func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 // accept admits c as a session or refuses it when a connection limit is
 // reached.
 func (s *Server) accept(c net.Conn, implicitTLS bool) {
-	ip := remoteIP(c.RemoteAddr())
-	key := limitKey(ip)
+	ip := connlimit.RemoteIP(c.RemoteAddr())
+	key := loginlimit.ClientKey(ip)
 	s.mu.Lock()
 	if s.closing.Load() {
 		s.mu.Unlock()
@@ -201,7 +203,7 @@ func (s *Server) accept(c net.Conn, implicitTLS bool) {
 		s.rejecting++
 		s.wg.Add(1)
 		s.mu.Unlock()
-		s.log.Warn("pop3 connection refused: too many connections", "proto", "pop3", "ip", ip)
+		s.refusals.Refused(s.log, "pop3", ip, "client")
 		go s.refuse(c, implicitTLS)
 		return
 	}
@@ -300,26 +302,4 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	<-done
 	return ctx.Err()
-}
-
-// remoteIP returns the IP of addr without port, or addr's string form.
-func remoteIP(addr net.Addr) string {
-	if tcp, ok := addr.(*net.TCPAddr); ok {
-		return tcp.IP.String()
-	}
-	host, _, err := net.SplitHostPort(addr.String())
-	if err != nil {
-		return addr.String()
-	}
-	return host
-}
-
-// limitKey groups IPv6 clients by /64, the block one subscriber usually
-// gets, for connection limits.
-func limitKey(ip string) string {
-	parsed := net.ParseIP(ip)
-	if parsed == nil || parsed.To4() != nil {
-		return ip
-	}
-	return parsed.Mask(net.CIDRMask(64, 128)).String() + "/64"
 }
