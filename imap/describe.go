@@ -10,6 +10,8 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 	_ "github.com/emersion/go-message/charset" // decode non-UTF-8 header words in envelopes
 	"github.com/emersion/go-message/textproto"
+
+	"mailstead/message"
 )
 
 // Describe parses a message into its IMAP ENVELOPE and BODYSTRUCTURE, encoded as JSON for the
@@ -25,9 +27,46 @@ func Describe(msg []byte) (envelope, structure []byte) {
 	if err != nil {
 		return nil, nil
 	}
-	envelope, _ = json.Marshal(imapserver.ExtractEnvelope(h))
+	envelope, _ = json.Marshal(extractEnvelope(h))
 	structure, _ = json.Marshal(encodeStructure(imapserver.ExtractBodyStructure(bytes.NewReader(msg))))
 	return envelope, structure
+}
+
+// extractEnvelope is go-imap's envelope with the address fields parsed by mailstead's message
+// package, which keeps what RFC 3501 §7.4.2 reports: groups as (NIL NIL "name" NIL) … (NIL NIL
+// NIL NIL), including "undisclosed-recipients:;", and mailboxes written with a source route or
+// comments between their parts (RFC 5322 §4.4), which go-imap's parser drops.
+func extractEnvelope(h textproto.Header) *imap.Envelope {
+	env := imapserver.ExtractEnvelope(h)
+	env.From = envelopeAddresses(h, "From")
+	env.Sender = envelopeAddresses(h, "Sender")
+	env.ReplyTo = envelopeAddresses(h, "Reply-To")
+	env.To = envelopeAddresses(h, "To")
+	env.Cc = envelopeAddresses(h, "Cc")
+	env.Bcc = envelopeAddresses(h, "Bcc")
+	return env
+}
+
+// envelopeAddresses returns the ENVELOPE address list of every field called key. The source
+// route is not reported (go-imap writes the adl as NIL; RFC 5321 §C says to ignore routes).
+func envelopeAddresses(h textproto.Header, key string) []imap.Address {
+	var out []imap.Address
+	for _, v := range h.Values(key) {
+		groups, _ := message.ParseGroupedAddressList(v) // what parses is kept
+		for _, g := range groups {
+			group := g.IsGroup && g.Name != "" // a nameless group would read as an end marker
+			if group {
+				out = append(out, imap.Address{Mailbox: g.Name})
+			}
+			for _, m := range g.Mailboxes {
+				out = append(out, imap.Address{Name: m.Name, Mailbox: m.Local, Host: m.Domain})
+			}
+			if group {
+				out = append(out, imap.Address{})
+			}
+		}
+	}
+	return out
 }
 
 // bodyJSON is a BODYSTRUCTURE node: a multipart when Multi is set, else a single part.

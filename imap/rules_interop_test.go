@@ -215,3 +215,27 @@ data = ok(M.fetch('2', '(BODY.PEEK[])'))
 assert data[0][1] == b'Subject: text\r\n\r\nbare lf\r\n', data
 `)
 }
+
+// TestImaplibEnvelopeAddresses: ENVELOPE keeps groups as RFC 3501 §7.4.2 writes them, an empty
+// group included, and finds the mailbox in a source route or with comments between its parts;
+// SEARCH FROM finds that mailbox.
+func TestImaplibEnvelopeAddresses(t *testing.T) {
+	runImaplib(t, newEnv(t, nil), `
+msg = (b'From: <user-from (comment)@ (comment) domain.org>\r\n'
+       b'Sender: <@route.example:route-user@domain.org>\r\n'
+       b'To: undisclosed-recipients:;\r\n'
+       b'Cc: A Group:Ed Jones <c@a.test>,joe@where.test;, solo@b.test\r\n'
+       b'Subject: groups\r\n\r\nbody\r\n')
+ok(M.append('INBOX', None, None, msg))
+ok(M.select('INBOX'))
+env = ok(M.fetch('1', '(ENVELOPE)'))[0].decode()
+assert '((NIL NIL "user-from" "domain.org"))' in env, env
+assert '((NIL NIL "route-user" "domain.org"))' in env, env
+assert '((NIL NIL "undisclosed-recipients" NIL)(NIL NIL NIL NIL))' in env, env
+assert ('((NIL NIL "A Group" NIL)("Ed Jones" NIL "c" "a.test")(NIL NIL "joe" "where.test")'
+        '(NIL NIL NIL NIL)(NIL NIL "solo" "b.test"))') in env, env
+assert ok(M.search(None, 'FROM', 'user-from@domain.org'))[0] == b'1'
+assert ok(M.search(None, 'CC', 'joe@where.test'))[0] == b'1'
+assert ok(M.search(None, 'FROM', 'nobody@domain.org'))[0] == b''
+`)
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/emersion/go-message/mail"
 	"github.com/emersion/go-message/textproto"
 
+	"mailstead/message"
 	"mailstead/store"
 )
 
@@ -181,7 +182,7 @@ func (c *candidate) match(cr *imap.SearchCriteria) bool {
 		return false
 	}
 	for _, hf := range cr.Header {
-		if !matchHeaderFields(c.header.FieldsByKey(hf.Key), hf.Value) {
+		if !matchHeaderFields(c.header.FieldsByKey(hf.Key), hf.Value) && !matchAddresses(c.header.Values(hf.Key), hf.Key, hf.Value) {
 			return false
 		}
 	}
@@ -286,6 +287,28 @@ func matchHeaderFields(fields gomessage.HeaderFields, pattern string) bool {
 		}
 		if strings.Contains(strings.ToLower(v), pattern) {
 			return true
+		}
+	}
+	return false
+}
+
+// addressFields are the fields SEARCH FROM, TO, CC and BCC (and HEADER) also match by their
+// parsed mailboxes, so "<user (comment)@ (comment) domain.org>" is found as user@domain.org.
+var addressFields = map[string]bool{"from": true, "sender": true, "reply-to": true, "to": true, "cc": true, "bcc": true}
+
+func matchAddresses(values []string, key, pattern string) bool {
+	if !addressFields[strings.ToLower(key)] || pattern == "" {
+		return false
+	}
+	pattern = strings.ToLower(pattern)
+	for _, v := range values {
+		groups, _ := message.ParseGroupedAddressList(v)
+		for _, g := range groups {
+			for _, m := range g.Mailboxes {
+				if strings.Contains(strings.ToLower(m.Name+" <"+m.Addr()+">"), pattern) {
+					return true
+				}
+			}
 		}
 	}
 	return false

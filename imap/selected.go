@@ -267,7 +267,7 @@ func (s *session) fetchOne(ctx context.Context, w *imapserver.FetchWriter, m *st
 				return s.fetchError("fetch header", err)
 			}
 			h, _ := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(header)))
-			env = imapserver.ExtractEnvelope(h)
+			env = extractEnvelope(h)
 		}
 	}
 	var bs imap.BodyStructure
