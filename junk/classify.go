@@ -19,8 +19,8 @@ type Store interface {
 	// with the same class again changes nothing (changed false), and with the other class moves
 	// its counts (switched true).
 	JunkTrain(ctx context.Context, accountID int64, key string, spam bool, tokens []string) (changed, switched bool, err error)
-	// JunkMarks returns the reputation marks (a bit set of Mark) of those keys that have any.
-	JunkMarks(ctx context.Context, accountID int64, keys []string) (map[string]int, error)
+	// JunkMarks returns every reputation mark (a bit set of Mark) the account has, by key.
+	JunkMarks(ctx context.Context, accountID int64) (map[string]int, error)
 	// JunkMark adds mark to each key.
 	JunkMark(ctx context.Context, accountID int64, keys []string, mark int) error
 }
@@ -83,29 +83,23 @@ type Filter struct {
 
 // Classify scores msg for the account. A disabled filter returns a zero Verdict and ok false.
 func (f *Filter) Classify(ctx context.Context, accountID int64, msg []byte) (v Verdict, ok bool, err error) {
-	enabled, threshold, err := f.Store.JunkAccount(ctx, accountID)
-	if err != nil || !enabled {
-		return Verdict{}, false, err
-	}
-	if threshold <= 0 || threshold > 1 {
-		threshold = DefaultThreshold
-	}
-	feat := Tokenize(msg)
-	v, err = f.score(ctx, accountID, feat)
+	m, err := f.models.get(ctx, f.Store, accountID)
 	if err != nil {
-		return Verdict{}, false, err
+		return Verdict{}, false, fmt.Errorf("junk model of account %d: %w", accountID, err)
 	}
-	v.Spam = v.Score >= threshold
+	if !m.enabled {
+		return Verdict{}, false, nil
+	}
+	v = score(m, Tokenize(msg))
+	v.Spam = v.Score >= m.threshold
 	return v, true, nil
 }
 
-func (f *Filter) score(ctx context.Context, accountID int64, feat Features) (Verdict, error) {
+func score(m *model, feat Features) Verdict {
 	toks := append(slices.Clip(feat.Tokens), reputationTokens(feat)...)
-	m, err := f.models.get(ctx, f.Store, accountID)
-	if err != nil {
-		return Verdict{}, fmt.Errorf("junk model of account %d: %w", accountID, err)
-	}
-	nham, nspam, counts := m.counts(toks)
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	nham, nspam, counts := m.ham, m.spam, m.tokens
 	var v Verdict
 	if nham+nspam == 0 {
 		v.Score = 0.5
@@ -115,10 +109,7 @@ func (f *Filter) score(ctx context.Context, accountID int64, feat Features) (Ver
 		v.Score, clues = combine(counts, toks, nham, nspam)
 		v.Reasons = tokenReasons(clues)
 	}
-	marks, err := f.Store.JunkMarks(ctx, accountID, markKeys(feat))
-	if err != nil {
-		return Verdict{}, fmt.Errorf("junk marks for account %d: %w", accountID, err)
-	}
+	marks := m.marks
 	logit := math.Log(clamp(v.Score) / (1 - clamp(v.Score)))
 	known := false
 	for _, mw := range markWeights {
@@ -133,7 +124,7 @@ func (f *Filter) score(ctx context.Context, accountID int64, feat Features) (Ver
 	} else if c := counts["rep:from:"+feat.From]; feat.From != "" && c[0]+c[1] == 0 {
 		v.Reasons = append(v.Reasons, "sender never seen")
 	}
-	return v, nil
+	return v
 }
 
 func clamp(p float64) float64 { return min(max(p, 0.001), 0.999) }
@@ -149,18 +140,6 @@ func reputationTokens(feat Features) []string {
 		out = append(out, "rep:verified:"+d)
 	}
 	return out
-}
-
-// markKeys are the reputation keys a message is looked up under.
-func markKeys(feat Features) []string {
-	var keys []string
-	if feat.From != "" {
-		keys = append(keys, "addr:"+feat.From, "dom:"+feat.FromDomain)
-	}
-	for _, r := range feat.Refs {
-		keys = append(keys, "thread:"+r)
-	}
-	return keys
 }
 
 func hasMark(marks map[string]int, feat Features, kind string, m Mark) bool {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Limits of the model per account (JunkPrune) and of the initial training.
@@ -99,6 +100,8 @@ type LearnStore interface {
 	// JunkUnbootstrapped lists accounts with the filter on whose existing mail was not used yet.
 	JunkUnbootstrapped(ctx context.Context) ([]int64, error)
 	SetJunkBootstrapped(ctx context.Context, accountID int64, done bool) error
+	// AddJunkFiled adds deliveries to an account's per-day counter (day: days since 1970).
+	AddJunkFiled(ctx context.Context, accountID, day, inbox, junk int64) error
 }
 
 // Learner trains each account's model from what its user does, after the store commit and off
@@ -114,12 +117,25 @@ type Learner struct {
 	wake    chan struct{}
 	trained map[int64]int // trainings per account since the last prune
 	once    sync.Once
+
+	// delivered counts deliveries per mailbox since the last flush of the filing counter.
+	delivered map[int64]*filed
 }
+
+type filed struct {
+	accountID int64
+	n         int64
+}
+
+// flushEvery is how often delivery counts are written to the filing counter: one small commit
+// every few seconds instead of a statement in every delivery.
+const flushEvery = 5 * time.Second
 
 func (l *Learner) init() {
 	l.once.Do(func() {
 		l.wake = make(chan struct{}, 1)
 		l.trained = map[int64]int{}
+		l.delivered = map[int64]*filed{}
 		if l.Logger == nil {
 			l.Logger = slog.New(slog.DiscardHandler)
 		}
@@ -130,7 +146,16 @@ func (l *Learner) init() {
 func (l *Learner) Notify(c Change) {
 	l.init()
 	if c.Kind == Added && c.Origin == Delivered {
-		return // deliveries teach nothing until the user acts on them
+		// Deliveries teach nothing until the user acts on them; they are only counted.
+		l.mu.Lock()
+		f := l.delivered[c.MailboxID]
+		if f == nil {
+			f = &filed{accountID: c.AccountID}
+			l.delivered[c.MailboxID] = f
+		}
+		f.n++
+		l.mu.Unlock()
+		return
 	}
 	if c.Kind == FlagsChanged && !hasAnyFlag(c.Flags, spamFlags, hamFlags) {
 		return
@@ -159,6 +184,9 @@ func (l *Learner) Kick() {
 // Run applies queued changes until ctx ends.
 func (l *Learner) Run(ctx context.Context) {
 	l.init()
+	tick := time.NewTicker(flushEvery)
+	defer tick.Stop()
+	defer l.flushFiled(context.WithoutCancel(ctx))
 	for {
 		l.bootstrap(ctx)
 		for {
@@ -182,6 +210,42 @@ func (l *Learner) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-l.wake:
+		case <-tick.C:
+			l.flushFiled(ctx)
+		}
+	}
+}
+
+// flushFiled adds the deliveries counted since the last flush to each account's counter, as
+// inbox or Junk by the mailbox they went to.
+func (l *Learner) flushFiled(ctx context.Context) {
+	l.mu.Lock()
+	counts := l.delivered
+	l.delivered = map[int64]*filed{}
+	l.mu.Unlock()
+	type sum struct{ inbox, junk int64 }
+	per := map[int64]*sum{}
+	for mbID, f := range counts {
+		mb, err := l.Mail.Mailbox(ctx, mbID)
+		if err != nil {
+			continue // deleted since
+		}
+		r := mb.role()
+		s := per[f.accountID]
+		if s == nil {
+			s = &sum{}
+			per[f.accountID] = s
+		}
+		if r == roleJunk {
+			s.junk += f.n
+		} else {
+			s.inbox += f.n
+		}
+	}
+	day := time.Now().Unix() / 86400
+	for acc, s := range per {
+		if err := l.Store.AddJunkFiled(ctx, acc, day, s.inbox, s.junk); err != nil {
+			l.Logger.Warn("junk counter", "account", acc, "err", err)
 		}
 	}
 }

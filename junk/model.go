@@ -12,10 +12,14 @@ const maxCachedModels = 16
 // model is one account's token counts in memory. The store holds the truth; the filter is its
 // only writer in the process, so it applies each training to the copy it has.
 type model struct {
-	mu        sync.RWMutex
+	enabled   bool
+	threshold float64
+	used      int64 // models.clock at the last use, for eviction
+
+	mu        sync.RWMutex // guards what training changes
 	ham, spam int64
 	tokens    map[string][2]int64
-	used      int64 // models.clock at the last use, for eviction
+	marks     map[string]int
 }
 
 // models caches each account's model. gen counts trainings and prunes per account, so a model
@@ -42,11 +46,10 @@ func (ms *models) get(ctx context.Context, st Store, accountID int64) (*model, e
 	gen := ms.gen[accountID]
 	ms.mu.Unlock()
 
-	ham, spam, toks, err := st.JunkModel(ctx, accountID)
+	m, err := load(ctx, st, accountID)
 	if err != nil {
 		return nil, err
 	}
-	m := &model{ham: ham, spam: spam, tokens: toks}
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
 	if cur := ms.m[accountID]; cur != nil {
@@ -69,6 +72,47 @@ func (ms *models) get(ctx context.Context, st Store, accountID int64) (*model, e
 	return m, nil
 }
 
+// load reads an account's settings, and its model when the filter is on.
+func load(ctx context.Context, st Store, accountID int64) (*model, error) {
+	enabled, threshold, err := st.JunkAccount(ctx, accountID)
+	if err != nil {
+		return nil, err
+	}
+	if threshold <= 0 || threshold > 1 {
+		threshold = DefaultThreshold
+	}
+	m := &model{enabled: enabled, threshold: threshold}
+	if !enabled {
+		return m, nil
+	}
+	if m.ham, m.spam, m.tokens, err = st.JunkModel(ctx, accountID); err != nil {
+		return nil, err
+	}
+	if m.marks, err = st.JunkMarks(ctx, accountID); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// marked applies a committed mark to the cached model.
+func (ms *models) marked(accountID int64, keys []string, mark int) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	if ms.gen == nil {
+		return
+	}
+	ms.gen[accountID]++
+	m := ms.m[accountID]
+	if m == nil || m.marks == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, k := range keys {
+		m.marks[k] |= mark
+	}
+}
+
 // trained applies a committed training to the cached model, as the store applied it.
 func (ms *models) trained(accountID int64, spam, switched bool, tokens []string) {
 	ms.mu.Lock()
@@ -78,7 +122,7 @@ func (ms *models) trained(accountID int64, spam, switched bool, tokens []string)
 	}
 	ms.gen[accountID]++
 	m := ms.m[accountID]
-	if m == nil {
+	if m == nil || m.tokens == nil {
 		return
 	}
 	d := [2]int64{1, 0}
@@ -111,17 +155,4 @@ func (ms *models) forget(accountID int64) {
 	}
 	ms.gen[accountID]++
 	delete(ms.m, accountID)
-}
-
-// counts returns the totals and the counts of the given tokens that the model knows.
-func (m *model) counts(tokens []string) (ham, spam int64, out map[string][2]int64) {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	out = make(map[string][2]int64, len(tokens)/2)
-	for _, t := range tokens {
-		if c, ok := m.tokens[t]; ok {
-			out[t] = c
-		}
-	}
-	return m.ham, m.spam, out
 }

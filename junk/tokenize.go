@@ -55,7 +55,7 @@ func Key(msg []byte) string {
 // Tokenize reads msg (RFC 5322, CRLF or LF) into features. It never fails: whatever does not
 // parse is skipped, because spam is often malformed on purpose.
 func Tokenize(msg []byte) Features {
-	t := tokenizer{seen: map[string]bool{}}
+	t := tokenizer{seen: make(map[string]bool, 256)}
 	ent, err := gomessage.Read(bytes.NewReader(msg))
 	if ent == nil {
 		// Not even a header: the bytes are still words.
@@ -386,17 +386,23 @@ func fieldIs(field []byte, name string) bool {
 	return len(field) > len(name) && field[len(name)] == ':' && strings.EqualFold(string(field[:len(name)]), name)
 }
 
-// RemoveHeader drops every field named name from msg's header, leaving the body untouched.
+// RemoveHeader drops every field named name from msg's header, leaving the body untouched. A
+// message without such a field is returned as is, without a copy.
 func RemoveHeader(msg []byte, name string) []byte {
 	hdr, body := splitHeader(msg)
-	if !bytes.Contains(bytes.ToLower(hdr), []byte(strings.ToLower(name)+":")) {
-		return msg
-	}
-	out := make([]byte, 0, len(msg))
+	var out []byte
+	off := 0
 	for f, rest := nextField(hdr); f != nil; f, rest = nextField(rest) {
-		if !fieldIs(f, name) {
+		switch {
+		case fieldIs(f, name) && out == nil:
+			out = append(make([]byte, 0, len(msg)), hdr[:off]...)
+		case !fieldIs(f, name) && out != nil:
 			out = append(out, f...)
 		}
+		off += len(f)
+	}
+	if out == nil {
+		return msg
 	}
 	return append(out, body...)
 }

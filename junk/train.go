@@ -22,6 +22,21 @@ func (f *Filter) Train(ctx context.Context, accountID int64, msg []byte, spam bo
 	return changed, nil
 }
 
+// SetSettings switches the filter on or off for the account and sets its threshold (0: the
+// default). Switching it on again makes the learner train from the mail there is then.
+func (f *Filter) SetSettings(ctx context.Context, st interface {
+	SetJunkSettings(ctx context.Context, accountID int64, enabled bool, threshold float64) error
+}, accountID int64, enabled bool, threshold float64) error {
+	if threshold < 0 || threshold > 1 {
+		return fmt.Errorf("junk threshold %v: must be between 0 and 1", threshold)
+	}
+	if err := st.SetJunkSettings(ctx, accountID, enabled, threshold); err != nil {
+		return err
+	}
+	f.models.forget(accountID)
+	return nil
+}
+
 // Prune bounds the account's model in the store and drops the cached copy, which is read again
 // at the next classification.
 func (f *Filter) Prune(ctx context.Context, st interface {
@@ -68,8 +83,10 @@ func (f *Filter) mark(ctx context.Context, accountID int64, keys []string, m Mar
 		return nil
 	}
 	slices.Sort(keys)
-	if err := f.Store.JunkMark(ctx, accountID, slices.Compact(keys), int(m)); err != nil {
+	keys = slices.Compact(keys)
+	if err := f.Store.JunkMark(ctx, accountID, keys, int(m)); err != nil {
 		return fmt.Errorf("junk mark account %d: %w", accountID, err)
 	}
+	f.models.marked(accountID, keys, int(m))
 	return nil
 }

@@ -85,7 +85,11 @@ func StartProcess(t testing.TB, opts Options, extraArgs ...string) *Process {
 		args = append(args, "--dns", opts.DNS)
 	}
 	p := &Process{Opts: opts, t: t, done: make(chan struct{})}
-	p.Cmd = exec.Command(Binary(t), append(args, extraArgs...)...)
+	bin := opts.Binary
+	if bin == "" {
+		bin = Binary(t)
+	}
+	p.Cmd = exec.Command(bin, append(args, extraArgs...)...)
 	p.Cmd.Stdout = &p.Stdout
 	p.Cmd.Stderr = &p.Stderr
 	if err := p.Cmd.Start(); err != nil {

@@ -44,6 +44,9 @@ type Options struct {
 	Settings map[string]string
 	// Verbose sends server logs to the test log.
 	Verbose bool
+	// Binary is the mailstead program StartProcess runs; empty means one built from this module
+	// (benchmarks set it to an older build to compare side by side).
+	Binary string
 	// ACMEClient reaches a test ACME server (acmetest.CA.Client); with it the server orders
 	// certificates from the directory in the acme.directory setting.
 	ACMEClient *http.Client

@@ -36,7 +36,7 @@ func (s *Server) classifyJunk(ctx context.Context, accountID int64, msg []byte) 
 	if !ok {
 		return smtp.Filing{}
 	}
-	return smtp.Filing{Junk: v.Spam, Header: v.Header(), Counted: true}
+	return smtp.Filing{Junk: v.Spam, Header: v.Header()}
 }
 
 // junkChange translates a store event into what the learner reads.
@@ -54,8 +54,18 @@ func junkChange(ev store.Event) (junk.Change, bool) {
 		return c, false
 	}
 	c.UID = ev.UIDs[0]
-	c.Origin = map[store.Origin]junk.Origin{store.FromDelivery: junk.Delivered, store.FromAppend: junk.Appended,
-		store.FromCopy: junk.Copied, store.FromMove: junk.Moved, store.FromImport: junk.Imported}[ev.Origin]
+	switch ev.Origin {
+	case store.FromDelivery:
+		c.Origin = junk.Delivered
+	case store.FromAppend:
+		c.Origin = junk.Appended
+	case store.FromCopy:
+		c.Origin = junk.Copied
+	case store.FromMove:
+		c.Origin = junk.Moved
+	case store.FromImport:
+		c.Origin = junk.Imported
+	}
 	return c, true
 }
 

@@ -21,9 +21,34 @@ import (
 // the server's peak resident memory.
 //
 //	go test -run '^$' -bench Receive -benchtime 4000x ./server/
+//
+// With MAILSTEAD_BENCH_BASE set to another mailstead binary (an older commit's build), it runs
+// base and head in turns, twice each, so a change is measured against its parent on the same
+// machine at the same moment:
+//
+//	git archive HEAD~1 | tar -x -C /tmp/base && (cd /tmp/base && go build -o mailstead .)
+//	MAILSTEAD_BENCH_BASE=/tmp/base/mailstead go test -run '^$' -bench Receive -benchtime 4000x ./server/
 func BenchmarkReceive(b *testing.B) {
+	base := os.Getenv("MAILSTEAD_BENCH_BASE")
+	if base == "" {
+		benchReceive(b, "")
+		return
+	}
+	for range 2 {
+		b.Run("base", func(b *testing.B) { benchReceive(b, base) })
+		b.Run("head", func(b *testing.B) { benchReceive(b, "") })
+	}
+}
+
+func benchReceive(b *testing.B, binary string) {
 	const sessions = 20
-	opts := mailtest.Prepare(b, mailtest.Options{})
+	// A directory of its own per run: b.TempDir names repeat across repeated sub-benchmarks.
+	dir, err := os.MkdirTemp("", "mailstead-receive-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.RemoveAll(dir) })
+	opts := mailtest.Prepare(b, mailtest.Options{Binary: binary, Dir: dir})
 	p := mailtest.StartProcess(b, opts)
 	body := "Subject: bench\r\nFrom: x@remote.test\r\n\r\n" + strings.Repeat(strings.Repeat("x", 78)+"\r\n", 62)
 	fsyncRate := syncedWritesPerSecond(b, opts.Dir)

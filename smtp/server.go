@@ -66,9 +66,8 @@ type Config struct {
 
 // Filing is where Classify puts one account's copy.
 type Filing struct {
-	Junk    bool   // into the account's Junk mailbox
-	Header  string // header lines for this copy only (the score), CRLF-terminated
-	Counted bool   // count the copy in the filter's per-day counter
+	Junk   bool   // into the account's Junk mailbox
+	Header string // header lines for this copy only (the score), CRLF-terminated
 }
 
 // Server is one SMTP listener's server.

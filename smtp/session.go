@@ -280,7 +280,6 @@ func (s *session) deliver(in *Inbound) error {
 				AccountID:  id,
 				SpecialUse: use,
 				Prefix:     []byte("Return-Path: <" + in.MailFrom + ">\r\nDelivered-To: " + rc.addr + "\r\n" + f.Header),
-				CountFiled: f.Counted,
 			})
 		}
 	}

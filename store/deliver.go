@@ -27,9 +27,6 @@ type LocalRecipient struct {
 	// Prefix holds header lines only this copy gets (Return-Path, Delivered-To), CRLF-terminated.
 	Prefix []byte
 	Flags  []string
-	// CountFiled counts this copy in the junk filter's per-day counter (inbox or Junk), in the
-	// delivery's own transaction.
-	CountFiled bool
 }
 
 // RemoteRecipient is one address to relay to.
@@ -87,11 +84,6 @@ func (s *Store) Deliver(ctx context.Context, d *Delivery) ([]DeliveredCopy, erro
 			})
 			if err != nil {
 				return fmt.Errorf("deliver to account %d: %w", r.AccountID, err)
-			}
-			if r.CountFiled {
-				if err := t.countFiled(r.AccountID, r.SpecialUse == `\Junk`, received); err != nil {
-					return fmt.Errorf("count filed for account %d: %w", r.AccountID, err)
-				}
 			}
 			copies = append(copies, DeliveredCopy{AccountID: r.AccountID, MailboxID: mb, UID: uid})
 		}

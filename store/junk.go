@@ -58,9 +58,6 @@ func (s *Store) SetJunkBootstrapped(ctx context.Context, accountID int64, done b
 	})
 }
 
-// junkChunk keeps IN lists below SQLite's default limit of bound parameters.
-const junkChunk = 500
-
 // JunkModel loads the account's whole model: trained totals and every token's [ham, spam]
 // counts. The filter keeps it in memory, because looking up a message's several hundred tokens
 // costs more in SQL than the 1 ms a classification may take.
@@ -206,23 +203,14 @@ func (s *Store) JunkPrune(ctx context.Context, accountID int64, maxTokens, maxTr
 	return removed, nil
 }
 
-// JunkMarks returns the reputation marks of those keys that have any.
-func (s *Store) JunkMarks(ctx context.Context, accountID int64, keys []string) (map[string]int, error) {
-	out := map[string]int{}
-	if len(keys) == 0 {
-		return out, nil
-	}
-	keys = keys[:min(len(keys), junkChunk)]
-	args := []any{accountID}
-	for _, k := range keys {
-		args = append(args, k)
-	}
-	rows, err := s.db.QueryContext(ctx, "SELECT key, marks FROM junk_marks WHERE account_id = ? AND key IN ("+
-		placeholders(len(keys))+")", args...)
+// JunkMarks returns every reputation mark the account has, by key.
+func (s *Store) JunkMarks(ctx context.Context, accountID int64) (map[string]int, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT key, marks FROM junk_marks WHERE account_id = ?", accountID)
 	if err != nil {
 		return nil, fmt.Errorf("junk marks of account %d: %w", accountID, err)
 	}
 	defer rows.Close()
+	out := map[string]int{}
 	for rows.Next() {
 		var k string
 		var m int
@@ -254,16 +242,18 @@ type JunkDay struct {
 	Inbox, Junk int64
 }
 
-// countFiled adds one delivered copy to the account's per-day counter, in the delivery's
-// transaction, so the counter costs no commit of its own.
-func (t *Tx) countFiled(accountID int64, junk bool, now time.Time) error {
-	col := "inbox"
-	if junk {
-		col = "junk"
-	}
-	_, err := t.Exec(`INSERT INTO junk_filed (account_id, day, `+col+`) VALUES (?, ?, 1)
-		ON CONFLICT (account_id, day) DO UPDATE SET `+col+` = `+col+` + 1`, accountID, now.Unix()/86400)
-	return err
+// AddJunkFiled adds deliveries to the account's counter for a day (unix day number). The
+// learner counts in memory and adds them every few seconds, so the counter costs the delivery
+// path nothing.
+func (s *Store) AddJunkFiled(ctx context.Context, accountID, day, inbox, junk int64) error {
+	return s.Update(ctx, func(t *Tx) error {
+		_, err := t.Exec(`INSERT INTO junk_filed (account_id, day, inbox, junk) VALUES (?1, ?2, ?3, ?4)
+			ON CONFLICT (account_id, day) DO UPDATE SET inbox = inbox + ?3, junk = junk + ?4`, accountID, day, inbox, junk)
+		if err != nil {
+			return fmt.Errorf("junk counter of account %d: %w", accountID, err)
+		}
+		return nil
+	})
 }
 
 // JunkFiled returns the account's filing counter for the last days, newest first.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 )
 
 // The model stays within its bound: old rare tokens go first, frequent ones stay.
@@ -43,22 +44,19 @@ func TestJunkPrune(t *testing.T) {
 	}
 }
 
-// Delivered copies that ask for it are counted per day, in the delivery's transaction.
+// The filing counter adds up per account and day.
 func TestJunkFiled(t *testing.T) {
 	s := openTest(t)
 	alice, bob := fixture(t, s)
 	ctx := context.Background()
-	for _, use := range []string{"", `\Junk`, `\Junk`} {
-		d := &Delivery{Data: []byte("Subject: x\r\n\r\nx\r\n"), Local: []LocalRecipient{
-			{AccountID: alice.ID, SpecialUse: use, CountFiled: true},
-			{AccountID: bob.ID}, // not classified: not counted
-		}}
-		if _, err := s.Deliver(ctx, d); err != nil {
+	today := time.Now().Unix() / 86400
+	for _, c := range [][3]int64{{today, 1, 0}, {today, 0, 2}, {today - 1, 5, 5}, {today - 30, 9, 9}} {
+		if err := s.AddJunkFiled(ctx, alice.ID, c[0], c[1], c[2]); err != nil {
 			t.Fatal(err)
 		}
 	}
 	days, err := s.JunkFiled(ctx, alice.ID, 7)
-	if err != nil || len(days) != 1 || days[0].Inbox != 1 || days[0].Junk != 2 {
+	if err != nil || len(days) != 2 || days[0].Inbox != 1 || days[0].Junk != 2 || days[1].Inbox != 5 {
 		t.Errorf("alice: %+v %v", days, err)
 	}
 	if days, _ := s.JunkFiled(ctx, bob.ID, 7); len(days) != 0 {
