@@ -150,7 +150,7 @@ func TestBackupDuringDeliveryLoadAndRestore(t *testing.T) {
 	if len(seen) >= len(acked) {
 		t.Logf("note: the backup holds all %d messages (deliveries after it were fast to commit?)", len(seen))
 	}
-	if err := send(t, srv.Opts.Addr(25), "x@remote.test", []string{"alice@example.test"}, []byte("Subject: after restore\r\n\r\nhi\r\n"), nil); err != nil {
+	if err := send(t, srv.Opts.Addr(25), "x@remote.test", []string{"alice@example.test"}, []byte("From: x@remote.test\r\nSubject: after restore\r\n\r\nhi\r\n"), nil); err != nil {
 		t.Fatalf("delivery to the restored server: %v", err)
 	}
 	t.Logf("%d acknowledged before the backup, %d in it, %d acknowledged in all", len(before), len(seen), len(acked))
@@ -579,7 +579,7 @@ func TestEveryOlderSchemaServes(t *testing.T) {
 			}
 			old.Close()
 			srv := mailtest.Run(t, mailtest.Options{Dir: dir})
-			if err := send(t, srv.Opts.Addr(25), "x@remote.test", []string{"alice@example.test"}, []byte("Subject: upgraded\r\n\r\nhi\r\n"), nil); err != nil {
+			if err := send(t, srv.Opts.Addr(25), "x@remote.test", []string{"alice@example.test"}, []byte("From: x@remote.test\r\nSubject: upgraded\r\n\r\nhi\r\n"), nil); err != nil {
 				t.Fatalf("delivery after upgrade from schema %d: %v", v, err)
 			}
 			rep, err := srv.Store().Verify(ctx)
