@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -279,7 +280,12 @@ func (s *Server) releaseAccount(id int64) {
 type libLogger struct{ log *slog.Logger }
 
 func (l libLogger) Printf(format string, args ...any) {
-	l.log.Debug("imapserver", "detail", fmt.Sprintf(format, args...))
+	detail := fmt.Sprintf(format, args...)
+	if strings.Contains(detail, "tls: ") || strings.Contains(detail, "handshake") {
+		l.log.Info("tls handshake failed", "proto", "imap", "detail", detail)
+		return
+	}
+	l.log.Debug("imapserver", "detail", detail)
 }
 
 // openFrom is how many connections the client of ip holds (tests).

@@ -36,6 +36,7 @@ type metrics struct {
 	bounced    prometheus.Counter
 	deferred   prometheus.Counter
 	authFailed *prometheus.CounterVec
+	handshakes *prometheus.CounterVec
 	latency    prometheus.Histogram
 }
 
@@ -63,13 +64,16 @@ func newMetrics(s *Server) *metrics {
 		Help: "Outbound delivery attempts that failed temporarily and will be retried."})
 	m.authFailed = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailstead_auth_failures_total",
 		Help: "Failed logins, by protocol (the same events as the \"auth failed\" log lines)."}, []string{"proto"})
+	m.handshakes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailstead_tls_handshake_failures_total",
+		Help: "Failed TLS handshakes (implicit TLS and STARTTLS), by protocol: the \"tls handshake failed\" log lines."},
+		[]string{"proto"})
 	m.latency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "mailstead_delivery_latency_seconds",
 		Help:    "Time from queueing to delivery at the remote server, for delivered outbound recipients.",
 		Buckets: []float64{1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600, 120 * 3600}})
 	for _, v := range []string{"mx", "submission"} {
 		m.received.WithLabelValues(v) // present at zero, so rate() works from the first scrape
 	}
-	m.reg.MustRegister(m.conns, m.refused, m.received, m.rejected, m.sent, m.bounced, m.deferred, m.authFailed, m.latency,
+	m.reg.MustRegister(m.conns, m.refused, m.received, m.rejected, m.sent, m.bounced, m.deferred, m.authFailed, m.handshakes, m.latency,
 		gaugeCollector{m}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -216,16 +220,10 @@ func (h *countingHandler) count(r slog.Record) {
 		m.received.WithLabelValues("submission").Inc()
 	case "smtp rejected", "smtp submission rejected":
 		m.rejected.Inc()
+	case "tls handshake failed":
+		m.handshakes.WithLabelValues(h.protoOf(r)).Inc()
 	case "auth failed":
-		proto := h.proto
-		r.Attrs(func(a slog.Attr) bool {
-			if a.Key == "proto" {
-				proto = a.Value.String()
-				return false
-			}
-			return true
-		})
-		m.authFailed.WithLabelValues(proto).Inc()
+		m.authFailed.WithLabelValues(h.protoOf(r)).Inc()
 	case "delivered", "bounced", "deferred":
 		var id int64
 		var rcpt bool
@@ -253,6 +251,19 @@ func (h *countingHandler) count(r slog.Record) {
 			m.deferred.Inc()
 		}
 	}
+}
+
+// protoOf is the record's proto attribute, else the logger's.
+func (h *countingHandler) protoOf(r slog.Record) string {
+	proto := h.proto
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "proto" {
+			proto = a.Value.String()
+			return false
+		}
+		return true
+	})
+	return proto
 }
 
 // observeLatency looks the queue entry up while it still exists: the queue logs a delivery before

@@ -12,12 +12,14 @@ import (
 	"log"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
 
+	"mailstead/connlimit"
 	"mailstead/store"
 )
 
@@ -30,17 +32,27 @@ type Limits struct {
 	MaxConns       int           // concurrent connections in all
 	MaxConnsPerIP  int           // concurrent connections from one IP; excess → 421 4.7.0
 	MaxErrors      int           // rejected commands per session before it is closed
+	// MinDataRate is the average rate in bytes per second a DATA/BDAT transfer must keep after
+	// its first DataGrace, so a transfer's deadline grows with its size (50 MiB at 4 KiB/s:
+	// about 3.5 hours). Zero: no floor.
+	MinDataRate int64
+	DataGrace   time.Duration
+	// HandshakeTimeout bounds a TLS handshake, implicit (465) or after STARTTLS.
+	HandshakeTimeout time.Duration
 }
 
 // DefaultLimits are the limits used when settings do not say otherwise.
 var DefaultLimits = Limits{
-	MaxMessageSize: 50 << 20,
-	MaxRecipients:  100,
-	MaxLineLength:  16 << 10,
-	IdleTimeout:    5 * time.Minute,
-	MaxConns:       500,
-	MaxConnsPerIP:  20,
-	MaxErrors:      10,
+	MaxMessageSize:   50 << 20,
+	MaxRecipients:    100,
+	MaxLineLength:    16 << 10,
+	IdleTimeout:      5 * time.Minute,
+	MaxConns:         500,
+	MaxConnsPerIP:    20,
+	MaxErrors:        10,
+	MinDataRate:      4 << 10,
+	DataGrace:        time.Minute,
+	HandshakeTimeout: 30 * time.Second,
 }
 
 // Config is what an SMTP listener needs.
@@ -76,6 +88,8 @@ type Server struct {
 	srv      *gosmtp.Server
 	draining atomic.Bool
 
+	refusals connlimit.RefusalLog // over-limit connections, once per client per minute
+
 	mu        sync.Mutex
 	listeners []*limitListener
 }
@@ -107,6 +121,10 @@ func (s *Server) goSMTP(be gosmtp.Backend, tlsConfig *tls.Config) *gosmtp.Server
 	srv.MaxRecipients = s.cfg.Limits.MaxRecipients
 	srv.MaxLineLength = s.cfg.Limits.MaxLineLength
 	srv.WriteTimeout = time.Minute
+	srv.HandshakeTimeout = s.cfg.Limits.HandshakeTimeout
+	if srv.HandshakeTimeout <= 0 {
+		srv.HandshakeTimeout = DefaultLimits.HandshakeTimeout
+	}
 	srv.EnableSMTPUTF8 = true
 	srv.EnableREQUIRETLS = true
 	srv.ErrorLog = log.New(slogWriter{s.cfg.Logger}, "", 0)
@@ -130,12 +148,11 @@ func mxTLSConfig(c *tls.Config) *tls.Config {
 
 // Serve accepts plain connections (port 25, STARTTLS offered) until Shutdown.
 func (s *Server) Serve(l net.Listener) error {
-	return s.serve(s.limit(l))
+	return s.serve(s.limit(l, false))
 }
 
-func (s *Server) limit(l net.Listener) *limitListener {
-	lim := s.cfg.Limits
-	ll := newLimitListener(l, lim.MaxConns, lim.MaxConnsPerIP, lim.IdleTimeout, &s.draining)
+func (s *Server) limit(l net.Listener, implicitTLS bool) *limitListener {
+	ll := s.newLimitListener(l, implicitTLS)
 	s.mu.Lock()
 	s.listeners = append(s.listeners, ll)
 	s.mu.Unlock()
@@ -144,7 +161,7 @@ func (s *Server) limit(l net.Listener) *limitListener {
 
 // ServeTLS accepts implicit-TLS connections (port 465, RFC 8314).
 func (s *Server) ServeTLS(l net.Listener) error {
-	return s.serve(tls.NewListener(s.limit(l), s.cfg.TLSConfig))
+	return s.serve(tls.NewListener(s.limit(l, true), s.cfg.TLSConfig))
 }
 
 func (s *Server) serve(l net.Listener) error {
@@ -177,8 +194,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // slogWriter routes go-smtp's own log lines (accept errors, panics) into slog.
 type slogWriter struct{ l *slog.Logger }
 
+// A failed TLS handshake is the client's problem (scanners, old clients): one INFO line that the
+// metrics count, not an ERROR.
 func (w slogWriter) Write(p []byte) (int, error) {
-	w.l.Error("smtp", "detail", string(p))
+	detail := strings.TrimSpace(string(p))
+	if strings.Contains(detail, "tls: ") || strings.Contains(detail, "handshake") {
+		w.l.Info("tls handshake failed", "proto", "smtp", "detail", detail)
+		return len(p), nil
+	}
+	w.l.Error("smtp", "detail", detail)
 	return len(p), nil
 }
 

@@ -15,6 +15,7 @@ import (
 
 	gosmtp "github.com/emersion/go-smtp"
 
+	"mailstead/connlimit"
 	"mailstead/message"
 	"mailstead/store"
 )
@@ -89,7 +90,7 @@ type session struct {
 }
 
 func (s *Server) newSession(c *gosmtp.Conn) (gosmtp.Session, error) {
-	sess := &session{srv: s, conn: c, ip: net.ParseIP(remoteIP(c.Conn().RemoteAddr()))}
+	sess := &session{srv: s, conn: c, ip: net.ParseIP(connlimit.RemoteIP(c.Conn().RemoteAddr()))}
 	nc := c.Conn()
 	if tc, ok := nc.(*tls.Conn); ok {
 		nc = tc.NetConn()

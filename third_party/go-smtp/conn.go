@@ -967,8 +967,9 @@ func (c *Conn) handleStartTLS() {
 	// Upgrade to TLS
 	tlsConn := tls.Server(c.conn, c.server.TLSConfig)
 
-	if err := tlsConn.Handshake(); err != nil {
+	if err := c.server.handshake(tlsConn); err != nil {
 		c.writeResponse(550, EnhancedCode{5, 0, 0}, "Handshake error")
+		c.Close() // mailstead: the stream is neither cleartext nor TLS any more
 		return
 	}
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net"
@@ -41,6 +42,9 @@ type Server struct {
 	ErrorLog          Logger
 	ReadTimeout       time.Duration
 	WriteTimeout      time.Duration
+	// mailstead: HandshakeTimeout bounds the TLS handshake, implicit or after STARTTLS, which
+	// ReadTimeout (zero when reads have their own idle deadline) may leave unbounded.
+	HandshakeTimeout time.Duration
 
 	// Advertise SMTPUTF8 (RFC 6531) capability.
 	// Should be used only if backend supports it.
@@ -173,7 +177,7 @@ func (s *Server) handleConn(c *Conn) error {
 		if d := s.WriteTimeout; d != 0 {
 			c.conn.SetWriteDeadline(time.Now().Add(d))
 		}
-		if err := tlsConn.Handshake(); err != nil {
+		if err := s.handshake(tlsConn); err != nil {
 			return err
 		}
 	}
@@ -214,6 +218,31 @@ func (s *Server) handleConn(c *Conn) error {
 			return err
 		}
 	}
+}
+
+// handshake runs a TLS handshake within HandshakeTimeout (mailstead), then gives reads back to
+// ReadTimeout.
+func (s *Server) handshake(tc *tls.Conn) error {
+	if d := s.HandshakeTimeout; d != 0 {
+		tc.SetDeadline(time.Now().Add(d))
+	}
+	err := tc.Handshake()
+	if s.HandshakeTimeout != 0 {
+		if d := s.ReadTimeout; d != 0 {
+			tc.SetReadDeadline(time.Now().Add(d))
+		} else {
+			tc.SetReadDeadline(time.Time{})
+		}
+		if d := s.WriteTimeout; d != 0 {
+			tc.SetWriteDeadline(time.Now().Add(d))
+		} else {
+			tc.SetWriteDeadline(time.Time{})
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("tls handshake: %w", err)
+	}
+	return nil
 }
 
 func (s *Server) network() string {
