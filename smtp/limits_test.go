@@ -18,16 +18,7 @@ import (
 // startBoth runs one MX server on a plain (STARTTLS) and an implicit-TLS listener.
 func startBoth(t *testing.T, lim Limits) (plain, implicit string, st *store.Store, logs *testkit.LogBuffer) {
 	t.Helper()
-	st, err := store.Open(t.TempDir(), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	ctx := context.Background()
-	st.AddDomain(ctx, "example.test")
-	if _, err := st.AddAccount(ctx, "alice@example.test", "pw", false); err != nil {
-		t.Fatal(err)
-	}
+	st = mxStore(t)
 	logs = &testkit.LogBuffer{}
 	srv := NewMX(Config{Store: st, Hostname: func() string { return "mx.example.test" }, Limits: lim,
 		TLSConfig: testkit.SelfSignedTLS(t, "mx.example.test"), Logger: slog.New(slog.NewTextHandler(logs, nil))})
@@ -109,15 +100,10 @@ func TestHandshakeDeadline(t *testing.T) {
 	c.Write([]byte{0x16}) // the first byte of a ClientHello, then nothing
 	endedByServer(t, c)
 
-	c, err = net.Dial("tcp", plain)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl := &client{t: t, c: c, r: bufio.NewReader(c)}
-	cl.expect("220 ")
+	cl := dialMX(t, plain)
 	cl.cmd("EHLO slow.test", "250 ")
 	cl.cmd("STARTTLS", "220 ")
-	endedByServer(t, c)
+	endedByServer(t, cl.c)
 
 	if strings.Contains(logs.String(), "level=ERROR") {
 		t.Errorf("a failed handshake logged at ERROR:\n%s", logs.String())
@@ -134,29 +120,12 @@ func TestDataTransferHasAMinimumRate(t *testing.T) {
 	lim.DataGrace = 100 * time.Millisecond
 	plain, _, st, _ := startBoth(t, lim)
 
-	c, err := net.Dial("tcp", plain)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl := &client{t: t, c: c, r: bufio.NewReader(c)}
-	cl.expect("220 ")
-	cl.cmd("EHLO fast.test", "250 ")
-	cl.cmd("MAIL FROM:<x@remote.test>", "250 ")
-	cl.cmd("RCPT TO:<alice@example.test>", "250 ")
-	cl.cmd("DATA", "354 ")
-	c.Write([]byte("Subject: at a good pace\r\n\r\n" + strings.Repeat("0123456789abcdef", 1024) + "\r\n"))
+	cl := startData(t, plain)
+	cl.c.Write([]byte("Subject: at a good pace\r\n\r\n" + strings.Repeat("0123456789abcdef", 1024) + "\r\n"))
 	cl.cmd(".", "250 ")
 
-	c, err = net.Dial("tcp", plain)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl = &client{t: t, c: c, r: bufio.NewReader(c)}
-	cl.expect("220 ")
-	cl.cmd("EHLO slow.test", "250 ")
-	cl.cmd("MAIL FROM:<x@remote.test>", "250 ")
-	cl.cmd("RCPT TO:<alice@example.test>", "250 ")
-	cl.cmd("DATA", "354 ")
+	cl = startData(t, plain)
+	c := cl.c
 	done := make(chan string)
 	go func() { done <- endedByServer(t, c) }()
 	tick := time.NewTicker(50 * time.Millisecond)
@@ -180,4 +149,15 @@ func TestDataTransferHasAMinimumRate(t *testing.T) {
 			c.Write([]byte("x"))
 		}
 	}
+}
+
+// startData opens a session on addr and goes as far as DATA's 354.
+func startData(t *testing.T, addr string) *client {
+	t.Helper()
+	cl := dialMX(t, addr)
+	cl.cmd("EHLO client.test", "250 ")
+	cl.cmd("MAIL FROM:<x@remote.test>", "250 ")
+	cl.cmd("RCPT TO:<alice@example.test>", "250 ")
+	cl.cmd("DATA", "354 ")
+	return cl
 }

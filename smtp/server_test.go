@@ -16,6 +16,21 @@ import (
 // startMX runs an MX server on a store with alice@example.test and returns its address.
 func startMX(t *testing.T, lim Limits, inspect func(context.Context, *Inbound) (Verdict, error)) (string, *store.Store) {
 	t.Helper()
+	st := mxStore(t)
+	srv := NewMX(Config{Store: st, Hostname: func() string { return "mx.example.test" }, Limits: lim,
+		Inspect: inspect, TLSConfig: testkit.SelfSignedTLS(t, "mx.example.test")})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	return l.Addr().String(), st
+}
+
+// mxStore is a store with example.test and alice@example.test.
+func mxStore(t *testing.T) *store.Store {
+	t.Helper()
 	st, err := store.Open(t.TempDir(), store.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -26,15 +41,7 @@ func startMX(t *testing.T, lim Limits, inspect func(context.Context, *Inbound) (
 	if _, err := st.AddAccount(ctx, "alice@example.test", "pw", false); err != nil {
 		t.Fatal(err)
 	}
-	srv := NewMX(Config{Store: st, Hostname: func() string { return "mx.example.test" }, Limits: lim,
-		Inspect: inspect, TLSConfig: testkit.SelfSignedTLS(t, "mx.example.test")})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Shutdown(context.Background()) })
-	return l.Addr().String(), st
+	return st
 }
 
 type client struct {
