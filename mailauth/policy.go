@@ -63,9 +63,8 @@ type Policy struct {
 //  2. From, Sender, Resent-From or Resent-Sender shows an address in one of
 //     our domains (also in a display name), or MAIL FROM is in one, and that
 //     domain is not authenticated (no aligned SPF or DKIM pass): 550 5.7.1;
-//     451 4.7.0 if a check failed temporarily
-//     2b. no single valid From address (RFC 5322 §3.6): 550 5.7.1, or Junk
-//     when NoFromToJunk
+//     451 4.7.0 if a check failed temporarily; then, without a single valid
+//     From address (RFC 5322 §3.6): 550 5.7.1, or Junk when NoFromToJunk
 //  3. DMARC could not be evaluated because of a temporary DNS failure and
 //     the domain asks for more than p=none, or SPF failed temporarily
 //     without a DKIM pass: 451 (never bounce on a DNS hiccup)
