@@ -147,6 +147,11 @@ func (s *session) Login(username, password string) error {
 		return imapserver.ErrAuthFailed
 	}
 	attempt.Succeeded()
+	return s.enterAuthenticated(acct)
+}
+
+// enterAuthenticated makes acct the session's user, within the per-account session limit.
+func (s *session) enterAuthenticated(acct store.Account) error {
 	if !s.srv.acquireAccount(acct.ID) {
 		s.srv.log.Warn("imap login refused: too many sessions for account", "ip", s.ip, "user", acct.Address)
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit, Text: "Too many connections for this account"}

@@ -2,12 +2,15 @@ package pop3
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"mailstead/loginlimit"
+	"mailstead/scram"
 )
 
 const insecureAuthReply = "-ERR authentication requires TLS: use STLS or the POP3S port"
@@ -50,8 +53,9 @@ func (s *session) cmdAuth(arg string) error {
 	args := strings.Fields(arg)
 	if len(args) == 0 {
 		s.reply("+OK supported mechanisms follow")
-		s.reply("PLAIN")
-		s.reply("LOGIN")
+		for _, m := range s.saslMechanisms() {
+			s.reply(m)
+		}
 		s.reply(".")
 		return nil
 	}
@@ -88,8 +92,97 @@ func (s *session) cmdAuth(arg string) error {
 			return s.saslError(err)
 		}
 		return s.login(string(user), string(pass))
+	case scram.SHA256, scram.SHA256Plus:
+		if b, ok := s.srv.cfg.Backend.(SCRAMBackend); ok && slices.Contains(s.saslMechanisms(), strings.ToUpper(args[0])) {
+			return s.scramLogin(b, strings.ToUpper(args[0]) == scram.SHA256Plus, initial)
+		}
 	}
 	return s.failCmd("-ERR unsupported SASL mechanism")
+}
+
+// saslMechanisms are the mechanisms AUTH takes here: SCRAM-SHA-256 when the backend has SCRAM
+// credentials (RFC 7677; -PLUS, with channel binding, only on TLS), PLAIN and LOGIN.
+func (s *session) saslMechanisms() []string {
+	m := []string{"PLAIN", "LOGIN"}
+	if _, ok := s.srv.cfg.Backend.(SCRAMBackend); ok {
+		m = append([]string{scram.SHA256}, m...)
+		if s.binding() != nil {
+			m = append([]string{scram.SHA256Plus}, m...)
+		}
+	}
+	return m
+}
+
+// binding is the connection's channel binding, nil without TLS.
+func (s *session) binding() scram.Binding {
+	tc, ok := s.conn.(*tls.Conn)
+	if !ok {
+		return nil
+	}
+	cs := tc.ConnectionState()
+	cert, _ := scram.ServerCertificate(s.srv.cfg.TLSConfig, cs)
+	return scram.TLSBinding(cs, cert)
+}
+
+// scramLogin runs a SCRAM exchange (RFC 5802 §5) within the same failed-login budget and log
+// line as the other mechanisms, and enters TRANSACTION when the proof checks.
+func (s *session) scramLogin(b SCRAMBackend, plus bool, initial *string) error {
+	var attempt *loginlimit.Attempt
+	busy := false
+	srv := &scram.Server{Plus: plus, Binding: s.binding()}
+	srv.Lookup = func(user string) (scram.Credentials, error) {
+		a, err := s.srv.cfg.Logins.Begin(loginlimit.Mail, s.ip, user)
+		if err != nil {
+			busy = true
+			return scram.Credentials{}, err
+		}
+		attempt = a
+		creds, err := b.SCRAMCredentials(s.ctx, user)
+		if err != nil {
+			attempt.Cancel()
+			attempt = nil
+		}
+		return creds, err
+	}
+	srv.Failed = func(user string) {
+		if attempt != nil {
+			attempt.Failed()
+		}
+	}
+	challenge := ""
+	for {
+		resp, err := s.saslStep(challenge, initial)
+		initial = nil
+		if err != nil {
+			if attempt != nil {
+				attempt.Cancel()
+			}
+			return s.saslError(err)
+		}
+		if resp == nil {
+			resp = []byte{}
+		}
+		ch, done, err := srv.Next(resp)
+		switch {
+		case errors.Is(err, scram.ErrFailed):
+			return s.authFailedCounted(srv.User())
+		case busy:
+			return s.failCmd("-ERR [SYS/TEMP] too many failed logins, try again later")
+		case err != nil && attempt == nil && srv.User() != "":
+			s.log.Error("pop3 scram credentials", "proto", "pop3", "ip", s.ip, "user", srv.User(), "err", err)
+			return s.failCmd("-ERR [SYS/TEMP] cannot check credentials, try again later")
+		case err != nil:
+			if attempt != nil {
+				attempt.Cancel()
+			}
+			return s.failCmd("-ERR malformed SCRAM message")
+		case done:
+			attempt.Succeeded()
+			md, err := b.OpenVerified(s.ctx, srv.User())
+			return s.enterTransaction(srv.User(), md, err)
+		}
+		challenge = string(ch)
+	}
 }
 
 var (
@@ -155,6 +248,12 @@ func (s *session) login(user, pass string) error {
 	} else {
 		attempt.Succeeded()
 	}
+	return s.enterTransaction(user, md, err)
+}
+
+// enterTransaction takes the maildrop lock and the snapshot of a user whose login checked (or
+// reports err from opening the maildrop) and enters TRANSACTION.
+func (s *session) enterTransaction(user string, md Maildrop, err error) error {
 	switch {
 	case errors.Is(err, ErrInUse):
 		s.reply("-ERR [IN-USE] maildrop is in use by another session")

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"net"
+
+	"mailstead/scram"
 )
 
 // Errors a Backend or Maildrop returns to select the POP3 reply. Any other
@@ -27,6 +29,15 @@ type Backend interface {
 	// logging or policy. Login must not take the snapshot or lock anything:
 	// the server locks Key first and then calls Messages.
 	Login(ctx context.Context, user, password string, remote net.Addr) (Maildrop, error)
+}
+
+// SCRAMBackend is a Backend that also offers SCRAM-SHA-256 (RFC 7677): it gives a user's
+// credentials (made-up ones for an unknown user, so the exchange fails like a wrong password)
+// and opens the maildrop of a user whose proof checked.
+type SCRAMBackend interface {
+	Backend
+	SCRAMCredentials(ctx context.Context, user string) (scram.Credentials, error)
+	OpenVerified(ctx context.Context, user string) (Maildrop, error)
 }
 
 // Maildrop is one authenticated user's INBOX for the length of one session.

@@ -77,7 +77,7 @@ func (s *session) cmdCapa() error {
 	s.reply("PIPELINING")
 	if s.authAllowed() {
 		s.reply("USER")
-		s.reply("SASL PLAIN LOGIN")
+		s.reply("SASL " + strings.Join(s.saslMechanisms(), " "))
 	}
 	if !s.isTLS && s.srv.cfg.TLSConfig != nil {
 		s.reply("STLS")

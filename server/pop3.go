@@ -9,6 +9,7 @@ import (
 	"net"
 
 	"mailstead/pop3"
+	"mailstead/scram"
 	"mailstead/store"
 )
 
@@ -52,6 +53,25 @@ func (b pop3Backend) Login(ctx context.Context, user, password string, _ net.Add
 	if err != nil {
 		return nil, err
 	}
+	return b.open(ctx, acct)
+}
+
+// SCRAMCredentials are the store's (made-up ones for an unknown user).
+func (b pop3Backend) SCRAMCredentials(ctx context.Context, user string) (scram.Credentials, error) {
+	_, creds, err := b.st.SCRAMCredentials(ctx, user)
+	return creds, err
+}
+
+// OpenVerified opens the maildrop of a user whose SCRAM proof checked.
+func (b pop3Backend) OpenVerified(ctx context.Context, user string) (pop3.Maildrop, error) {
+	acct, err := b.st.AccountByAddress(ctx, user)
+	if err != nil {
+		return nil, fmt.Errorf("pop3 login %s: %w", user, err)
+	}
+	return b.open(ctx, acct)
+}
+
+func (b pop3Backend) open(ctx context.Context, acct store.Account) (pop3.Maildrop, error) {
 	inbox, err := b.st.MailboxByName(ctx, acct.ID, "INBOX")
 	if err != nil {
 		return nil, fmt.Errorf("pop3 login %s: %w", acct.Address, err)

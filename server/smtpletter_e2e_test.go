@@ -190,7 +190,7 @@ func TestSMTPByTheLetter(t *testing.T) {
 			{send: "EHLO client.remote.test", want: "250 ", lacks: []string{"AUTH"}},
 		}},
 		{name: "submission offers the legacy AUTH= line too", ports: []int{587, 465}, steps: []letterStep{
-			{send: "EHLO client.remote.test", want: "250 ", has: []string{"250-AUTH PLAIN LOGIN", "AUTH=PLAIN LOGIN"}},
+			{send: "EHLO client.remote.test", want: "250 ", has: []string{"250-AUTH SCRAM-SHA-256-PLUS SCRAM-SHA-256 PLAIN LOGIN", "250-AUTH=SCRAM-SHA-256-PLUS SCRAM-SHA-256 PLAIN LOGIN"}},
 		}},
 	}
 	for _, tt := range tests {

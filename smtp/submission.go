@@ -14,6 +14,7 @@ import (
 	"mailstead/loginlimit"
 	"mailstead/mailauth"
 	"mailstead/message"
+	"mailstead/scram"
 	"mailstead/store"
 )
 
@@ -74,11 +75,31 @@ func (s *subSession) Reset() {
 	s.remote = nil
 }
 
-// AuthMechanisms lists PLAIN (RFC 4616) and LOGIN (still what many phone clients use).
-func (s *subSession) AuthMechanisms() []string { return []string{sasl.Plain, sasl.Login} }
+// AuthMechanisms lists SCRAM-SHA-256 (RFC 7677; -PLUS with channel binding, RFC 5802 §6, on
+// TLS only), PLAIN (RFC 4616) and LOGIN (still what many phone clients use). go-smtp shows
+// them only under TLS.
+func (s *subSession) AuthMechanisms() []string {
+	m := []string{scram.SHA256, sasl.Plain, sasl.Login}
+	if s.binding() != nil {
+		m = append([]string{scram.SHA256Plus}, m...)
+	}
+	return m
+}
+
+// binding is the connection's channel binding, nil without TLS.
+func (s *subSession) binding() scram.Binding {
+	cs, ok := s.conn.TLSConnectionState()
+	if !ok {
+		return nil
+	}
+	cert, _ := scram.ServerCertificate(s.srv.cfg.TLSConfig, cs)
+	return scram.TLSBinding(cs, cert)
+}
 
 func (s *subSession) Auth(mech string) (sasl.Server, error) {
 	switch mech {
+	case scram.SHA256, scram.SHA256Plus:
+		return s.scramServer(mech == scram.SHA256Plus), nil
 	case sasl.Plain:
 		return sasl.NewPlainServer(func(identity, user, pass string) error {
 			if identity != "" && !strings.EqualFold(identity, user) {
@@ -116,6 +137,62 @@ func (s *subSession) login(user, pass string) error {
 		return gosmtp.ErrAuthFailed
 	}
 	attempt.Succeeded()
+	return s.loggedIn(acct)
+}
+
+// scramServer runs SCRAM-SHA-256(-PLUS) within the same failed-login budget and log line as
+// PLAIN and LOGIN. A wrong proof or a channel binding that does not match is 535 5.7.8.
+func (s *subSession) scramServer(plus bool) sasl.Server {
+	ctx := context.Background()
+	var attempt *loginlimit.Attempt
+	var acct store.Account
+	srv := &scram.Server{Plus: plus, Binding: s.binding()}
+	srv.Lookup = func(user string) (scram.Credentials, error) {
+		a, err := s.sub.cfg.Logins.Begin(loginlimit.Mail, s.ip.String(), user)
+		if err != nil {
+			return scram.Credentials{}, errAuthTooMany
+		}
+		attempt = a
+		var creds scram.Credentials
+		if acct, creds, err = s.srv.cfg.Store.SCRAMCredentials(ctx, user); err != nil {
+			attempt.Cancel()
+			s.srv.cfg.Logger.Error("smtp scram credentials", "ip", s.ip.String(), "user", user, "err", err)
+			return creds, errAuthTemporary
+		}
+		return creds, nil
+	}
+	srv.Verified = func(string, int) error {
+		attempt.Succeeded()
+		return s.loggedIn(acct)
+	}
+	srv.Failed = func(user string) {
+		if attempt != nil {
+			attempt.Failed()
+		}
+		loginlimit.LogFailure(s.srv.cfg.Logger, "smtp", s.ip.String(), strings.ToLower(user))
+	}
+	return saslReplies{srv}
+}
+
+// saslReplies gives SCRAM's errors their SMTP replies (RFC 4954 §6).
+type saslReplies struct{ sasl.Server }
+
+func (r saslReplies) Next(resp []byte) ([]byte, bool, error) {
+	ch, done, err := r.Server.Next(resp)
+	var se *gosmtp.SMTPError
+	switch {
+	case err == nil || errors.As(err, &se):
+	case errors.Is(err, scram.ErrFailed):
+		err = gosmtp.ErrAuthFailed
+	default:
+		err = reply(501, 5, 5, 2, "Malformed SCRAM message")
+	}
+	return ch, done, err
+}
+
+// loggedIn makes acct the session's user, with the addresses it may send as.
+func (s *subSession) loggedIn(acct store.Account) error {
+	ctx := context.Background()
 	owned, err := s.srv.cfg.Store.OwnedAddresses(ctx, acct.ID)
 	if err != nil {
 		s.srv.cfg.Logger.Error("smtp owned addresses", "user", acct.Address, "err", err)

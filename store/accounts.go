@@ -113,8 +113,10 @@ func (s *Store) AddAccount(ctx context.Context, address, password string, admin 
 	}
 	var a Account
 	err = s.Update(ctx, func(t *Tx) error {
-		a, err = t.insertAccount(address, hash, admin)
-		return err
+		if a, err = t.insertAccount(address, hash, admin); err != nil {
+			return err
+		}
+		return s.setSCRAM(t, a.ID, 0, password)
 	})
 	return a, err
 }
@@ -247,6 +249,9 @@ func (s *Store) SetPassword(ctx context.Context, address, password string) error
 		if _, err := t.Exec("UPDATE accounts SET password_hash = ? WHERE id = ?", hash, a.ID); err != nil {
 			return err
 		}
+		if err := s.setSCRAM(t, a.ID, 0, password); err != nil {
+			return err
+		}
 		t.Publish(Event{Kind: AccountChanged, AccountID: a.ID})
 		return nil
 	})
@@ -294,8 +299,11 @@ func (s *Store) authenticate(ctx context.Context, address, password string, appP
 	if hash != "" {
 		// An app password is a cheap hash lookup; trying it first spares phones, which log in
 		// often and hold app passwords, the deliberately slow argon2id check (and its budget).
-		if appPasswords && s.appPasswordOK(ctx, a.ID, password) {
-			return a, nil
+		if appPasswords {
+			if id, ok := s.appPasswordOK(ctx, a.ID, password); ok {
+				s.gainSCRAM(ctx, a.ID, id, password)
+				return a, nil
+			}
 		}
 		if s.auth.hit(hash, password) {
 			return a, nil
@@ -314,6 +322,7 @@ func (s *Store) authenticate(ctx context.Context, address, password string, appP
 		return Account{}, ErrAuthFailed
 	}
 	s.auth.remember(hash, password)
+	s.gainSCRAM(ctx, a.ID, 0, password)
 	return a, nil
 }
 

@@ -61,8 +61,10 @@ func (s *Store) AddAppPassword(ctx context.Context, accountID int64, name string
 		if err != nil {
 			return err
 		}
-		ap.ID, err = res.LastInsertId()
-		return err
+		if ap.ID, err = res.LastInsertId(); err != nil {
+			return err
+		}
+		return s.setSCRAM(t, accountID, ap.ID, appPasswordForms(ap.ID, secret)...)
 	})
 	if err != nil {
 		return "", AppPassword{}, fmt.Errorf("add app password for account %d: %w", accountID, err)
@@ -120,16 +122,15 @@ func normalizeAppPassword(pw string) string {
 
 // appPasswordOK reports whether pw is one of the account's app passwords, with which a phone logs
 // in to IMAP, POP3 and submission (Authenticate tries it before the account's own password).
-func (s *Store) appPasswordOK(ctx context.Context, accountID int64, pw string) bool {
+func (s *Store) appPasswordOK(ctx context.Context, accountID int64, pw string) (id int64, ok bool) {
 	pw = normalizeAppPassword(pw)
 	if len(pw) != appPasswordLen {
-		return false
+		return 0, false
 	}
-	var id int64
 	err := s.db.QueryRowContext(ctx, "SELECT id FROM app_passwords WHERE account_id = ? AND hash = ?",
 		accountID, secretHash(pw)).Scan(&id)
 	if err != nil {
-		return false
+		return 0, false
 	}
 	// Last use is shown on the user page; a busy phone need not cost a commit per login.
 	var used int64
@@ -140,7 +141,7 @@ func (s *Store) appPasswordOK(ctx context.Context, accountID int64, pw string) b
 			return err
 		})
 	}
-	return true
+	return id, true
 }
 
 // SetQuota sets an account's quota in bytes; 0 means unlimited.

@@ -150,6 +150,9 @@ func (s *Store) RunSetup(ctx context.Context, su Setup) (Account, error) {
 		if a, err = t.insertAccount(su.Admin, hash, true); err != nil {
 			return err
 		}
+		if err := s.setSCRAM(t, a.ID, 0, su.Password); err != nil {
+			return err
+		}
 		if su.Postmaster {
 			name, _ := CanonicalDomain(nd.Name)
 			if !strings.EqualFold(a.Address, "postmaster@"+name) {

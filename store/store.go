@@ -50,6 +50,7 @@ type Store struct {
 	hub    hub
 	auth   authCache
 	hashes *hashBudget
+	scram  scramSecret // salts made up for unknown users (scram.go)
 	closed chan struct{}
 	done   chan struct{}
 	once   sync.Once
