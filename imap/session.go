@@ -105,6 +105,8 @@ func (s *session) storeError(op string, err error) error {
 		code, text = imap.ResponseCodeHasChildren, "Mailbox has children, delete them first"
 	case errors.Is(err, store.ErrCannotDelete):
 		code, text = imap.ResponseCodeCannot, "INBOX cannot be deleted"
+	case errors.Is(err, store.ErrOverQuota):
+		code, text = imap.ResponseCodeOverQuota, "Over storage quota" // RFC 9208 §4.3
 	case errors.Is(err, store.ErrSpecialUse):
 		code, text = "USEATTR", "Unsupported special-use attribute"
 	case store.IsBusy(err) || errors.Is(err, context.DeadlineExceeded):

@@ -64,12 +64,18 @@ func (s *Server) startOutbound(ctx context.Context) error {
 		stopQueue(ctx)
 		return err
 	}
+	overQuota, err := s.store.Setting(ctx, "smtp.over_quota_temporary")
+	if err != nil {
+		stopQueue(ctx)
+		return err
+	}
 	sub := smtp.NewSubmission(smtp.Config{
-		Store:     s.store,
-		Hostname:  s.Hostname,
-		TLSConfig: s.certs.TLSConfig(),
-		Logger:    s.log.With("service", "submission"),
-		Limits:    lim,
+		OverQuotaTemporary: overQuota == "true",
+		Store:              s.store,
+		Hostname:           s.Hostname,
+		TLSConfig:          s.certs.TLSConfig(),
+		Logger:             s.log.With("service", "submission"),
+		Limits:             lim,
 		Delivered: func(_ *smtp.Inbound, remote int) {
 			if remote > 0 {
 				q.Kick()

@@ -379,15 +379,20 @@ func (s *Server) startSMTP(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	overQuota, err := s.store.Setting(ctx, "smtp.over_quota_temporary")
+	if err != nil {
+		return err
+	}
 	mx := smtp.NewMX(smtp.Config{
-		Store:         s.store,
-		Hostname:      s.Hostname,
-		TLSConfig:     s.certs.TLSConfig(),
-		Logger:        s.log.With("service", "smtp"),
-		Limits:        lim,
-		CheckMailFrom: checkFrom,
-		Inspect:       inspect,
-		Classify:      s.classifyJunk,
+		OverQuotaTemporary: overQuota == "true",
+		Store:              s.store,
+		Hostname:           s.Hostname,
+		TLSConfig:          s.certs.TLSConfig(),
+		Logger:             s.log.With("service", "smtp"),
+		Limits:             lim,
+		CheckMailFrom:      checkFrom,
+		Inspect:            inspect,
+		Classify:           s.classifyJunk,
 	})
 	l, err := s.listen(PortSMTP)
 	if err != nil {

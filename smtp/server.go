@@ -70,6 +70,9 @@ type Config struct {
 	CheckMailFrom func(ctx context.Context, from string) *Reply
 	// Delivered, if set, is told of every committed message (metrics, queue wake-up).
 	Delivered func(in *Inbound, remote int)
+	// OverQuotaTemporary answers mail that would take an account over its quota with
+	// 452 4.2.2, which the sender retries, instead of 552 5.2.2 (RFC 3463 §3.3 mailbox full).
+	OverQuotaTemporary bool
 	// Classify, if set, files each local account's copy of a port-25 message (the junk filter):
 	// it runs after Inspect on the message as it will be stored, and may send that copy to Junk
 	// and add header lines to it alone. A filter that fails files nothing and delays nothing.

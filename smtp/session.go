@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"time"
@@ -285,14 +286,29 @@ func (s *session) deliver(in *Inbound) error {
 		}
 	}
 	if _, err := s.srv.cfg.Store.Deliver(ctx, d); err != nil {
-		log.Error("smtp store", append(attrs, "err", err)...)
-		return errTempStore
+		return s.srv.storeFailed(log, attrs, err)
 	}
 	log.Info("smtp delivered", append(attrs, "junk", anyJunk)...)
 	if s.srv.cfg.Delivered != nil {
 		s.srv.cfg.Delivered(in, 0)
 	}
 	return nil
+}
+
+// storeFailed is the reply to a delivery the store did not commit: a local recipient over its
+// quota (the store's one quota check) is 552 5.2.2, or 452 4.2.2 by setting; anything else is
+// a temporary local problem.
+func (s *Server) storeFailed(log *slog.Logger, attrs []any, err error) error {
+	if errors.Is(err, store.ErrOverQuota) {
+		r := reply(552, 5, 2, 2, "Mailbox full: a recipient is over its storage quota")
+		if s.cfg.OverQuotaTemporary {
+			r = reply(452, 4, 2, 2, "Mailbox full: a recipient is over its storage quota, try again later")
+		}
+		log.Info("smtp rejected", append(attrs, "reply", r.Error(), "err", err)...)
+		return r
+	}
+	log.Error("smtp store", append(attrs, "err", err)...)
+	return errTempStore
 }
 
 // file asks the junk filter, if any, where one account's copy goes.

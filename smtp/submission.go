@@ -333,8 +333,7 @@ func (s *subSession) Data(r io.Reader) error {
 	}
 	// Local copies and queue entries commit together, before the 250 (the durability contract).
 	if _, err := s.srv.cfg.Store.Deliver(ctx, d); err != nil {
-		log.Error("smtp store", append(attrs, "err", err)...)
-		return errTempStore
+		return s.srv.storeFailed(log, attrs, err)
 	}
 	log.Info("smtp submitted", append(attrs, "remote", len(s.remote))...)
 	if s.srv.cfg.Delivered != nil {

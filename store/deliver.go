@@ -146,6 +146,9 @@ func (t *Tx) insertMessage(mailboxID int64, m newMessage) (uint32, error) {
 	if err != nil {
 		return 0, fmt.Errorf("allocate uid: %w", err)
 	}
+	if err := t.checkQuota(accountID, m.size); err != nil {
+		return 0, err
+	}
 	flags := CanonicalFlags(m.flags)
 	if m.prefix == nil {
 		m.prefix = []byte{}

@@ -271,18 +271,19 @@ func (s *Store) transfer(ctx context.Context, src, dst int64, uids []uint32, mov
 		if err := t.QueryRow("SELECT uidvalidity, account_id FROM mailboxes WHERE id = ?", dst).Scan(&res.UIDValidity, &dstAccount); err != nil {
 			return fmt.Errorf("mailbox %d: %w", dst, notFound(err))
 		}
-		rows, err := t.Query(`SELECT id, uid, flags FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ? ORDER BY uid`,
+		rows, err := t.Query(`SELECT id, uid, flags, size FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ? ORDER BY uid`,
 			src, uids[0], uids[len(uids)-1])
 		if err != nil {
 			return err
 		}
 		var ids []int64
 		var flags []string
+		var adding int64
 		for rows.Next() {
-			var id int64
+			var id, size int64
 			var uid uint32
 			var f string
-			if err := rows.Scan(&id, &uid, &f); err != nil {
+			if err := rows.Scan(&id, &uid, &f, &size); err != nil {
 				rows.Close()
 				return err
 			}
@@ -290,6 +291,7 @@ func (s *Store) transfer(ctx context.Context, src, dst int64, uids []uint32, mov
 				ids = append(ids, id)
 				res.Source = append(res.Source, uid)
 				flags = append(flags, f)
+				adding += size
 			}
 		}
 		if err := rows.Close(); err != nil {
@@ -297,6 +299,12 @@ func (s *Store) transfer(ctx context.Context, src, dst int64, uids []uint32, mov
 		}
 		if len(ids) == 0 {
 			return nil
+		}
+		if !move {
+			// A move stays in the account; a copy adds its messages' sizes again.
+			if err := t.checkQuota(dstAccount, adding); err != nil {
+				return err
+			}
 		}
 		// One block of UIDs and one MODSEQ for the whole transfer.
 		var first uint32
