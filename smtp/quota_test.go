@@ -2,12 +2,8 @@ package smtp
 
 import (
 	"context"
-	"net"
 	"strings"
 	"testing"
-
-	"mailstead/mailtest/testkit"
-	"mailstead/store"
 )
 
 // TestOverQuota: a message that would take the recipient over its quota is refused 552 5.2.2
@@ -17,29 +13,13 @@ func TestOverQuota(t *testing.T) {
 		temporary bool
 		want      string
 	}{{false, "552 5.2.2 "}, {true, "452 4.2.2 "}} {
-		st, err := store.Open(t.TempDir(), store.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
+		addr, st := startMXWith(t, func(c *Config) { c.OverQuotaTemporary = tc.temporary })
 		ctx := context.Background()
-		st.AddDomain(ctx, "example.test")
-		if _, err := st.AddAccount(ctx, "alice@example.test", "pw", false); err != nil {
-			t.Fatal(err)
-		}
 		if err := st.SetQuota(ctx, "alice@example.test", 2000); err != nil {
 			t.Fatal(err)
 		}
-		srv := NewMX(Config{Store: st, Hostname: func() string { return "mx.example.test" }, Limits: DefaultLimits,
-			TLSConfig: testkit.SelfSignedTLS(t, "mx.example.test"), OverQuotaTemporary: tc.temporary})
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		go srv.Serve(l)
-		t.Cleanup(func() { srv.Shutdown(context.Background()) })
 		send := func(size int, want string) {
-			c := dialMX(t, l.Addr().String())
+			c := dialMX(t, addr)
 			c.cmd("EHLO a.test", "250 ")
 			c.cmd("MAIL FROM:<x@remote.test>", "250 ")
 			c.cmd("RCPT TO:<alice@example.test>", "250 ")

@@ -16,9 +16,17 @@ import (
 // startMX runs an MX server on a store with alice@example.test and returns its address.
 func startMX(t *testing.T, lim Limits, inspect func(context.Context, *Inbound) (Verdict, error)) (string, *store.Store) {
 	t.Helper()
+	return startMXWith(t, func(c *Config) { c.Limits, c.Inspect = lim, inspect })
+}
+
+// startMXWith starts an MX on loopback for alice@example.test with the Config mutate sets.
+func startMXWith(t *testing.T, mutate func(*Config)) (string, *store.Store) {
+	t.Helper()
 	st := mxStore(t)
-	srv := NewMX(Config{Store: st, Hostname: func() string { return "mx.example.test" }, Limits: lim,
-		Inspect: inspect, TLSConfig: testkit.SelfSignedTLS(t, "mx.example.test")})
+	cfg := Config{Store: st, Hostname: func() string { return "mx.example.test" }, Limits: DefaultLimits,
+		TLSConfig: testkit.SelfSignedTLS(t, "mx.example.test")}
+	mutate(&cfg)
+	srv := NewMX(cfg)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
