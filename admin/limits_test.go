@@ -35,10 +35,12 @@ func TestLoginBurstCannotPassTheLimit(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	// On a loaded machine a check may wait past the hashing queue's deadline: 503, not checked.
-	checked := codes[http.StatusUnauthorized]
-	if checked+codes[http.StatusServiceUnavailable] != 10 || codes[http.StatusTooManyRequests] != 240 {
-		t.Errorf("answers %v, want 10×401 (or 503) and 240×429", codes)
+	// On a loaded machine (-race) a check may wait past the hashing queue's deadline: 503, not
+	// checked, and its slot goes back to the budget for a later request. So at most 10 are
+	// checked, every slot ended checked or busy, and everything else was refused.
+	checked, busy := codes[http.StatusUnauthorized], codes[http.StatusServiceUnavailable]
+	if checked > 10 || checked+busy < 10 || checked+busy+codes[http.StatusTooManyRequests] != 250 {
+		t.Errorf("answers %v, want at most 10×401, 10 or more 401 and 503 together, the rest 429", codes)
 	}
 	if n := strings.Count(logbuf.String(), `msg="auth failed"`); n != checked {
 		t.Errorf("%d failed-login lines, want %d", n, checked)
