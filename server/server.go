@@ -233,7 +233,7 @@ func (s *Server) Start(ctx context.Context) error {
 	s.goBackground(func() { recordMailEvents(bg, s.store, events, s.log) })
 	s.startJunk(bg)
 
-	for _, start := range []func(context.Context) error{s.startSMTP, s.startIMAP, s.startPOP3, s.startOutbound, s.startHTTP} {
+	for _, start := range []func(context.Context) error{s.startSMTP, s.startLMTP, s.startIMAP, s.startPOP3, s.startOutbound, s.startHTTP} {
 		if err := start(ctx); err != nil {
 			s.Shutdown(context.Background())
 			return err

@@ -326,6 +326,12 @@ func (s *session) withTrace(in *Inbound, extra string, body []byte) []byte {
 	if in.UTF8 {
 		h.with = "UTF8SMTP" // RFC 6531 §3.7.3
 	}
+	if s.srv.srv.LMTP {
+		h.with = "LMTP" // RFC 3848 §2
+		if in.UTF8 {
+			h.with = "UTF8LMTP" // RFC 6531 §3.7.3
+		}
+	}
 	if cs, ok := s.conn.TLSConnectionState(); ok {
 		h.with += "S" // RFC 3848
 		h.tls = fmt.Sprintf("using %s with cipher %s", tls.VersionName(cs.Version), tls.CipherSuiteName(cs.CipherSuite))

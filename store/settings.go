@@ -32,6 +32,7 @@ var settingDefs = []SettingDef{
 	{"smtp.max_errors", "10", "protocol errors allowed per SMTP session before it is closed"},
 	{"smtp.over_quota_temporary", "false", "answer mail for an account over its quota 452 4.2.2 (the sender retries) instead of 552 5.2.2 (refused); applies at restart"},
 	{"mailauth.dmarc_reject_to_junk", "false", "deliver mail that fails DMARC with p=reject to Junk instead of refusing it"},
+	{"lmtp.listen", "", "loopback HOST:PORT where LMTP (RFC 2033) is served besides the lmtp.sock socket in the data directory; empty: the socket only"},
 	{"mailauth.no_from_to_junk", "false", "deliver mail without a single valid From: address (RFC 5322 section 3.6) to Junk instead of refusing it"},
 	{"mailauth.dnsbl", "", "DNS blocklists checked for every connecting IP: comma-separated zones, each with ':reject' to refuse listed mail instead of sending it to Junk"},
 	{"setup.token", "", "one-time token of the setup wizard; empty once setup is done"},
