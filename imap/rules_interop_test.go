@@ -1,6 +1,7 @@
 package imap
 
 import (
+	"context"
 	"net"
 	"os/exec"
 	"strings"
@@ -237,5 +238,42 @@ assert ('((NIL NIL "A Group" NIL)("Ed Jones" NIL "c" "a.test")(NIL NIL "joe" "wh
 assert ok(M.search(None, 'FROM', 'user-from@domain.org'))[0] == b'1'
 assert ok(M.search(None, 'CC', 'joe@where.test'))[0] == b'1'
 assert ok(M.search(None, 'FROM', 'nobody@domain.org'))[0] == b''
+`)
+}
+
+// TestImaplibQuota: GETQUOTAROOT and GETQUOTA show the account's STORAGE use and limit in KiB
+// (RFC 9208 §4.1, §5.1); an APPEND or COPY that would exceed it is NO [OVERQUOTA] and stores
+// nothing; STATUS DELETED-STORAGE counts \Deleted mail; an account without a quota has no root.
+func TestImaplibQuota(t *testing.T) {
+	e := newEnv(t, nil)
+	if err := e.st.SetQuota(context.Background(), alice, 10*1024); err != nil {
+		t.Fatal(err)
+	}
+	runImaplib(t, e, `
+msg = b'Subject: q\r\n\r\n' + b'x' * 4000 + b'\r\n'
+ok(M.append('INBOX', None, None, msg))
+typ, data = M.getquotaroot('INBOX')
+assert typ == 'OK', data
+assert data[0] == [b'INBOX ""'], data
+assert data[1] == [b'"" (STORAGE 4 10)'], data
+typ, data = M.getquota('""')
+assert typ == 'OK' and data == [b'"" (STORAGE 4 10)'], data
+ok(M.append('INBOX', None, None, msg))
+typ, data = M.append('INBOX', None, None, msg)
+assert typ == 'NO' and b'[OVERQUOTA]' in data[0], (typ, data)
+ok(M.select('INBOX'))
+typ, data = M.copy('1', 'Archive')
+assert typ == 'NO' and b'[OVERQUOTA]' in data[0], (typ, data)
+assert 'MESSAGES 0' in ok(M.status('Archive', '(MESSAGES)'))[0].decode()
+ok(M.store('1', '+FLAGS', '(\\Deleted)'))
+st = ok(M.status('INBOX', '(DELETED DELETED-STORAGE)'))[0].decode()
+assert 'DELETED 1' in st and 'DELETED-STORAGE 4' in st, st
+ok(M.expunge())
+ok(M.copy('1', 'Archive'))
+typ, data = M.getquota('other')
+assert typ == 'NO', (typ, data)
+B = login('bob@example.test', 'bob-secret')
+typ, data = B.getquotaroot('INBOX')
+assert typ == 'OK' and data[0] == [b'INBOX'], data
 `)
 }

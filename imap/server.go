@@ -95,6 +95,8 @@ var capabilities = imap.CapSet{
 	imap.CapSpecialUse:       {},
 	imap.CapCreateSpecialUse: {},
 	imap.CapLiteralPlus:      {},
+	imap.CapQuota:            {}, // SessionQuota (quota.go); the limit is the account's
+	"QUOTA=RES-STORAGE":      {}, // with STATUS DELETED-STORAGE (RFC 9208 §4.4)
 }
 
 // NewServer builds a server and subscribes it to the store's change events.

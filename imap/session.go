@@ -264,6 +264,10 @@ func (s *session) statusData(st store.MailboxStatus, options *imap.StatusOptions
 	if options.Size {
 		data.Size = &st.Size
 	}
+	if options.DeletedStorage {
+		kib := (st.DeletedSize + 1023) / 1024 // RFC 9208 §4.4: in units of 1024 octets, as STORAGE
+		data.DeletedStorage = &kib
+	}
 	if options.NumRecent {
 		data.NumRecent = &st.Recent // IMAP4rev1 only; imapserver refuses it in IMAP4rev2
 	}

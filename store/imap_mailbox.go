@@ -398,6 +398,8 @@ type MailboxStatus struct {
 	// Recent counts messages no IMAP4rev1 session has been told of yet (RFC 3501 §2.3.2).
 	Recent uint32
 	Size   int64
+	// DeletedSize is the size of the \Deleted messages (STATUS DELETED-STORAGE, RFC 9208 §4.4).
+	DeletedSize int64
 }
 
 // Status counts a mailbox's messages.
@@ -413,8 +415,9 @@ func (s *Store) Status(ctx context.Context, mailboxID int64) (MailboxStatus, err
 			coalesce(sum(instr(' ' || flags || ' ', ' \Seen ') = 0), 0),
 			coalesce(sum(instr(' ' || flags || ' ', ' \Deleted ') > 0), 0),
 			coalesce(sum(uid >= (SELECT first_recent_uid FROM mailboxes WHERE id = ?1)), 0),
-			coalesce(sum(size), 0) FROM messages WHERE mailbox_id = ?1`, mailboxID).
-			Scan(&st.Messages, &st.Unseen, &st.Deleted, &st.Recent, &st.Size)
+			coalesce(sum(size), 0),
+			coalesce(sum(size * (instr(' ' || flags || ' ', ' \Deleted ') > 0)), 0) FROM messages WHERE mailbox_id = ?1`, mailboxID).
+			Scan(&st.Messages, &st.Unseen, &st.Deleted, &st.Recent, &st.Size, &st.DeletedSize)
 	})
 	if err != nil {
 		return MailboxStatus{}, fmt.Errorf("status of mailbox %d: %w", mailboxID, err)

@@ -94,6 +94,7 @@ func (c *Conn) availableCaps() []imap.Cap {
 			imap.CapLiteralPlus,
 			imap.CapUnauthenticate,
 		})
+		addAvailableCaps(&caps, available, mailsteadCaps) // mailstead: mailstead_caps.go
 
 		if appendLimitSession, ok := c.session.(SessionAppendLimit); ok {
 			limit := appendLimitSession.AppendLimit()

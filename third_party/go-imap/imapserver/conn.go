@@ -281,6 +281,10 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		err = c.handleMove(dec, numKind)
 	case "SEARCH", "UID SEARCH":
 		err = c.handleSearch(tag, dec, numKind)
+	case "GETQUOTA": // mailstead: RFC 9208, mailstead_quota.go
+		err = c.handleGetQuota(dec)
+	case "GETQUOTAROOT":
+		err = c.handleGetQuotaRoot(dec)
 	default:
 		// mailstead: an unknown command is BAD and the session goes on (RFC 9051 §7.1.5),
 		// before authentication too. Cross-protocol attacks
