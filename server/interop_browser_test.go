@@ -25,14 +25,7 @@ import (
 // missing to ok once the records are published in the fake zone, the iPhone profile downloaded,
 // and a queued message retried. Screenshots go to $MAILSTEAD_ARTIFACTS (default: a temp dir).
 func TestBrowserAdmin(t *testing.T) {
-	chromium := mailtest.RequireTool(t, "chromium")
-	artifacts := os.Getenv("MAILSTEAD_ARTIFACTS")
-	if artifacts == "" {
-		artifacts = t.TempDir()
-	}
-	if err := os.MkdirAll(artifacts, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	b := newChromium(t, 420, 900) // a phone-sized window
 
 	// Outbound port 25 is "probed" against a loopback listener that greets like an MTA.
 	probe, err := net.Listen("tcp", "127.0.0.1:0")
@@ -59,43 +52,7 @@ func TestBrowserAdmin(t *testing.T) {
 	st := srv.Store()
 	base := "https://" + opts.Addr(443)
 
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		chromedp.Flag("ignore-certificate-errors", true), chromedp.Flag("no-proxy-server", true),
-		// Every name lookup fails: the browser only ever talks to our loopback IP.
-		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE 127.*"),
-		chromedp.Flag("no-default-browser-check", true), chromedp.Flag("disable-default-apps", true),
-		chromedp.Flag("disable-domain-reliability", true), chromedp.Flag("no-pings", true),
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(420, 900), // a phone-sized window
-	)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(alloc)
-	defer cancelBrowser()
-	if err := chromedp.Do(bctx); err != nil { // starts the browser, without a timeout on its context
-		t.Fatalf("start chromium: %v", err)
-	}
-	step := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		t.Logf("browser: %s", what)
-		ctx, cancel := context.WithTimeout(bctx, 30*time.Second)
-		defer cancel()
-		if err := chromedp.Do(ctx, actions...); err != nil {
-			shot(t, bctx, artifacts, "failed-"+strings.ReplaceAll(what, " ", "-"))
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	count := func(sel string) int {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(bctx, 10*time.Second)
-		defer cancel()
-		n, err := chromedp.Run(ctx, chromedp.Evaluate[int](fmt.Sprintf("document.querySelectorAll(%q).length", sel)))
-		if err != nil {
-			t.Fatalf("count %s: %v", sel, err)
-		}
-		return n
-	}
+	bctx, artifacts, step, count := b.ctx, b.artifacts, b.step, b.count
 
 	// 1. The wizard, from the URL the server printed.
 	step("open setup", chromedp.Navigate(setup), chromedp.WaitVisible(chromedp.CSS(`#setup`)))
@@ -236,29 +193,5 @@ func TestBrowserAdmin(t *testing.T) {
 	}
 	if n := count(`.subject`); n != 1 || strings.Contains(mustHTML(t, bctx), "<b>hello</b>") {
 		t.Error("queue page does not show the subject as text")
-	}
-	t.Logf("screenshots in %s", artifacts)
-}
-
-func mustHTML(t *testing.T, ctx context.Context) string {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	html, err := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS(`main`)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return html
-}
-
-func shot(t *testing.T, ctx context.Context, dir, name string) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Logf("screenshot %s: %v", name, err)
-		return
-	}
-	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
-		t.Logf("screenshot %s: %v", name, err)
 	}
 }

@@ -323,7 +323,13 @@ func (s *Server) serve(name string, l net.Listener, serve func(net.Listener) err
 		}
 	})
 	s.mu.Lock()
-	s.stoppers = append(s.stoppers, stop)
+	s.stoppers = append(s.stoppers, func(ctx context.Context) error {
+		err := stop(ctx)
+		// A stop that comes before serve has taken the listener (a start failing on a later
+		// port) would leave it accepting for ever: close it here too.
+		l.Close()
+		return err
+	})
 	s.mu.Unlock()
 }
 

@@ -2,12 +2,13 @@ package store
 
 import (
 	"bytes"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"mailstead/mailtest/testkit"
 )
 
 // TestOpenTightensPermissions: a data directory made 0755 with a 0644 database and a readable
@@ -30,7 +31,7 @@ func TestOpenTightensPermissions(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.Close()
-	checkPrivate(t, dir)
+	testkit.CheckPrivateDir(t, dir)
 	if !strings.Contains(logs.String(), "tightened") || !strings.Contains(logs.String(), "dir_mode_was=0755") {
 		t.Errorf("no log line about the fix:\n%s", logs.String())
 	}
@@ -43,30 +44,5 @@ func TestOpenTightensPermissions(t *testing.T) {
 	st.Close()
 	if strings.Contains(logs.String(), "tightened") {
 		t.Errorf("second open logged a fix:\n%s", logs.String())
-	}
-}
-
-// checkPrivate fails t unless dir is 0700 and everything in it 0700 (directories) or 0600.
-func checkPrivate(t *testing.T, dir string) {
-	t.Helper()
-	n := 0
-	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			t.Error(err)
-			return err
-		}
-		info, _ := d.Info()
-		want := fs.FileMode(0o600)
-		if d.IsDir() {
-			want = 0o700
-		}
-		if info.Mode().Perm() != want {
-			t.Errorf("%s: mode %04o, want %04o", path, info.Mode().Perm(), want)
-		}
-		n++
-		return nil
-	})
-	if n < 4 {
-		t.Errorf("only %d entries checked", n)
 	}
 }

@@ -1,0 +1,141 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"mailstead/mailtest"
+	"mailstead/mailtest/testkit"
+	"mailstead/server"
+)
+
+// TestServeTightensDataDirectory: a data directory that exists with mode 0755 before the first
+// serve ends 0700, with every file in it 0600.
+func TestServeTightensDataDirectory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	os.Mkdir(dir, 0o755)
+	os.Chmod(dir, 0o755)
+	srv, err := server.New(server.Options{DataDir: dir, Bind: mailtest.RandomLoopbackIP(), EphemeralPorts: true,
+		ShutdownGrace: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown(context.Background())
+	testkit.CheckPrivateDir(t, dir)
+}
+
+var devPassword = regexp.MustCompile(`dev mode: account dev@mailstead\.test with password (\S+)`)
+
+// TestDevModeCreatesNothingWhenItCannotListen: with a port taken, serve --dev fails and leaves
+// no account behind; the next start, with the port free, makes the account and prints its
+// password.
+func TestDevModeCreatesNothingWhenItCannotListen(t *testing.T) {
+	ip, dir := mailtest.RandomLoopbackIP(), t.TempDir()
+	taken, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(993+mailtest.DefaultPortOffset)))
+	if err != nil {
+		t.Skipf("cannot take the IMAPS port: %v", err)
+	}
+	opts := server.Options{DataDir: dir, Dev: true, Bind: ip, PortOffset: mailtest.DefaultPortOffset, ShutdownGrace: 5 * time.Second}
+	var out bytes.Buffer
+	opts.Out = &out
+	srv, err := server.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("start with port 993 taken: %v", err)
+	}
+	if strings.Contains(out.String(), "password") {
+		t.Errorf("printed %q after failing", out.String())
+	}
+	st, err := server.OpenStore(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if accts, _ := st.Accounts(context.Background()); len(accts) != 0 {
+		t.Errorf("a failed start left accounts %v", accts)
+	}
+	st.Close()
+
+	taken.Close()
+	srv, password, _ := startDev(t, opts)
+	if _, err := srv.Store().Authenticate(context.Background(), "dev@mailstead.test", password); err != nil {
+		t.Errorf("printed password does not log in: %v", err)
+	}
+}
+
+// startDev starts a server as serve --dev does and returns it with the password it printed and
+// everything it printed.
+func startDev(t *testing.T, opts server.Options) (*server.Server, string, string) {
+	t.Helper()
+	var out bytes.Buffer
+	opts.Out = &out
+	srv, err := server.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	m := devPassword.FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("no password printed: %q", out.String())
+	}
+	return srv, m[1], out.String()
+}
+
+// TestBrowserOpensDevURLs: every URL serve --dev prints opens in Chromium (Debian package
+// chromium): after logging in with the printed password each web page shows its content, and
+// the metrics URL shows Prometheus text.
+func TestBrowserOpensDevURLs(t *testing.T) {
+	b := newChromium(t, 1200, 900)
+	_, password, printed := startDev(t, server.Options{DataDir: t.TempDir(), Dev: true, Bind: mailtest.RandomLoopbackIP(),
+		PortOffset: mailtest.DefaultPortOffset, ShutdownGrace: 5 * time.Second})
+	urls := regexp.MustCompile(`(?m)^  (https?://\S+)`).FindAllStringSubmatch(printed, -1)
+	if len(urls) < 10 {
+		t.Fatalf("dev output lacks the URLs:\n%s", printed)
+	}
+	if strings.Contains(printed, ":443/") {
+		t.Errorf("dev output names port 443:\n%s", printed)
+	}
+	for _, u := range urls {
+		u := u[1]
+		if strings.HasSuffix(u, "/login") {
+			b.step("log in", chromedp.Navigate(u),
+				chromedp.SetValue(chromedp.CSS(`input[name=address]`), "dev@mailstead.test"),
+				chromedp.SetValue(chromedp.CSS(`input[name=password]`), password),
+				chromedp.Click(chromedp.CSS(`form[action="/login"] button`)),
+				chromedp.WaitVisible(chromedp.CSS(`form[action="/logout"]`)))
+			continue
+		}
+		b.step("open "+u, chromedp.Navigate(u), chromedp.WaitReady(chromedp.CSS(`body`)))
+		if strings.HasSuffix(u, "/metrics") {
+			if text := evalJS[string](b, "document.body.innerText"); !strings.Contains(text, "# HELP mailstead_") {
+				t.Errorf("%s shows %.200q", u, text)
+			}
+			continue
+		}
+		if got := evalJS[string](b, "location.href"); !strings.HasPrefix(got, u) {
+			t.Errorf("%s ended at %s", u, got)
+		}
+		if b.count(`main`) != 1 || b.count(`form[action="/login"]`) != 0 {
+			b.shot("dev-url-failed")
+			t.Errorf("%s does not show its page:\n%.500s", u, b.html())
+		}
+	}
+	b.shot("dev-admin-last-page")
+}
