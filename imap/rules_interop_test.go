@@ -277,3 +277,24 @@ typ, data = B.getquotaroot('INBOX')
 assert typ == 'OK' and data[0] == [b'INBOX'], data
 `)
 }
+
+// TestImaplibID: ID (RFC 2971) works before and after login, with a field list or NIL, and
+// answers with the server's name; malformed lists are BAD.
+func TestImaplibID(t *testing.T) {
+	runImaplib(t, newEnv(t, nil), `
+imaplib.Commands['ID'] = ('NONAUTH', 'AUTH', 'SELECTED')
+P = imaplib.IMAP4(host, port)
+assert 'ID' in P.capabilities, P.capabilities
+typ, got, data = cmd(P, 'ID', '("name" "imaplib" "version" "3")')
+assert typ == 'OK' and got == [b'("name" "mailstead" "vendor" "mailstead")'], (typ, got, data)
+typ, got, data = cmd(M, 'ID', 'NIL')
+assert typ == 'OK' and b'"name" "mailstead"' in got[0], (typ, got)
+for bad in ['("name")', '(', 'FOO', '("%s" "x")' % ('k' * 31)]:
+    try:
+        typ, got, data = cmd(M, 'ID', bad)
+        assert False, ('accepted', bad, typ)
+    except imaplib.IMAP4.error as e:
+        assert 'BAD' in str(e) or 'Syntax' in str(e) or 'ID' in str(e), e
+ok(M.noop())
+`)
+}

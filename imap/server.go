@@ -95,6 +95,7 @@ var capabilities = imap.CapSet{
 	imap.CapSpecialUse:       {},
 	imap.CapCreateSpecialUse: {},
 	imap.CapLiteralPlus:      {},
+	imap.CapID:               {}, // SessionID (id.go)
 	imap.CapQuota:            {}, // SessionQuota (quota.go); the limit is the account's
 	"QUOTA=RES-STORAGE":      {}, // with STATUS DELETED-STORAGE (RFC 9208 §4.4)
 }

@@ -38,6 +38,7 @@ func (c *Conn) availableCaps() []imap.Cap {
 	if len(caps) == 0 {
 		panic("imapserver: must support at least IMAP4rev1 or IMAP4rev2")
 	}
+	addAvailableCaps(&caps, available, mailsteadAnyStateCaps) // mailstead: mailstead_caps.go
 
 	if available.Has(imap.CapIMAP4rev1) {
 		caps = append(caps, []imap.Cap{

@@ -281,6 +281,8 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		err = c.handleMove(dec, numKind)
 	case "SEARCH", "UID SEARCH":
 		err = c.handleSearch(tag, dec, numKind)
+	case "ID": // mailstead: RFC 2971, mailstead_id.go
+		err = c.handleID(dec)
 	case "GETQUOTA": // mailstead: RFC 9208, mailstead_quota.go
 		err = c.handleGetQuota(dec)
 	case "GETQUOTAROOT":

@@ -2,6 +2,11 @@ package imapserver
 
 import "github.com/emersion/go-imap/v2"
 
+// mailsteadAnyStateCaps are announced in every state: ID works before login too. (mailstead)
+var mailsteadAnyStateCaps = []imap.Cap{
+	imap.CapID, // RFC 2971, mailstead_id.go
+}
+
 // mailsteadCaps are the capabilities of the commands mailstead added to this copy, announced
 // after authentication when the server's Caps hold them. (mailstead)
 var mailsteadCaps = []imap.Cap{
