@@ -64,6 +64,7 @@ func (c *Conn) handleAppend(tag string, dec *imapwire.Decoder) error {
 	if err != nil {
 		return err
 	}
+	c.literalAccepted = false // mailstead: not this literal yet (a mailbox literal may have been)
 
 	appendLimit := int64(defaultAppendLimit)
 	if appendLimitSession, ok := c.session.(SessionAppendLimit); ok {

@@ -25,6 +25,7 @@ const (
 	literalWriteTimeout = 5 * time.Minute
 
 	maxCommandSize = 50 * 1024 // RFC 2683 section 3.2.1.5 says 8KiB minimum
+	maxSkippedLine = 1 << 20   // mailstead: how much of an over-long line is read through
 )
 
 var internalServerErrorResp = &imap.StatusResponse{
@@ -47,7 +48,8 @@ type Conn struct {
 	state   imap.ConnState
 	session Session
 
-	unknownBeforeAuth int // mailstead: see maxUnknownBeforeAuth
+	unknownBeforeAuth int  // mailstead: see maxUnknownBeforeAuth
+	literalAccepted   bool // mailstead: the open literal's data was asked for (acceptLiteral)
 }
 
 // maxUnknownBeforeAuth unknown commands before authentication end the connection. (mailstead)
@@ -199,6 +201,7 @@ func (c *Conn) serve() {
 }
 
 func (c *Conn) readCommand(dec *imapwire.Decoder) error {
+	c.literalAccepted = false
 	var tag, name string
 	if !dec.ExpectAtom(&tag) || !dec.ExpectSP() || !dec.ExpectAtom(&name) {
 		return fmt.Errorf("in command: %w", dec.Err())
@@ -304,7 +307,26 @@ func (c *Conn) readCommand(dec *imapwire.Decoder) error {
 		}
 	}
 
-	dec.DiscardLine()
+	// mailstead: whatever the command left unread of its line is consumed, never parsed as
+	// the next command: an open literal (a command that failed half-way through one), then
+	// the rest of the line; an over-long line is skipped raw, or ends the connection.
+	if err != nil {
+		dec.DiscardOpenLiteral(c.literalAccepted)
+	}
+	switch {
+	case dec.Desynced():
+		c.state = imap.ConnStateLogout
+		defer c.Bye("Literal too large")
+	case errors.Is(err, imapwire.ErrTooLong):
+		err = &imap.Error{Type: imap.StatusResponseTypeBad, Code: imap.ResponseCodeTooBig, Text: "Command line too long"}
+		if !dec.SkipLine(maxSkippedLine) {
+			c.state = imap.ConnStateLogout
+			defer c.Bye("Command line too long")
+		}
+	case !dec.SkipLine(maxSkippedLine):
+		c.state = imap.ConnStateLogout
+		defer c.Bye("Command line too long")
+	}
 
 	var (
 		resp    *imap.StatusResponse
@@ -422,6 +444,7 @@ func (c *Conn) acceptLiteral(size int64, nonSync bool) error {
 		}
 	}
 
+	c.literalAccepted = true // mailstead: the data is coming (DiscardOpenLiteral)
 	if nonSync {
 		return nil
 	}

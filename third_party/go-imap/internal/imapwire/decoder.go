@@ -2,6 +2,7 @@ package imapwire
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -63,6 +64,63 @@ type Decoder struct {
 	crlf      bool
 	listDepth int
 	readBytes int64
+	// mailstead: refused is set when CheckBufferedLiteralFunc refused a synchronising literal:
+	// its data will not come, so nothing more of the command may be read. openLit is the
+	// literal being read, so that a command failing half-way can have it consumed.
+	refused bool
+	desync  bool
+	openLit *LiteralReader
+}
+
+// maxDiscard (mailstead) is the largest refused non-synchronising literal read through; a
+// larger one ends the connection (Desynced).
+const maxDiscard = 1 << 20
+
+// Desynced (mailstead) reports that a refused non-synchronising literal was too large to read
+// through: what follows cannot be told from commands, so the connection must end.
+func (dec *Decoder) Desynced() bool { return dec.desync }
+
+// ErrTooLong (mailstead) is the error of a command line over MaxSize.
+var ErrTooLong = errors.New("imapwire: command line too long")
+
+// DiscardOpenLiteral (mailstead) consumes the rest of a literal the command did not read, so
+// that its bytes and the CRLF after it are not taken for the next command. accepted says the
+// server asked for the data (a continuation); a synchronising literal refused before that has
+// no data coming, and a refused non-synchronising one too large to read through ends the
+// connection (Desynced).
+func (dec *Decoder) DiscardOpenLiteral(accepted bool) {
+	lit := dec.openLit
+	switch {
+	case lit == nil:
+		return
+	case !accepted && !lit.nonSync:
+		dec.refused = true
+	case !accepted && lit.size > maxDiscard:
+		dec.refused, dec.desync = true, true
+	default:
+		io.Copy(io.Discard, lit)
+		dec.crlf = false // the line goes on after the literal
+	}
+	lit.cancel()
+}
+
+// SkipLine (mailstead) consumes the rest of the line without parsing it and without the
+// MaxSize limit, reading at most max bytes; it reports whether the line ended within them.
+func (dec *Decoder) SkipLine(max int64) bool {
+	if dec.crlf || dec.refused {
+		return true
+	}
+	for n := int64(0); n < max; n++ {
+		b, err := dec.r.ReadByte()
+		if err != nil {
+			return false
+		}
+		if b == '\n' {
+			dec.crlf = true
+			return true
+		}
+	}
+	return false
 }
 
 // NewDecoder creates a new decoder.
@@ -93,8 +151,11 @@ func (dec *Decoder) returnErr(err error) bool {
 }
 
 func (dec *Decoder) readByte() (byte, bool) {
+	if dec.refused { // mailstead: the refused literal's data is not coming
+		return 0, false
+	}
 	if dec.MaxSize > 0 && dec.readBytes > dec.MaxSize {
-		return 0, dec.returnErr(fmt.Errorf("imapwire: max size exceeded"))
+		return 0, dec.returnErr(ErrTooLong) // mailstead: typed, answered BAD [TOOBIG]
 	}
 	dec.crlf = false
 	if dec.literal {
@@ -580,6 +641,19 @@ func (dec *Decoder) Literal(ptr *string) bool {
 	}
 	if dec.CheckBufferedLiteralFunc != nil {
 		if err := dec.CheckBufferedLiteralFunc(lit.Size(), nonSync); err != nil {
+			// mailstead: the refusal is the command's answer. A synchronising literal's data
+			// never comes, so parsing stops here (upstream read on, waiting for it); a
+			// non-synchronising one follows at once and is consumed.
+			dec.returnErr(err)
+			switch {
+			case nonSync && lit.Size() <= maxDiscard:
+				io.Copy(io.Discard, lit)
+			case nonSync:
+				dec.desync = true // too much to read through: the connection must end
+				dec.refused = true
+			default:
+				dec.refused = true
+			}
 			lit.cancel()
 			return false
 		}
@@ -608,10 +682,12 @@ func (dec *Decoder) LiteralReader() (lit *LiteralReader, nonSync, ok bool) {
 	}
 	dec.literal = true
 	lit = &LiteralReader{
-		dec:  dec,
-		size: size,
-		r:    io.LimitReader(dec.r, size),
+		dec:     dec,
+		size:    size,
+		nonSync: nonSync,
+		r:       io.LimitReader(dec.r, size),
 	}
+	dec.openLit = lit
 	return lit, nonSync, true
 }
 
@@ -624,9 +700,10 @@ func (dec *Decoder) ExpectLiteralReader() (lit *LiteralReader, nonSync bool, err
 }
 
 type LiteralReader struct {
-	dec  *Decoder
-	size int64
-	r    io.Reader
+	dec     *Decoder
+	size    int64
+	nonSync bool // mailstead: for DiscardOpenLiteral
+	r       io.Reader
 }
 
 func newLiteralReaderFromString(s string) *LiteralReader {
@@ -653,5 +730,6 @@ func (lit *LiteralReader) cancel() {
 		return
 	}
 	lit.dec.literal = false
+	lit.dec.openLit = nil
 	lit.dec = nil
 }
