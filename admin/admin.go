@@ -64,6 +64,10 @@ type Config struct {
 	// RunningHostname is the name the mail listeners greet with (taken at start); when the
 	// hostname setting differs, the DNS page asks for a restart. May be nil.
 	RunningHostname func() string
+	// MaxPageRequests bounds the page and API requests handled at once (default 64); over it a
+	// request gets 503 at once. The MTA-STS policy and autoconfiguration are outside this
+	// budget, so a flood of the admin page cannot stop mail servers and clients from reading them.
+	MaxPageRequests int
 	// Logins is the server-wide failed-login budget, shared with SMTP, IMAP and POP3; nil gives
 	// the pages a limiter of their own.
 	Logins *loginlimit.Limiter
@@ -77,6 +81,7 @@ type Admin struct {
 	log    *slog.Logger
 	pages  map[string]*template.Template
 	logins *loginlimit.Limiter
+	slots  chan struct{} // the page budget (MaxPageRequests)
 	port25 port25Cache
 	mux    *http.ServeMux
 }
@@ -95,7 +100,11 @@ func New(cfg Config) (*Admin, error) {
 	if cfg.Ops == nil {
 		cfg.Ops = manage.New(manage.Config{Store: cfg.Store, Log: cfg.Logger})
 	}
-	a := &Admin{cfg: cfg, ops: cfg.Ops, st: cfg.Store, log: cfg.Logger, logins: cfg.Logins}
+	if cfg.MaxPageRequests <= 0 {
+		cfg.MaxPageRequests = 64
+	}
+	a := &Admin{cfg: cfg, ops: cfg.Ops, st: cfg.Store, log: cfg.Logger, logins: cfg.Logins,
+		slots: make(chan struct{}, cfg.MaxPageRequests)}
 	if err := a.parseTemplates(); err != nil {
 		return nil, err
 	}
@@ -107,7 +116,37 @@ func New(cfg Config) (*Admin, error) {
 // checks cross-origin requests (CSRF) and sets the security headers on every response.
 func (a *Admin) Handler() http.Handler {
 	cop := http.NewCrossOriginProtection()
-	return securityHeaders(cop.Handler(a.mux))
+	return securityHeaders(a.budget(cop.Handler(a.mux)))
+}
+
+// budget serves the requests mail servers and mail clients depend on (the MTA-STS policy,
+// autoconfiguration) unconditionally and everything else within the page budget: over it, 503
+// at once rather than a queue.
+func (a *Admin) budget(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isMailService(r.URL.Path) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		select {
+		case a.slots <- struct{}{}:
+			defer func() { <-a.slots }()
+			next.ServeHTTP(w, r)
+		default:
+			w.Header().Set("Retry-After", "5")
+			http.Error(w, "The server is busy. Try again in a moment.", http.StatusServiceUnavailable)
+		}
+	})
+}
+
+// isMailService reports whether path is one that other servers and mail clients fetch.
+func isMailService(path string) bool {
+	switch strings.ToLower(path) {
+	case "/.well-known/mta-sts.txt", "/mail/config-v1.1.xml", "/.well-known/autoconfig/mail/config-v1.1.xml",
+		"/autodiscover/autodiscover.xml":
+		return true
+	}
+	return false
 }
 
 // HTTPHandler serves plain HTTP (port 80) behind the ACME challenge handler: client

@@ -2,12 +2,15 @@ package admin
 
 import (
 	"context"
+	"crypto/tls"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"mailstead/mailtest/testkit"
 )
@@ -103,5 +106,43 @@ func TestNextIsASameSitePath(t *testing.T) {
 	_, body := e.do(c, "GET", "/login?next=%2F%09%2Fevil.example", nil)
 	if strings.Contains(body, "evil.example") {
 		t.Error("the login form carries the unsafe next")
+	}
+}
+
+// While the page budget is taken (here by logins whose bodies never finish), pages get 503 at
+// once and the MTA-STS policy and autoconfiguration are still served.
+func TestMailServicesAnswerWhilePagesAreFlooded(t *testing.T) {
+	e := newEnv(t)
+	e.adm.slots = make(chan struct{}, 2)
+	for range 2 {
+		c, err := tls.Dial("tcp", e.srv.Listener.Addr().String(), &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "POST /login HTTP/1.1\r\nHost: mail.example.test\r\nSec-Fetch-Site: same-origin\r\n"+
+			"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\naddress=")
+	}
+	for len(e.adm.slots) < 2 {
+		time.Sleep(5 * time.Millisecond) // wait for both handlers to hold their slot
+	}
+	c := e.client()
+	if resp, _ := e.do(c, "GET", "/login", nil); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("page while the budget is taken: %d, want 503", resp.StatusCode)
+	}
+	for _, tc := range []struct{ host, path string }{
+		{"mta-sts.example.test", "/.well-known/mta-sts.txt"},
+		{"autoconfig.example.test", "/mail/config-v1.1.xml?emailaddress=user@example.test"},
+	} {
+		req, _ := http.NewRequest("GET", e.srv.URL+tc.path, nil)
+		req.Host = tc.host
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("%s%s while pages are flooded: %d", tc.host, tc.path, resp.StatusCode)
+		}
 	}
 }

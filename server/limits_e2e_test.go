@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"crypto/tls"
 	"encoding/base64"
+	"errors"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -80,4 +82,51 @@ func TestOneLoginBudgetForEveryProtocol(t *testing.T) {
 	if got := loginOver(t, srv, server.PortIMAPS, other, user, pass); !strings.HasPrefix(got, "a OK") {
 		t.Errorf("right password from another address: %q", got)
 	}
+}
+
+// TestIdleConnectionsFromOneClientDoNotBlockHTTPS: one address opens 300 idle connections to 443
+// and 80; it keeps connections.max_per_ip of each, the rest are closed at once and counted, and
+// another address still gets its page and the MTA-STS policy.
+func TestIdleConnectionsFromOneClientDoNotBlockHTTPS(t *testing.T) {
+	srv := mailtest.Start(t, mailtest.Options{})
+	attacker := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}
+	for _, port := range []int{server.PortHTTPS, server.PortHTTP} {
+		closed := 0
+		for range 300 {
+			c, err := attacker.Dial("tcp", srv.Addr(port))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+			if _, err := c.Read(make([]byte, 1)); err != nil && !isTimeout(err) {
+				closed++ // refused: closed without a byte
+			}
+		}
+		if closed != 300-32 {
+			t.Errorf("port %d: %d of 300 idle connections closed, want %d", port, closed, 300-32)
+		}
+	}
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		DialContext:     (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.3")}}).DialContext,
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	for _, path := range []string{"/login", "/.well-known/mta-sts.txt"} {
+		req, _ := http.NewRequest("GET", "https://"+srv.Addr(server.PortHTTPS)+path, nil)
+		if strings.Contains(path, "mta-sts") {
+			req.Host = "mta-sts.example.test"
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s while one client holds its slots: %v", path, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("%s: %d", path, resp.StatusCode)
+		}
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
