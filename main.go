@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -13,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 
 	"mailstead/server"
 	"mailstead/store"
@@ -58,7 +61,7 @@ func main() {
 func run(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	f, args, err := parseFlags(argv)
 	if err != nil {
-		fmt.Fprintln(stderr, "mailstead:", err)
+		fmt.Fprintf(stderr, "mailstead: %v\n\n%s", err, usageText)
 		return 2
 	}
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
@@ -128,7 +131,9 @@ func parseFlags(argv []string) (flags, []string, error) {
 		case "port-offset":
 			var v string
 			if v, err = takeValue(); err == nil {
-				f.portOffset, err = strconv.Atoi(v)
+				if f.portOffset, err = strconv.Atoi(v); err != nil {
+					err = fmt.Errorf("--port-offset %q is not a whole number", v)
+				}
 			}
 		case "dev":
 			f.dev = true
@@ -164,14 +169,15 @@ func serve(f flags, stdout, stderr io.Writer) error {
 func manage(f flags, cmd string, args []string, stdin io.Reader, stdout io.Writer) error {
 	req := server.Request{Command: cmd, Args: args}
 	if needsPassword(cmd, args) {
-		if fi, err := os.Stdin.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 && stdin == os.Stdin {
-			fmt.Fprint(os.Stderr, "password: ")
+		// The command line is checked first: a mistyped command never waits for a password.
+		if err := checkBeforePassword(cmd, args); err != nil {
+			return err
 		}
-		b, err := io.ReadAll(io.LimitReader(stdin, 4096))
+		pw, err := readPassword(stdin, cmd+" "+strings.Join(args, " "))
 		if err != nil {
-			return fmt.Errorf("read password from stdin: %w", err)
+			return err
 		}
-		req.Stdin = string(b)
+		req.Stdin = pw
 	}
 	out, err := server.Manage(context.Background(), f.data, req)
 	fmt.Fprint(stdout, out)
@@ -183,6 +189,63 @@ func needsPassword(cmd string, args []string) bool {
 		return true
 	}
 	return cmd == "account" && len(args) > 0 && (args[0] == "add" || args[0] == "passwd")
+}
+
+// checkBeforePassword checks the arguments of a command that reads a password, before it is
+// read: the command's own check runs only once the password is there.
+func checkBeforePassword(cmd string, args []string) error {
+	if cmd == "setup" {
+		have := map[string]bool{}
+		for i := 0; i+1 < len(args); i++ {
+			if v := args[i+1]; v != "" && !strings.HasPrefix(v, "-") {
+				have[strings.TrimLeft(args[i], "-")] = true
+			}
+		}
+		if !have["hostname"] || !have["domain"] || !have["admin"] {
+			return fmt.Errorf("%w: mailstead setup --hostname FQDN --domain DOMAIN --admin ADDRESS (password on stdin)", server.ErrUsage)
+		}
+		return nil
+	}
+	var addrs []string
+	for _, a := range args[1:] {
+		if !strings.HasPrefix(a, "-") {
+			addrs = append(addrs, a)
+		}
+	}
+	if len(addrs) != 1 {
+		return fmt.Errorf("%w: mailstead account %s ADDRESS (password on stdin)", server.ErrUsage, args[0])
+	}
+	if _, err := store.CanonicalAddress(addrs[0]); err != nil {
+		return fmt.Errorf("%w: mailstead account %s ADDRESS: %q is not an email address", server.ErrUsage, args[0], addrs[0])
+	}
+	return nil
+}
+
+// readPassword reads a password from stdin: one line typed after a prompt on a terminal, else
+// what a pipe gives. Nothing at all is a usage error, not a password that is too short.
+func readPassword(stdin io.Reader, command string) (string, error) {
+	if f, ok := stdin.(*os.File); ok && isTerminal(f) {
+		fmt.Fprint(os.Stderr, "password: ")
+		line, err := bufio.NewReader(io.LimitReader(stdin, 4096)).ReadString('\n')
+		if err != nil && line == "" {
+			return "", fmt.Errorf("read password: %w", err)
+		}
+		return line, nil
+	}
+	b, err := io.ReadAll(io.LimitReader(stdin, 4096))
+	if err != nil {
+		return "", fmt.Errorf("read password from stdin: %w", err)
+	}
+	if strings.TrimSpace(string(b)) == "" {
+		return "", fmt.Errorf("%w: echo 'PASSWORD' | mailstead %s (the password is read from stdin, which was empty)", server.ErrUsage, command)
+	}
+	return string(b), nil
+}
+
+// isTerminal reports whether f is a terminal (not /dev/null, which is a character device too).
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }
 
 // buildVersion is set by release.sh (-ldflags -X main.buildVersion=...); a go build or go run

@@ -27,20 +27,26 @@ var webFS embed.FS
 
 // CertStatus is the certificate state shown on the certificates page, filled by the server from
 // the certificate manager.
+// The JSON keys are those of /api/v1/certificates: snake_case as everywhere in the API, and an
+// unknown date is left out rather than given as year 1.
 type CertStatus struct {
-	Hostname  string
-	Source    string // "acme", "self-signed", "manual"
-	Issuer    string
-	NotAfter  time.Time
-	Directory string
-	LastError string
-	Hosts     []CertHost
+	Hostname  string     `json:"hostname"`
+	Source    string     `json:"source"` // "acme", "self-signed", "manual"
+	Issuer    string     `json:"issuer,omitempty"`
+	NotAfter  time.Time  `json:"not_after,omitzero"`
+	Directory string     `json:"directory,omitempty"`
+	LastError string     `json:"last_error,omitempty"`
+	Hosts     []CertHost `json:"hosts"`
 }
 
 // CertHost is the state of one certificate name.
 type CertHost struct {
-	Name, Source, State, Detail, LastError string
-	NotAfter                               time.Time
+	Name      string    `json:"name"`
+	Source    string    `json:"source"`
+	State     string    `json:"state"`
+	Detail    string    `json:"detail,omitempty"`
+	LastError string    `json:"last_error,omitempty"`
+	NotAfter  time.Time `json:"not_after,omitzero"`
 }
 
 // Config is what the server gives the admin pages.

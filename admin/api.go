@@ -290,7 +290,7 @@ type apiQueueEntry struct {
 	To          string    `json:"to"`
 	Size        int64     `json:"size"`
 	Created     time.Time `json:"created"`
-	NextAttempt time.Time `json:"next_attempt"`
+	NextAttempt time.Time `json:"next_attempt,omitzero"`
 	Attempts    int       `json:"attempts"`
 	LastError   string    `json:"last_error"`
 	LastHost    string    `json:"last_host"`

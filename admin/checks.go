@@ -234,11 +234,11 @@ func ipList(ips []net.IP) string {
 
 // ServerCheck is one fact about the server itself on the DNS page.
 type ServerCheck struct {
-	Name   string
-	Status string
-	Detail string
-	Fix    string // what to do when it is not ok
-	FixURL string
+	Name   string `json:"name"`
+	Status string `json:"status"`
+	Detail string `json:"detail"`
+	Fix    string `json:"fix,omitempty"` // what to do when it is not ok
+	FixURL string `json:"fix_url,omitempty"`
 }
 
 // hostnameCheck: the hostname must resolve to this server, and only to it.

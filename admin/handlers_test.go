@@ -403,9 +403,41 @@ func TestAPI(t *testing.T) {
 	if code, _ := call(tok, "DELETE", "/api/v1/accounts/d@api.test", ""); code != 200 {
 		t.Errorf("remove account: %d", code)
 	}
-	for _, p := range []string{"/api/v1/queue", "/api/v1/settings", "/api/v1/events", "/api/v1/certificates", "/api/v1/aliases"} {
-		if code, body := call(tok, "GET", p, ""); code != 200 || !json.Valid([]byte(body)) {
+	// Every answer uses snake_case keys and leaves unknown dates out (no year 1).
+	for _, p := range []string{"/api/v1/queue", "/api/v1/settings", "/api/v1/events", "/api/v1/certificates", "/api/v1/aliases",
+		"/api/v1/domains", "/api/v1/accounts", "/api/v1/domains/api.test/dns"} {
+		code, body := call(tok, "GET", p, "")
+		var v any
+		if err := json.Unmarshal([]byte(body), &v); code != 200 || err != nil {
 			t.Errorf("GET %s: %d %s", p, code, body)
+			continue
+		}
+		if bad := nonSnakeKeys(v); len(bad) > 0 {
+			t.Errorf("GET %s: keys %v are not snake_case: %s", p, bad, body)
+		}
+		if strings.Contains(body, "0001-01-01") {
+			t.Errorf("GET %s gives a zero date: %s", p, body)
 		}
 	}
+}
+
+var snakeCase = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+
+// nonSnakeKeys lists the object keys anywhere in a decoded JSON value that are not snake_case.
+func nonSnakeKeys(v any) []string {
+	var bad []string
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			if !snakeCase.MatchString(k) {
+				bad = append(bad, k)
+			}
+			bad = append(bad, nonSnakeKeys(e)...)
+		}
+	case []any:
+		for _, e := range v {
+			bad = append(bad, nonSnakeKeys(e)...)
+		}
+	}
+	return bad
 }

@@ -13,7 +13,7 @@ import (
 func (o *Ops) Import(ctx context.Context, address string, msgs []store.ImportMessage) (store.ImportResult, error) {
 	acct, err := o.st.AccountByAddress(ctx, address)
 	if err != nil {
-		return store.ImportResult{}, fmt.Errorf("import: account %s: %w", address, err)
+		return store.ImportResult{}, fmt.Errorf("import: %w", err) // the store's error names the account
 	}
 	return o.st.Import(ctx, acct.ID, msgs)
 }

@@ -86,6 +86,7 @@ type mboxSource struct {
 	read      int64
 	target    string
 	fromLine  string // separator of the next message, once read
+	sawText   bool   // a line that is not blank came before the first separator
 	started   bool
 	lineCount int
 }
@@ -131,6 +132,10 @@ func (m *mboxSource) Next() (importMessage, error) {
 		for {
 			l, err := m.line()
 			if err != nil {
+				if err == io.EOF && m.sawText {
+					// A short file of text with no separator is not an empty mbox.
+					return importMessage{}, errors.New("import: not an mbox file: it has no \"From \" separator line")
+				}
 				if err == io.EOF {
 					return importMessage{}, io.EOF
 				}
@@ -140,6 +145,7 @@ func (m *mboxSource) Next() (importMessage, error) {
 				m.fromLine = l
 				break
 			}
+			m.sawText = m.sawText || strings.TrimSpace(l) != ""
 			if strings.TrimSpace(l) != "" && m.lineCount > 3 {
 				return importMessage{}, errors.New("import: not an mbox file: it does not start with a \"From \" line")
 			}

@@ -126,13 +126,23 @@ func TestMboxCRLFAndQuoting(t *testing.T) {
 func TestImportRefusesWrongFormat(t *testing.T) {
 	dir := t.TempDir()
 	notMbox := filepath.Join(dir, "notes.txt")
-	os.WriteFile(notMbox, []byte("line one\nline two\nline three\nline four\nline five\n"), 0o600)
-	src, err := openMbox(notMbox, "")
-	if err != nil {
-		t.Fatal(err)
+	for _, text := range []string{"line one\nline two\nline three\nline four\nline five\n", "hello\nworld\nthird\n", "x"} {
+		os.WriteFile(notMbox, []byte(text), 0o600)
+		src, err := openMbox(notMbox, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := src.Next(); err == nil || !strings.Contains(err.Error(), "not an mbox") {
+			t.Errorf("reading %q as mbox: %v", text, err)
+		}
+		src.Close()
 	}
-	if _, err := src.Next(); err == nil || !strings.Contains(err.Error(), "not an mbox") {
-		t.Errorf("reading a text file as mbox: %v", err)
+	empty := filepath.Join(dir, "empty.mbox")
+	os.WriteFile(empty, []byte("\n"), 0o600)
+	if src, err := openMbox(empty, ""); err != nil {
+		t.Fatal(err)
+	} else if _, err := src.Next(); err != io.EOF {
+		t.Errorf("an empty mbox: %v, want no messages", err)
 	}
 	if _, err := openMbox(dir, ""); err == nil {
 		t.Error("a directory opened as mbox")

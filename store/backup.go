@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	sqlite3 "github.com/mattn/go-sqlite3"
@@ -21,6 +22,9 @@ import (
 
 // ErrNotEmpty is returned when a backup or restore would overwrite a database.
 var ErrNotEmpty = errors.New("already holds a database")
+
+// ErrNotEmptyDir is returned when a backup's destination directory holds other files.
+var ErrNotEmptyDir = errors.New("is not empty: give a new or empty directory")
 
 // Backup writes a consistent copy of the open store into the directory dest, which must not hold
 // a database yet. It returns the size of the copy.
@@ -145,6 +149,17 @@ func backupInto(ctx context.Context, src *sql.DB, dest string) (int64, error) {
 	final := filepath.Join(dest, DBFile)
 	if _, err := os.Stat(final); err == nil {
 		return 0, fmt.Errorf("backup: %s %w", dest, ErrNotEmpty)
+	}
+	// Anything else there would be mixed into what a restore or serve --data takes as the
+	// backup (and a mistyped DEST such as a home directory would get a database dropped in).
+	entries, err := os.ReadDir(dest)
+	if err != nil {
+		return 0, fmt.Errorf("backup: %w", err)
+	}
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), DBFile+".partial") { // a failed backup's leftover is removed below
+			return 0, fmt.Errorf("backup: %s %w", dest, ErrNotEmptyDir)
+		}
 	}
 	tmp := final + ".partial"
 	removeDBFiles(tmp)

@@ -84,6 +84,14 @@ func TestBackupWhileWriting(t *testing.T) {
 	if _, err := st.Backup(ctx, dest); !errors.Is(err, ErrNotEmpty) {
 		t.Fatalf("second backup into the same directory: %v, want ErrNotEmpty", err)
 	}
+	other := t.TempDir()
+	os.WriteFile(filepath.Join(other, "notes.txt"), []byte("mine"), 0o600)
+	if _, err := st.Backup(ctx, other); !errors.Is(err, ErrNotEmptyDir) {
+		t.Fatalf("backup into a directory holding other files: %v, want ErrNotEmptyDir", err)
+	}
+	if entries, _ := os.ReadDir(other); len(entries) != 1 {
+		t.Errorf("the refused backup left %d entries", len(entries))
+	}
 	for _, leftover := range []string{DBFile + ".partial", DBFile + "-wal"} {
 		if _, err := os.Stat(filepath.Join(dest, leftover)); err == nil {
 			t.Errorf("backup left %s behind", leftover)
