@@ -1,6 +1,7 @@
 package mailauth_test
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"strings"
@@ -34,7 +35,7 @@ func BenchmarkCheck(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	in := mailauth.Input{IP: net.ParseIP(senderIP), Helo: "mail.b.test", MailFrom: "alice@b.test", Message: msg}
+	in := mailauth.Input{IP: net.ParseIP(senderIP), Helo: "mail.b.test", MailFrom: "alice@b.test", Message: bytes.NewReader(msg)}
 	b.SetBytes(int64(len(msg)))
 	for b.Loop() {
 		res, err := e.checker.Check(context.Background(), in)

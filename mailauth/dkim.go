@@ -1,9 +1,9 @@
 package mailauth
 
 import (
-	"bytes"
 	"context"
 	"errors"
+	"io"
 	"strings"
 
 	"github.com/emersion/go-msgauth/dkim"
@@ -14,8 +14,8 @@ import (
 
 // verifyDKIM verifies every DKIM-Signature of msg with go-msgauth, up to
 // MaxSignatures, and reports each in header order.
-func (c *Checker) verifyDKIM(ctx context.Context, msg []byte) []DKIMResult {
-	fields, _ := message.ParseHeader(msg)
+func (c *Checker) verifyDKIM(ctx context.Context, header []byte, msg Message) []DKIMResult {
+	fields, _ := message.ParseHeader(header)
 	var results []DKIMResult
 	for _, f := range fields {
 		if !strings.EqualFold(f.Name, "DKIM-Signature") {
@@ -38,7 +38,7 @@ func (c *Checker) verifyDKIM(ctx context.Context, msg []byte) []DKIMResult {
 	if max <= 0 {
 		max = 5
 	}
-	verifs, err := dkim.VerifyWithOptions(bytes.NewReader(msg), &dkim.VerifyOptions{
+	verifs, err := dkim.VerifyWithOptions(io.NewSectionReader(msg, 0, msg.Size()), &dkim.VerifyOptions{
 		LookupTXT:        c.Resolver.NetCompat().TXTFunc(ctx),
 		MaxVerifications: max,
 	})

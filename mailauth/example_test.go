@@ -1,6 +1,7 @@
 package mailauth_test
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"net"
@@ -31,9 +32,10 @@ func Example() {
 		_ = toSMTP(*reply)
 	}
 
-	// Session.Data, once the whole message is read:
+	// Session.Data, once the whole message is read (or spooled):
+	msg := []byte("From: alice@sender.example\r\n\r\nHello\r\n")
 	in := mailauth.Input{IP: net.ParseIP("192.0.2.1"), Helo: "mail.sender.example",
-		MailFrom: "alice@sender.example", Rcpts: []string{"bob@example.org"}, Message: []byte("...")}
+		MailFrom: "alice@sender.example", Rcpts: []string{"bob@example.org"}, Message: bytes.NewReader(msg)}
 	res, err := checker.Check(ctx, in)
 	if err != nil {
 		return // bad input: answer 451
@@ -43,7 +45,7 @@ func Example() {
 	case mailauth.Reject, mailauth.TempFail:
 		_ = toSMTP(res.Action.Reply)
 	case mailauth.Junk, mailauth.Accept:
-		stored := checker.Stamp(in.Message, res) // deliver to Junk or INBOX
+		stored := checker.Stamp(msg, res) // deliver to Junk or INBOX
 		_ = stored
 	}
 }

@@ -45,8 +45,12 @@ func (r *Result) LogAttrs(in Input) []slog.Attr {
 	if len(r.DNSBL) > 0 {
 		attrs = append(attrs, slog.Any("dnsbl", r.DNSBL))
 	}
-	attrs = append(attrs, slog.Int("size", len(in.Message)))
-	if id := messageID(in.Message); id != "" {
+	var header []byte
+	if in.Message != nil {
+		attrs = append(attrs, slog.Int64("size", in.Message.Size()))
+		header, _ = message.ReadHeaderAt(in.Message, in.Message.Size())
+	}
+	if id := messageID(header); id != "" {
 		attrs = append(attrs, slog.String("msgid", id))
 	}
 	return attrs

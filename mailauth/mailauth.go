@@ -13,11 +13,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
 
 	"mailstead/dns"
+	"mailstead/message"
 )
 
 // Status is a result value as written in Authentication-Results (RFC 8601
@@ -88,7 +90,16 @@ type Input struct {
 	Helo     string   // EHLO/HELO argument
 	MailFrom string   // MAIL FROM address, "" for the null sender <>
 	Rcpts    []string // RCPT TO addresses, for the log line
-	Message  []byte   // the message as received (CRLF line endings)
+	// Message is the message as received (CRLF line endings). It is read through ReadAt so that
+	// a message spooled to disk is checked without being loaded whole: the header section is
+	// read once, and DKIM hashes the body as a stream. bytes.NewReader(msg) suits one in memory.
+	Message Message
+}
+
+// Message is a received message, in memory or spooled to a file.
+type Message interface {
+	io.ReaderAt
+	Size() int64
 }
 
 // Result is everything Check found out, the decision and the header to add.
@@ -139,13 +150,20 @@ func (c *Checker) Check(ctx context.Context, in Input) (*Result, error) {
 	if in.IP == nil || in.IP.To16() == nil {
 		return nil, fmt.Errorf("mailauth: invalid client IP %v", in.IP)
 	}
-	res := &Result{Identity: ParseIdentity(in.Message)}
-	fromDomain, fromErr := fromDomain(in.Message)
+	if in.Message == nil {
+		return nil, errors.New("mailauth: no message")
+	}
+	header, err := message.ReadHeaderAt(in.Message, in.Message.Size())
+	if err != nil {
+		return nil, fmt.Errorf("mailauth: read header: %w", err)
+	}
+	res := &Result{Identity: ParseIdentity(header)}
+	fromDomain, fromErr := fromDomain(header)
 
 	var wg sync.WaitGroup
 	var policy dmarcPolicy
 	wg.Go(func() { res.SPF, res.HeloSPF = c.checkSPF(ctx, in.IP, in.Helo, in.MailFrom) })
-	wg.Go(func() { res.DKIM = c.verifyDKIM(ctx, in.Message) })
+	wg.Go(func() { res.DKIM = c.verifyDKIM(ctx, header, in.Message) })
 	wg.Go(func() { res.IPRev = c.checkIPRev(ctx, in.IP) })
 	if len(c.DNSBL) > 0 {
 		wg.Go(func() {
@@ -173,7 +191,8 @@ func (c *Checker) Check(ctx context.Context, in Input) (*Result, error) {
 
 // Stamp returns the message to store: our Authentication-Results header on
 // top, and any incoming Authentication-Results claiming our authserv-id
-// removed (RFC 8601 section 5).
+// removed (RFC 8601 section 5). msg may be the header section alone: only
+// header fields change, so a large body can follow it unread.
 func (c *Checker) Stamp(msg []byte, r *Result) []byte {
 	msg = RemoveAuthResults(msg, c.Hostname)
 	out := make([]byte, 0, len(r.Header)+len(msg))

@@ -1,6 +1,7 @@
 package mailauth_test
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"strings"
@@ -148,7 +149,7 @@ func (e *env) sign(t *testing.T, msg []byte, domain string, k ...mailauth.Signin
 func (e *env) check(t *testing.T, ip, helo, mailFrom string, msg []byte) *mailauth.Result {
 	t.Helper()
 	res, err := e.checker.Check(context.Background(), mailauth.Input{
-		IP: net.ParseIP(ip), Helo: helo, MailFrom: mailFrom, Rcpts: []string{"rcpt@a.test"}, Message: msg,
+		IP: net.ParseIP(ip), Helo: helo, MailFrom: mailFrom, Rcpts: []string{"rcpt@a.test"}, Message: bytes.NewReader(msg),
 	})
 	if err != nil {
 		t.Fatal(err)

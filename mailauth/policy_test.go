@@ -304,7 +304,7 @@ func TestSignVerifiesWithGoMsgauth(t *testing.T) {
 func TestLogAttrs(t *testing.T) {
 	e := newEnv(t)
 	in := mailauth.Input{IP: net.ParseIP(senderIP), Helo: "mail.b.test", MailFrom: "alice@b.test",
-		Rcpts: []string{"x@a.test", "y@a.test"}, Message: e.sign(t, message("alice@b.test", "log", "x\r\n"), "b.test", e.keys.rsa)}
+		Rcpts: []string{"x@a.test", "y@a.test"}, Message: bytes.NewReader(e.sign(t, message("alice@b.test", "log", "x\r\n"), "b.test", e.keys.rsa))}
 	res, err := e.checker.Check(context.Background(), in)
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/emersion/go-msgauth/dkim"
@@ -58,11 +59,25 @@ var overSigned = map[string]bool{
 // order, each with relaxed/relaxed canonicalization and SHA-256 (RFC 6376,
 // RFC 8463 for Ed25519). msg must use CRLF line endings.
 func Sign(msg []byte, domain string, keys ...SigningKey) ([]byte, error) {
+	sigs, err := SignStream(bytes.NewReader(msg), message.HeaderBytes(msg), domain, keys...)
+	if err != nil {
+		return nil, err
+	}
+	return append(sigs, msg...), nil
+}
+
+// SignStream reads the message from msg once, signing it with every key as
+// it goes, and returns the DKIM-Signature fields to put on top of it. header
+// is the message's header section (it decides which fields are signed); the
+// body is never held in memory, so a spooled message of any size can be
+// signed.
+func SignStream(msg io.Reader, header []byte, domain string, keys ...SigningKey) ([]byte, error) {
 	if len(keys) == 0 {
 		return nil, errors.New("dkim sign: no key")
 	}
-	headerKeys := headersToSign(msg)
-	var sigs []string
+	headerKeys := headersToSign(header)
+	signers := make([]*dkim.Signer, 0, len(keys))
+	writers := make([]io.Writer, 0, len(keys))
 	for _, k := range keys {
 		s, err := dkim.NewSigner(&dkim.SignOptions{
 			Domain:                 domain,
@@ -75,28 +90,33 @@ func Sign(msg []byte, domain string, keys ...SigningKey) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("dkim sign %s selector %s: %w", domain, k.Selector, err)
 		}
-		if _, err := s.Write(msg); err != nil {
+		signers = append(signers, s)
+		writers = append(writers, s)
+	}
+	closeAll := func() {
+		for _, s := range signers {
 			s.Close()
-			return nil, fmt.Errorf("dkim sign %s selector %s: %w", domain, k.Selector, err)
 		}
-		if err := s.Close(); err != nil {
-			return nil, fmt.Errorf("dkim sign %s selector %s: %w", domain, k.Selector, err)
-		}
-		sigs = append(sigs, s.Signature())
+	}
+	if _, err := io.Copy(io.MultiWriter(writers...), msg); err != nil {
+		closeAll()
+		return nil, fmt.Errorf("dkim sign %s: %w", domain, err)
 	}
 	var out bytes.Buffer
-	out.Grow(len(msg) + 1024*len(keys))
-	for _, s := range sigs {
-		out.WriteString(s)
+	for i, s := range signers {
+		if err := s.Close(); err != nil {
+			closeAll()
+			return nil, fmt.Errorf("dkim sign %s selector %s: %w", domain, keys[i].Selector, err)
+		}
+		out.WriteString(s.Signature())
 	}
-	out.Write(msg)
 	return out.Bytes(), nil
 }
 
 // headersToSign lists each recommended field as often as it occurs in msg,
 // plus once more for the over-signed ones, whether they occur or not.
-func headersToSign(msg []byte) []string {
-	fields, _ := message.ParseHeader(msg)
+func headersToSign(header []byte) []string {
+	fields, _ := message.ParseHeader(header)
 	count := map[string]int{}
 	for _, f := range fields {
 		count[strings.ToLower(f.Name)]++

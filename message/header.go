@@ -5,6 +5,10 @@ package message
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
 	"strings"
 )
 
@@ -145,4 +149,39 @@ func lineEnd(msg []byte, pos int) int {
 
 func isBlankLine(line []byte) bool {
 	return len(line) == 0 || string(line) == "\r\n" || string(line) == "\n"
+}
+
+// MaxHeaderBytes bounds how much of a message ReadHeaderAt reads looking for the end of the
+// header section. Real headers are a few KB; a "header" that runs on for megabytes is treated as
+// ending at the last complete line before this bound.
+const MaxHeaderBytes = 1 << 20
+
+// ReadHeaderAt reads the header section of the size-byte message in r, including the empty line
+// that ends it, without reading the body. A header longer than MaxHeaderBytes is cut at its last
+// complete line within that bound.
+func ReadHeaderAt(r io.ReaderAt, size int64) ([]byte, error) {
+	buf := make([]byte, 0, min(size, 16<<10))
+	for int64(len(buf)) < size {
+		n := min(int64(max(cap(buf), 16<<10)), size, MaxHeaderBytes) - int64(len(buf))
+		if n <= 0 {
+			break
+		}
+		chunk := make([]byte, n)
+		got, err := r.ReadAt(chunk, int64(len(buf)))
+		buf = append(buf, chunk[:got]...)
+		if end, complete := HeaderLen(buf); complete {
+			return buf[:end], nil
+		}
+		if err != nil && !(errors.Is(err, io.EOF) && int64(len(buf)) == size) {
+			return nil, fmt.Errorf("read header: %w", err)
+		}
+		if int64(len(buf)) >= MaxHeaderBytes {
+			if i := bytes.LastIndexByte(buf, '\n'); i >= 0 {
+				return buf[:i+1], nil
+			}
+			break
+		}
+		buf = slices.Grow(buf, len(buf)*3)
+	}
+	return buf, nil
 }

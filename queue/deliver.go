@@ -1,13 +1,14 @@
 package queue
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
-	"mailstead/store"
+	"mailstead/delivery"
 )
 
 type status int
@@ -252,36 +253,31 @@ func (q *Queue) notify(ctx context.Context, g *group, data []byte, idx []int, ou
 	return q.sendDSN(ctx, g.from, msg)
 }
 
-// sendDSN delivers a notification to sender: straight into the mailbox when the sender is local,
-// else queued from the null sender.
+// sendDSN delivers a notification to sender through the one delivery function: straight into
+// the mailbox when the sender is local, else queued from the null sender, DKIM-signed.
 func (q *Queue) sendDSN(ctx context.Context, sender string, msg []byte) error {
 	if sender == "" {
 		return errNullSender
 	}
-	ids, local, err := q.st.IsLocalAddress(ctx, sender)
+	rc, err := q.deliver.Resolve(ctx, sender)
 	if err != nil {
-		return err
+		return fmt.Errorf("dsn to %s: %w", sender, err)
 	}
-	d := &store.Delivery{MailFrom: "", Data: msg}
-	if local {
-		for _, id := range ids {
-			d.Local = append(d.Local, store.LocalRecipient{AccountID: id, Prefix: []byte("Return-Path: <>\r\n")})
-		}
-	} else {
+	var top []byte
+	if rc.Remote {
+		rc.SMTPUTF8, rc.EightBit = !isASCII(sender), has8bit(msg)
 		if q.cfg.Sign != nil {
-			h, err := q.cfg.Sign(ctx, msg)
-			if err != nil {
+			if top, err = q.cfg.Sign(ctx, msg); err != nil {
 				q.log.Warn("queue: signing a bounce", "err", err)
-			} else {
-				d.Data = append(h, msg...)
+				top = nil
 			}
 		}
-		d.Remote = []store.RemoteRecipient{{Address: sender, SMTPUTF8: !isASCII(sender), EightBit: has8bit(msg)}}
 	}
-	if _, err := q.st.Deliver(ctx, d); err != nil {
+	env := &delivery.Envelope{ID: "dsn-" + randomHex(8), MailFrom: "", Rcpts: []delivery.Recipient{rc}}
+	if _, err := q.deliver.Deliver(ctx, env, delivery.Message{Top: top, Body: bytes.NewReader(msg), Size: int64(len(msg))}); err != nil {
 		return err
 	}
-	if !local {
+	if rc.Remote {
 		q.Kick()
 	}
 	return nil

@@ -1,10 +1,12 @@
 package queue
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ed25519"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 
@@ -109,6 +111,10 @@ func DKIMKeys(ctx context.Context, st *store.Store, domain string) ([]DKIMKey, e
 // the RFC 6376 §5.4.1 fields) and returns the DKIM-Signature header lines to put in front of it.
 // A domain without keys gives nil, nil.
 func SignDKIM(ctx context.Context, st *store.Store, domain string, msg []byte) ([]byte, error) {
+	return signStream(ctx, st, domain, message.HeaderBytes(msg), bytes.NewReader(msg))
+}
+
+func signStream(ctx context.Context, st *store.Store, domain string, header []byte, msg io.Reader) ([]byte, error) {
 	keys, err := DKIMKeys(ctx, st, domain)
 	if err != nil || len(keys) == 0 {
 		return nil, err
@@ -117,11 +123,7 @@ func SignDKIM(ctx context.Context, st *store.Store, domain string, msg []byte) (
 	for i, k := range keys {
 		sks[i] = mailauth.SigningKey{Selector: k.Selector, Signer: k.Signer}
 	}
-	signed, err := mailauth.Sign(msg, domain, sks...)
-	if err != nil {
-		return nil, err
-	}
-	return signed[:len(signed)-len(msg)], nil
+	return mailauth.SignStream(msg, header, domain, sks...)
 }
 
 // SignFrom signs msg for the domain of its From: address (the one DMARC aligns with), and returns
@@ -129,7 +131,13 @@ func SignDKIM(ctx context.Context, st *store.Store, domain string, msg []byte) (
 // address comes from message's one parser, the same one submission checked ownership with, so
 // the domain signed for is always the one the user was allowed to send as.
 func SignFrom(ctx context.Context, st *store.Store, msg []byte) ([]byte, error) {
-	hdr, _ := message.ParseHeader(msg)
+	return SignStream(ctx, st, message.HeaderBytes(msg), bytes.NewReader(msg))
+}
+
+// SignStream is SignFrom for a message read once from msg (a spooled one need not fit in
+// memory); header is its header section.
+func SignStream(ctx context.Context, st *store.Store, header []byte, msg io.Reader) ([]byte, error) {
+	hdr, _ := message.ParseHeader(header)
 	froms, err := hdr.Addresses("From")
 	if err != nil || len(froms) == 0 {
 		return nil, nil
@@ -138,5 +146,5 @@ func SignFrom(ctx context.Context, st *store.Store, msg []byte) ([]byte, error) 
 	if err != nil {
 		return nil, nil
 	}
-	return SignDKIM(ctx, st, domain, msg)
+	return signStream(ctx, st, domain, header, msg)
 }

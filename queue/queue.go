@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"mailstead/delivery"
 	"mailstead/store"
 )
 
@@ -62,6 +63,8 @@ type Config struct {
 type Queue struct {
 	cfg Config
 	st  *store.Store
+	// deliver stores DSNs the way every other message is stored.
+	deliver *delivery.Deliverer
 	// owner names this queue's leases on the rows it attempts (store.QueueClaim).
 	owner string
 	log   *slog.Logger
@@ -97,6 +100,7 @@ func New(cfg Config) (*Queue, error) {
 	q := &Queue{
 		cfg:         cfg,
 		st:          cfg.Store,
+		deliver:     delivery.New(cfg.Store, cfg.Hostname),
 		log:         cfg.Logger,
 		kick:        make(chan struct{}, 1),
 		tlsSessions: tls.NewLRUClientSessionCache(512),

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -34,6 +35,9 @@ func (s *Server) startOutbound(ctx context.Context) error {
 		source = ip
 	}
 	sign := func(ctx context.Context, msg []byte) ([]byte, error) { return queue.SignFrom(ctx, s.store, msg) }
+	signStream := func(ctx context.Context, header []byte, msg io.Reader) ([]byte, error) {
+		return queue.SignStream(ctx, s.store, header, msg)
+	}
 	q, err := queue.New(queue.Config{
 		Store:      s.store,
 		Resolver:   s.resolver,
@@ -69,6 +73,11 @@ func (s *Server) startOutbound(ctx context.Context) error {
 		stopQueue(ctx)
 		return err
 	}
+	spool, err := s.smtpSpool()
+	if err != nil {
+		stopQueue(ctx)
+		return err
+	}
 	sub := smtp.NewSubmission(smtp.Config{
 		OverQuotaTemporary: overQuota == "true",
 		Store:              s.store,
@@ -76,12 +85,13 @@ func (s *Server) startOutbound(ctx context.Context) error {
 		TLSConfig:          s.certs.TLSConfig(),
 		Logger:             s.log.With("service", "submission"),
 		Limits:             lim,
-		Delivered: func(_ *smtp.Inbound, remote int) {
+		Spool:              spool,
+		Delivered: func(_ *smtp.Delivered, remote int) {
 			if remote > 0 {
 				q.Kick()
 			}
 		},
-	}, smtp.SubmissionConfig{Sign: sign, Logins: s.logins})
+	}, smtp.SubmissionConfig{Sign: signStream, Logins: s.logins})
 	l587, err := s.listen(PortSubmission)
 	if err != nil {
 		stopQueue(ctx)

@@ -78,6 +78,10 @@ type Server struct {
 	stopping   atomic.Bool
 	metrics    *metrics // counts log lines and accepts; serves /metrics (metrics.go)
 
+	spoolOnce sync.Once
+	spool     *smtp.Spool // DATA and BDAT of every SMTP listener (inbound.go)
+	spoolErr  error
+
 	junk        *junk.Filter  // consulted at MX delivery
 	junkLearner *junk.Learner // trains from store events (junk.go)
 	// logins is the one failed-login budget of every protocol and the web, so guesses spread
@@ -381,7 +385,11 @@ func (s *Server) startSMTP(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	checkFrom, inspect, err := s.inboundChecks(ctx)
+	auth, err := s.authChecker(ctx)
+	if err != nil {
+		return err
+	}
+	spool, err := s.smtpSpool()
 	if err != nil {
 		return err
 	}
@@ -396,8 +404,8 @@ func (s *Server) startSMTP(ctx context.Context) error {
 		TLSConfig:          s.certs.TLSConfig(),
 		Logger:             s.log.With("service", "smtp"),
 		Limits:             lim,
-		CheckMailFrom:      checkFrom,
-		Inspect:            inspect,
+		Auth:               auth,
+		Spool:              spool,
 		Classify:           s.classifyJunk,
 	})
 	l, err := s.listen(PortSMTP)

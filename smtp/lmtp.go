@@ -15,7 +15,7 @@ import (
 // served on a unix socket in the data directory, and on loopback TCP when configured; never on a
 // public address.
 func NewLMTP(cfg Config) *Server {
-	cfg.Inspect, cfg.CheckMailFrom, cfg.TLSConfig = nil, nil, nil
+	cfg.Auth, cfg.TLSConfig = nil, nil
 	cfg.Limits.MaxConnsPerIP = 0 // every client is local; MaxConns still bounds them all
 	s := newServer(cfg)
 	s.srv = s.goSMTP(gosmtp.BackendFunc(func(c *gosmtp.Conn) (gosmtp.Session, error) {

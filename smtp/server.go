@@ -11,7 +11,9 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"math"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +22,8 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"mailstead/connlimit"
+	"mailstead/delivery"
+	"mailstead/mailauth"
 	"mailstead/store"
 )
 
@@ -62,22 +66,30 @@ type Config struct {
 	TLSConfig *tls.Config
 	Logger    *slog.Logger
 	Limits    Limits
-	// Inspect, if set, judges each message received on port 25 (SPF, DKIM, DMARC) and may
-	// reject it, defer it, or send it to Junk. It returns header lines to prepend.
-	Inspect func(ctx context.Context, in *Inbound) (Verdict, error)
-	// CheckMailFrom, if set, vets the MAIL FROM address on port 25 (its domain must be able to
-	// receive replies); a non-nil reply refuses the command.
-	CheckMailFrom func(ctx context.Context, from string) *Reply
+	// Auth, if set, authenticates senders on port 25: CheckSender at MAIL FROM, Check after
+	// DATA (SPF, DKIM, DMARC, iprev, DNSBL), which may reject or defer the message or send it to
+	// Junk. Its Hostname is replaced by Hostname() for each message.
+	Auth *mailauth.Checker
+	// Spool receives message data; nil means a spool of this server's own in a temporary
+	// directory, with no budget (tests). The server passes one in its data directory.
+	Spool *Spool
+	// Delivery stores accepted messages; nil means delivery.New(Store, Hostname).
+	Delivery *delivery.Deliverer
 	// Delivered, if set, is told of every committed message (metrics, queue wake-up).
-	Delivered func(in *Inbound, remote int)
+	Delivered func(d *Delivered, remote int)
 	// OverQuotaTemporary answers mail that would take an account over its quota with
 	// 452 4.2.2, which the sender retries, instead of 552 5.2.2 (RFC 3463 §3.3 mailbox full).
 	OverQuotaTemporary bool
 	// Classify, if set, files each local account's copy of a port-25 message (the junk filter):
-	// it runs after Inspect on the message as it will be stored, and may send that copy to Junk
-	// and add header lines to it alone. A filter that fails files nothing and delays nothing.
+	// it runs after sender authentication on the message as it will be stored (its first
+	// ClassifyBytes), and may send that copy to Junk and add header lines to it alone. A filter
+	// that fails files nothing and delays nothing.
 	Classify func(ctx context.Context, accountID int64, msg []byte) Filing
 }
+
+// ClassifyBytes is how much of a message Classify sees: the header and the start of the body
+// tell spam from ham, and a bounded read keeps a 50 MB message from being loaded for it.
+const ClassifyBytes = 1 << 20
 
 // Filing is where Classify puts one account's copy.
 type Filing struct {
@@ -87,9 +99,12 @@ type Filing struct {
 
 // Server is one SMTP listener's server.
 type Server struct {
-	cfg      Config
-	srv      *gosmtp.Server
-	draining atomic.Bool
+	cfg       Config
+	srv       *gosmtp.Server
+	spool     *Spool
+	deliverer *delivery.Deliverer
+	tempSpool string // the directory of a spool made here, removed at Shutdown
+	draining  atomic.Bool
 
 	refusals connlimit.RefusalLog // over-limit connections, once per client per minute
 
@@ -111,7 +126,22 @@ func newServer(cfg Config) *Server {
 	if cfg.Limits == (Limits{}) {
 		cfg.Limits = DefaultLimits
 	}
-	return &Server{cfg: cfg}
+	s := &Server{cfg: cfg, spool: cfg.Spool, deliverer: cfg.Delivery}
+	if s.deliverer == nil {
+		s.deliverer = delivery.New(cfg.Store, cfg.Hostname)
+	}
+	if s.spool == nil {
+		dir, err := os.MkdirTemp("", "mailstead-spool-")
+		if err == nil {
+			s.spool, err = NewSpool(dir, 0, nil)
+		}
+		if err != nil {
+			s.spool = &Spool{threshold: math.MaxInt} // no directory: keep messages in memory
+		} else {
+			s.tempSpool = dir
+		}
+	}
+	return s
 }
 
 // goSMTP configures the go-smtp server both listener kinds run on, with the limits and the
@@ -187,6 +217,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.srv.Shutdown(ctx)
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		s.srv.Close()
+	}
+	if s.tempSpool != "" {
+		os.RemoveAll(s.tempSpool)
 	}
 	if errors.Is(err, gosmtp.ErrServerClosed) {
 		return nil

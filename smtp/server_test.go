@@ -6,17 +6,23 @@ import (
 	"crypto/tls"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	mdns "github.com/miekg/dns"
+
+	"mailstead/dns"
+	"mailstead/dns/dnstest"
+	"mailstead/mailauth"
 	"mailstead/mailtest/testkit"
 	"mailstead/store"
 )
 
 // startMX runs an MX server on a store with alice@example.test and returns its address.
-func startMX(t *testing.T, lim Limits, inspect func(context.Context, *Inbound) (Verdict, error)) (string, *store.Store) {
+func startMX(t *testing.T, lim Limits, auth *mailauth.Checker) (string, *store.Store) {
 	t.Helper()
-	return startMXWith(t, func(c *Config) { c.Limits, c.Inspect = lim, inspect })
+	return startMXWith(t, func(c *Config) { c.Limits, c.Auth = lim, auth })
 }
 
 // startMXWith starts an MX on loopback for alice@example.test with the Config mutate sets.
@@ -116,13 +122,14 @@ func TestIdleTimeoutIsPerRead(t *testing.T) {
 // TestPanicInSessionIsContained: a panic while handling one message ends that session with a
 // 421; the server keeps serving others.
 func TestPanicInSessionIsContained(t *testing.T) {
-	inspect := func(_ context.Context, in *Inbound) (Verdict, error) {
-		if strings.Contains(string(in.Data), "boom") {
-			panic("inspection exploded")
+	var calls atomic.Int32
+	addr, st := startMXWith(t, func(c *Config) {
+		c.Delivered = func(*Delivered, int) {
+			if calls.Add(1) == 1 {
+				panic("observer exploded")
+			}
 		}
-		return Verdict{}, nil
-	}
-	addr, st := startMX(t, DefaultLimits, inspect)
+	})
 	c := dialMX(t, addr)
 	c.cmd("EHLO a.test", "250 ")
 	c.cmd("MAIL FROM:<x@remote.test>", "250 ")
@@ -135,37 +142,44 @@ func TestPanicInSessionIsContained(t *testing.T) {
 	c2.cmd("RCPT TO:<alice@example.test>", "250 ")
 	c2.cmd("DATA", "354 ")
 	c2.cmd("fine\r\n.", "250 ")
-	if n, _ := st.CountRows(context.Background(), "messages"); n != 1 {
-		t.Fatalf("%d messages stored, want 1", n)
+	if n, _ := st.CountRows(context.Background(), "messages"); n != 2 {
+		t.Fatalf("%d messages stored, want 2", n)
 	}
 }
 
-// TestInspectionVerdicts: a rejecting verdict's reply reaches the client; a transient failure of
-// inspection is a 451, never a 5xx; a junk verdict lands in Junk with the added header.
-func TestInspectionVerdicts(t *testing.T) {
-	inspect := func(_ context.Context, in *Inbound) (Verdict, error) {
-		switch {
-		case strings.Contains(string(in.Data), "reject"):
-			return Verdict{Reject: &Reply{550, [3]int{5, 7, 1}, "DMARC policy says no"}}, nil
-		case strings.Contains(string(in.Data), "dnsfail"):
-			return Verdict{}, context.DeadlineExceeded
-		case strings.Contains(string(in.Data), "junk"):
-			return Verdict{Junk: true, Header: "Authentication-Results: mx.example.test; spf=fail\r\n"}, nil
-		}
-		return Verdict{}, nil
+// authZone is a fake DNS zone for port-25 sender authentication from 127.0.0.1: reject.test
+// publishes DMARC p=reject, junk.test p=quarantine, and temp.test's DMARC lookup fails; none
+// authorises 127.0.0.1 in SPF.
+func authChecker(t *testing.T) *mailauth.Checker {
+	z := dnstest.NewZone(t)
+	for _, d := range []string{"reject.test", "junk.test", "temp.test", "remote.test"} {
+		z.Add(d + ". 300 IN A 192.0.2.1")
+		z.AddTXT(d, "v=spf1 -all")
 	}
-	addr, st := startMX(t, DefaultLimits, inspect)
-	for _, tc := range []struct{ body, want string }{
-		{"reject", "550 5.7.1 DMARC policy says no"},
-		{"dnsfail", "451 4.3.0"},
-		{"junk", "250 "},
+	z.AddTXT("_dmarc.reject.test", "v=DMARC1; p=reject")
+	z.AddTXT("_dmarc.junk.test", "v=DMARC1; p=quarantine")
+	z.SetFailure("_dmarc.temp.test", mdns.RcodeServerFailure)
+	r := dns.New(z.Addr())
+	r.Timeout, r.Attempts = time.Second, 1
+	return &mailauth.Checker{Resolver: r, Hostname: "mx.example.test"}
+}
+
+// TestSenderAuthVerdicts: mailauth's reject reaches the client; a temporary DNS failure is a
+// 451, never a 5xx; a junk verdict lands in Junk with our Authentication-Results on top, and a
+// forged one claiming our name is removed.
+func TestSenderAuthVerdicts(t *testing.T) {
+	addr, st := startMX(t, DefaultLimits, authChecker(t))
+	for _, tc := range []struct{ domain, want string }{
+		{"reject.test", "550 5.7.1 DMARC policy of reject.test"},
+		{"temp.test", "451 4.7.0"},
+		{"junk.test", "250 "},
 	} {
 		c := dialMX(t, addr)
 		c.cmd("EHLO a.test", "250 ")
-		c.cmd("MAIL FROM:<x@remote.test>", "250 ")
+		c.cmd("MAIL FROM:<x@"+tc.domain+">", "250 ")
 		c.cmd("RCPT TO:<alice@example.test>", "250 ")
 		c.cmd("DATA", "354 ")
-		c.cmd(tc.body+"\r\n.", tc.want)
+		c.cmd("From: x@"+tc.domain+"\r\nAuthentication-Results: mx.example.test; dkim=pass\r\n\r\nhi\r\n.", tc.want)
 	}
 	ctx := context.Background()
 	a, _ := st.AccountByAddress(ctx, "alice@example.test")
@@ -175,8 +189,9 @@ func TestInspectionVerdicts(t *testing.T) {
 		t.Fatalf("Junk has %d messages, want 1", len(msgs))
 	}
 	data, _ := st.MessageData(ctx, msgs[0].ID)
-	if !strings.Contains(string(data), "Authentication-Results: mx.example.test; spf=fail\r\nReceived: ") {
-		t.Fatalf("verdict header missing or misplaced:\n%s", data)
+	ar, rcv := strings.Index(string(data), "Authentication-Results: mx.example.test;"), strings.Index(string(data), "Received: ")
+	if ar < 0 || rcv < ar || !strings.Contains(string(data), "dmarc=fail") || strings.Contains(string(data), "dkim=pass") {
+		t.Fatalf("our Authentication-Results missing or misplaced, or the forged one kept:\n%s", data)
 	}
 	if n, _ := st.CountRows(ctx, "messages"); n != 1 {
 		t.Fatalf("%d messages stored, want only the junk one", n)

@@ -1,6 +1,7 @@
 package smtp
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -17,22 +18,16 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"mailstead/connlimit"
+	"mailstead/delivery"
+	"mailstead/junk"
+	"mailstead/mailauth"
 	"mailstead/message"
 	"mailstead/store"
 )
 
-// Reply is an SMTP reply with its RFC 3463 enhanced status code.
-type Reply struct {
-	Code     int
-	Enhanced [3]int
-	Text     string
-}
-
-func (r *Reply) Error() string {
-	return fmt.Sprintf("%d %d.%d.%d %s", r.Code, r.Enhanced[0], r.Enhanced[1], r.Enhanced[2], r.Text)
-}
-
-func (r *Reply) smtpError() *gosmtp.SMTPError {
+// smtpError turns mailauth's reply (the one reply type: code, enhanced code, text) into
+// go-smtp's.
+func smtpError(r mailauth.Reply) *gosmtp.SMTPError {
 	return &gosmtp.SMTPError{Code: r.Code, EnhancedCode: gosmtp.EnhancedCode(r.Enhanced), Message: r.Text}
 }
 
@@ -49,27 +44,6 @@ var (
 	errTempStore    = reply(451, 4, 3, 0, "Temporary local problem, please try again later")
 	errTooManyFails = reply(421, 4, 7, 0, "Too many errors, closing connection")
 )
-
-// Inbound is a message as received, before our trace headers, for inspection and logs.
-type Inbound struct {
-	ID       string
-	RemoteIP net.IP
-	Helo     string
-	MailFrom string
-	Rcpts    []string
-	Data     []byte // CRLF-normalised, as the client sent it
-	TLS      bool
-	UTF8     bool
-}
-
-// Verdict is what inspection decided for an inbound message.
-type Verdict struct {
-	Reject *Reply // refuse the message with this reply (4xx defers, 5xx rejects)
-	Junk   bool   // deliver into the recipients' Junk mailboxes
-	Header string // header lines to prepend (Authentication-Results), CRLF-terminated
-	Data   []byte // the message with forged headers removed; nil keeps Inbound.Data
-	Attrs  []any  // extra attributes for the transaction's log line
-}
 
 type recipient struct {
 	addr     string
@@ -88,6 +62,11 @@ type session struct {
 	from  string
 	opts  gosmtp.MailOptions
 	rcpts []recipient
+
+	// Submission only: nil on port 25.
+	sub     *submission
+	account *store.Account
+	owned   map[string]bool
 }
 
 func (s *Server) newSession(c *gosmtp.Conn) (gosmtp.Session, error) {
@@ -132,14 +111,15 @@ func (s *session) Mail(from string, opts *gosmtp.MailOptions) error {
 			return s.fail(reply(553, 5, 1, 7, "Sender address syntax not accepted"))
 		}
 	}
-	if check := s.srv.cfg.CheckMailFrom; check != nil {
+	if s.sub == nil && s.srv.cfg.Auth != nil {
+		// Port 25: the MAIL FROM domain must be able to receive replies.
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if r := check(ctx, from); r != nil {
+		if r := s.srv.cfg.Auth.CheckSender(ctx, from); r != nil {
 			if r.Code >= 500 {
-				return s.fail(r.smtpError())
+				return s.fail(smtpError(*r))
 			}
-			return r.smtpError()
+			return smtpError(*r)
 		}
 	}
 	s.from = from
@@ -213,84 +193,213 @@ func (s *session) localAccounts(ctx context.Context, local, domain string) ([]in
 	return s.srv.cfg.Store.Postmasters(ctx, domain)
 }
 
+// Data receives the message of one transaction, for DATA and BDAT alike (go-smtp hands BDAT
+// chunks over as one stream), on port 25 and on submission: it spools the message, runs the
+// listener's policy steps and delivers it. It returns nil (250) only once the store has
+// committed and synced every copy and queue entry.
 func (s *session) Data(r io.Reader) error {
+	if s.sub != nil && s.account == nil {
+		return errAuthRequired
+	}
 	if s.idle != nil {
 		s.idle.inData.Store(true)
 		defer s.idle.inData.Store(false)
 	}
-	raw, err := io.ReadAll(r)
+	body, err := s.srv.spool.Receive(r, s.srv.cfg.Limits.MaxMessageSize)
 	if err != nil {
-		var se *gosmtp.SMTPError
-		if errors.As(err, &se) {
-			return se // too large: go-smtp reads on to the final dot before replying
+		if err == errTransfer {
+			s.srv.cfg.Logger.Info("smtp transfer interrupted", "ip", s.ip.String(), "helo", s.conn.Hostname())
 		}
-		return reply(451, 4, 4, 2, "Message transfer interrupted")
+		return err
 	}
-	in := &Inbound{
-		ID:       newID(),
-		RemoteIP: s.ip,
-		Helo:     s.conn.Hostname(),
-		MailFrom: s.from,
-		Data:     message.NormalizeCRLF(raw),
-		UTF8:     s.opts.UTF8,
+	defer body.Close() // the spool file goes on every path out
+	t, err := s.newTransaction(body)
+	if err != nil {
+		return err
 	}
-	_, in.TLS = s.conn.TLSConnectionState()
-	for _, rc := range s.rcpts {
-		in.Rcpts = append(in.Rcpts, rc.addr)
+	ctx := context.Background()
+	if s.sub != nil {
+		return s.submit(ctx, t)
 	}
-	return s.deliver(in)
+	return s.receive(ctx, t)
 }
 
-// deliver inspects, adds trace headers and commits the message. It returns nil (250) only once the
-// store has committed and synced every copy.
-func (s *session) deliver(in *Inbound) error {
-	ctx := context.Background()
-	log := s.srv.cfg.Logger
-	attrs := []any{"id", in.ID, "ip", in.RemoteIP.String(), "helo", in.Helo, "mail_from", in.MailFrom,
-		"rcpts", strings.Join(in.Rcpts, ","), "size", len(in.Data)}
-	var verdict Verdict
-	if s.srv.cfg.Inspect != nil {
-		v, err := s.srv.cfg.Inspect(ctx, in)
-		if err != nil {
-			log.Error("smtp inspect", append(attrs, "err", err)...)
-			return errTempStore
-		}
-		verdict = v
-		attrs = append(attrs, v.Attrs...)
-		if v.Reject != nil {
-			log.Info("smtp rejected", append(attrs, "reply", v.Reject.Error())...)
-			return v.Reject.smtpError()
-		}
+// transaction is one message between DATA and the reply: the envelope the delivery function
+// takes, the spooled body, and what the policy steps decided. Steps read and change it in turn.
+type transaction struct {
+	env    delivery.Envelope
+	body   *Body
+	header []byte // the header section as received; steps may rewrite it
+	orig   int    // length of the header section as received, in body
+	junk   bool   // deliver into the recipients' Junk mailboxes
+	top    []byte // fields to put above the Received: line
+	attrs  []any  // the transaction's log attributes
+}
+
+func (s *session) newTransaction(body *Body) (*transaction, error) {
+	header, err := message.ReadHeaderAt(body, body.Size())
+	if err != nil {
+		s.srv.cfg.Logger.Error("smtp read spool", "ip", s.ip.String(), "err", err)
+		return nil, errTempStore
 	}
-	body := in.Data
-	if verdict.Data != nil {
-		body = verdict.Data
-	}
-	data := s.withTrace(in, verdict.Header, body)
-	d := &store.Delivery{MailFrom: in.MailFrom, Data: data}
-	anyJunk := verdict.Junk
+	t := &transaction{body: body, header: header, orig: len(header)}
+	t.env = delivery.Envelope{ID: newID(), MailFrom: s.from, Trace: s.trace()}
+	var rcpts []string
 	for _, rc := range s.rcpts {
-		for _, id := range rc.accounts {
-			f := s.file(ctx, id, data)
-			f.Junk = f.Junk || verdict.Junk
-			anyJunk = anyJunk || f.Junk
-			use := ""
-			if f.Junk {
-				use = `\Junk`
-			}
-			d.Local = append(d.Local, store.LocalRecipient{
-				AccountID:  id,
-				SpecialUse: use,
-				Prefix:     []byte("Return-Path: <" + in.MailFrom + ">\r\nDelivered-To: " + rc.addr + "\r\n" + f.Header),
-			})
+		t.env.Rcpts = append(t.env.Rcpts, delivery.Recipient{
+			Address: rc.addr, Remote: rc.remote, Accounts: rc.accounts,
+			RequireTLS: s.opts.RequireTLS, SMTPUTF8: s.opts.UTF8, EightBit: s.opts.Body == gosmtp.Body8BitMIME,
+		})
+		rcpts = append(rcpts, rc.addr)
+	}
+	t.attrs = []any{"id", t.env.ID, "ip", s.ip.String()}
+	if s.account != nil {
+		t.attrs = append(t.attrs, "user", s.account.Address)
+	} else {
+		t.attrs = append(t.attrs, "helo", s.conn.Hostname())
+	}
+	t.attrs = append(t.attrs, "mail_from", s.from, "rcpts", strings.Join(rcpts, ","), "size", body.Size())
+	return t, nil
+}
+
+// trace describes this connection for the Received: line (RFC 5321 §4.4; the with keyword is
+// RFC 3848's, UTF8SMTP RFC 6531 §3.7.3).
+func (s *session) trace() *delivery.Trace {
+	t := &delivery.Trace{Helo: s.conn.Hostname(), IP: s.ip.String(), By: s.srv.cfg.Hostname(), At: time.Now(), With: "ESMTP"}
+	if s.opts.UTF8 {
+		t.With = "UTF8SMTP"
+	}
+	if s.srv.srv.LMTP {
+		t.With = "LMTP" // RFC 3848 §2
+		if s.opts.UTF8 {
+			t.With = "UTF8LMTP" // RFC 6531 §3.7.3
 		}
 	}
-	if _, err := s.srv.cfg.Store.Deliver(ctx, d); err != nil {
-		return s.srv.storeFailed(log, attrs, err)
+	if cs, ok := s.conn.TLSConnectionState(); ok {
+		t.With += "S"
+		t.TLS = fmt.Sprintf("using %s with cipher %s", tls.VersionName(cs.Version), tls.CipherSuiteName(cs.CipherSuite))
 	}
-	log.Info("smtp delivered", append(attrs, "junk", anyJunk)...)
-	if s.srv.cfg.Delivered != nil {
-		s.srv.cfg.Delivered(in, 0)
+	if s.account != nil {
+		t.With += "A"
+	}
+	return t
+}
+
+// receive is port 25's path: authenticate the sender, then deliver.
+func (s *session) receive(ctx context.Context, t *transaction) error {
+	log := s.srv.cfg.Logger
+	if err := s.checkAuth(ctx, t); err != nil {
+		return err
+	}
+	if err := s.classifyJunk(ctx, t); err != nil {
+		return err
+	}
+	if err := s.deliver(ctx, t); err != nil {
+		return err
+	}
+	log.Info("smtp delivered", append(t.attrs, "junk", t.junk)...)
+	s.delivered(t, 0)
+	return nil
+}
+
+// checkAuth is the sender-authentication step (SPF, DKIM, DMARC, iprev, DNSBL: mailauth). It
+// refuses or defers the message, or sends it to Junk, and replaces any Authentication-Results
+// claiming to be ours with our own (RFC 8601 §5).
+func (s *session) checkAuth(ctx context.Context, t *transaction) error {
+	if s.srv.cfg.Auth == nil {
+		return nil
+	}
+	log := s.srv.cfg.Logger
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	checker := *s.srv.cfg.Auth
+	checker.Hostname = s.srv.cfg.Hostname() // the authserv-id follows a hostname changed while running
+	in := mailauth.Input{IP: s.ip, Helo: s.conn.Hostname(), MailFrom: s.from, Message: t.body}
+	for _, rc := range t.env.Rcpts {
+		in.Rcpts = append(in.Rcpts, rc.Address)
+	}
+	res, err := checker.Check(ctx, in)
+	if err != nil {
+		log.Error("smtp inspect", append(t.attrs, "err", err)...)
+		return errTempStore
+	}
+	for _, a := range res.LogAttrs(in) {
+		switch a.Key {
+		case "ip", "helo", "mail_from", "rcpts", "size": // the SMTP line has them already
+		default:
+			t.attrs = append(t.attrs, a)
+		}
+	}
+	switch res.Action.Verdict {
+	case mailauth.Reject, mailauth.TempFail:
+		log.Info("smtp rejected", append(t.attrs, "reply", res.Action.Reply.String())...)
+		return smtpError(res.Action.Reply)
+	case mailauth.Junk:
+		t.junk = true
+		for i := range t.env.Rcpts {
+			t.env.Rcpts[i].Mailbox = `\Junk`
+		}
+	}
+	t.header = mailauth.RemoveAuthResults(t.header, checker.Hostname)
+	t.top = append(t.top, res.Header...)
+	return nil
+}
+
+// classifyJunk is the junk filter's step: each local account's copy is filed by that account's
+// model, on the message as it will be stored (our headers on top).
+func (s *session) classifyJunk(ctx context.Context, t *transaction) error {
+	if s.srv.cfg.Classify == nil {
+		return nil
+	}
+	t.header = junk.RemoveHeader(t.header, junk.HeaderName) // only ours may say what the filter thought
+	var sample []byte
+	for i := range t.env.Rcpts {
+		rc := &t.env.Rcpts[i]
+		for _, id := range rc.Accounts {
+			if sample == nil {
+				var err error
+				if sample, err = t.sample(ClassifyBytes); err != nil {
+					s.srv.cfg.Logger.Error("smtp read spool", append(t.attrs, "err", err)...)
+					return errTempStore
+				}
+			}
+			f := s.srv.cfg.Classify(ctx, id, sample)
+			c := delivery.Copy{Mailbox: rc.Mailbox, Header: f.Header}
+			if f.Junk {
+				c.Mailbox = `\Junk`
+				t.junk = true
+			}
+			if rc.Copies == nil {
+				rc.Copies = map[int64]delivery.Copy{}
+			}
+			rc.Copies[id] = c
+		}
+	}
+	return nil
+}
+
+// sample returns the first n bytes of the message as it will be stored (without the trace).
+func (t *transaction) sample(n int) ([]byte, error) {
+	r := io.LimitReader(t.reader(), int64(n))
+	return io.ReadAll(r)
+}
+
+// reader is the message as it will be stored, below the trace line: the (possibly rewritten)
+// header, then the rest of the spooled message as it arrived.
+func (t *transaction) reader() io.Reader {
+	return io.MultiReader(bytes.NewReader(t.top), bytes.NewReader(t.header), t.body.Reader(int64(t.orig)))
+}
+
+// deliver hands the transaction to the delivery function: t.top, the Received: line, the
+// (possibly rewritten) header, then the rest of the spooled message as it arrived.
+func (s *session) deliver(ctx context.Context, t *transaction) error {
+	msg := delivery.Message{
+		Top:  t.top,
+		Body: io.MultiReader(bytes.NewReader(t.header), t.body.Reader(int64(t.orig))), // t.reader() less Top
+		Size: int64(len(t.header)) + t.body.Size() - int64(t.orig),
+	}
+	if _, err := s.srv.deliverer.Deliver(ctx, &t.env, msg); err != nil {
+		return s.srv.storeFailed(s.srv.cfg.Logger, t.attrs, err)
 	}
 	return nil
 }
@@ -311,39 +420,25 @@ func (s *Server) storeFailed(log *slog.Logger, attrs []any, err error) error {
 	return errTempStore
 }
 
-// file asks the junk filter, if any, where one account's copy goes.
-func (s *session) file(ctx context.Context, accountID int64, data []byte) Filing {
-	if s.srv.cfg.Classify == nil {
-		return Filing{}
+// delivered tells the listener's owner (metrics, queue wake-up) of a committed message.
+func (s *session) delivered(t *transaction, remote int) {
+	if s.srv.cfg.Delivered == nil {
+		return
 	}
-	return s.srv.cfg.Classify(ctx, accountID, data)
+	in := &Delivered{ID: t.env.ID, RemoteIP: s.ip, MailFrom: s.from, Size: t.body.Size()}
+	for _, rc := range t.env.Rcpts {
+		in.Rcpts = append(in.Rcpts, rc.Address)
+	}
+	s.srv.cfg.Delivered(in, remote)
 }
 
-// withTrace prepends the RFC 5321 §4.4 Received: line and any inspection headers.
-func (s *session) withTrace(in *Inbound, extra string, body []byte) []byte {
-	h := traceHeader{helo: in.Helo, ip: in.RemoteIP.String(), by: s.srv.cfg.Hostname(), id: in.ID, at: time.Now()}
-	h.with = "ESMTP"
-	if in.UTF8 {
-		h.with = "UTF8SMTP" // RFC 6531 §3.7.3
-	}
-	if s.srv.srv.LMTP {
-		h.with = "LMTP" // RFC 3848 §2
-		if in.UTF8 {
-			h.with = "UTF8LMTP" // RFC 6531 §3.7.3
-		}
-	}
-	if cs, ok := s.conn.TLSConnectionState(); ok {
-		h.with += "S" // RFC 3848
-		h.tls = fmt.Sprintf("using %s with cipher %s", tls.VersionName(cs.Version), tls.CipherSuiteName(cs.CipherSuite))
-	}
-	if len(in.Rcpts) == 1 {
-		h.forRcpt = in.Rcpts[0]
-	}
-	trace := h.String()
-	out := make([]byte, 0, len(extra)+len(trace)+len(body))
-	out = append(out, extra...)
-	out = append(out, trace...)
-	return append(out, body...)
+// Delivered describes a committed message to Config.Delivered.
+type Delivered struct {
+	ID       string
+	RemoteIP net.IP
+	MailFrom string
+	Rcpts    []string
+	Size     int64
 }
 
 func isASCII(s string) bool {

@@ -1,6 +1,7 @@
 package smtp
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -20,9 +21,10 @@ import (
 
 // SubmissionConfig is what message submission (RFC 6409, ports 587 and 465) adds to Config.
 type SubmissionConfig struct {
-	// Sign returns the DKIM-Signature header lines for a submitted message (the server passes
-	// queue.SignFrom); nil sends mail unsigned.
-	Sign func(ctx context.Context, msg []byte) ([]byte, error)
+	// Sign returns the DKIM-Signature header lines for a submitted message, read once from msg
+	// (the server passes queue.SignStream); header is its header section. Nil sends mail
+	// unsigned.
+	Sign func(ctx context.Context, header []byte, msg io.Reader) ([]byte, error)
 	// Logins is the server-wide failed-login budget, shared with IMAP, POP3 and the web; nil
 	// gives this server a limiter of its own.
 	Logins *loginlimit.Limiter
@@ -33,8 +35,8 @@ var (
 	errNotYours      = reply(553, 5, 7, 1, "Sender address not owned by the authenticated user")
 	errNotYourFrom   = reply(553, 5, 7, 1, "From:, Sender: or Resent-From: shows an address not owned by the authenticated user")
 	errNoFrom        = reply(550, 5, 7, 1, "Message must have exactly one From: field with a valid address (RFC 5322 section 3.6)")
-	errAuthTemporary = reply(454, 4, 7, 0, "Temporary authentication failure, try again")
 	errAuthTooMany   = reply(454, 4, 7, 0, "Too many failed logins, try again later")
+	errAuthTemporary = reply(454, 4, 7, 0, "Temporary authentication failure, try again")
 )
 
 // submission is the state shared by the sessions of one submission server.
@@ -54,25 +56,18 @@ func NewSubmission(cfg Config, sub SubmissionConfig) *Server {
 	shared := &submission{cfg: sub}
 	s.srv = s.goSMTP(gosmtp.BackendFunc(func(c *gosmtp.Conn) (gosmtp.Session, error) {
 		base, _ := s.newSession(c)
-		return &subSession{session: base.(*session), sub: shared}, nil
+		sess := base.(*session)
+		sess.sub = shared
+		return &subSession{session: sess}, nil
 	}), s.cfg.TLSConfig)
 	s.srv.EnableLegacyAUTH = true // "AUTH=PLAIN LOGIN" too, for clients that read only that form
 	return s
 }
 
-// subSession is one submission connection. It reuses the MX session's connection state and
-// replaces its policy: AUTH first, own addresses only, remote recipients allowed.
+// subSession is one submission connection: the MX session with AUTH, and its own MAIL and RCPT
+// policy (AUTH first, own addresses only, remote recipients allowed). DATA is the session's.
 type subSession struct {
 	*session
-	sub     *submission
-	account *store.Account
-	owned   map[string]bool
-	remote  []store.RemoteRecipient
-}
-
-func (s *subSession) Reset() {
-	s.session.Reset()
-	s.remote = nil
 }
 
 // AuthMechanisms lists SCRAM-SHA-256 (RFC 7677; -PLUS with channel binding, RFC 5802 §6, on
@@ -207,7 +202,7 @@ func (s *subSession) loggedIn(acct store.Account) error {
 }
 
 // owns reports whether addr is the account's address or one of its aliases.
-func (s *subSession) owns(addr string) bool {
+func (s *session) owns(addr string) bool {
 	c, err := store.CanonicalAddress(addr)
 	return err == nil && s.owned[c]
 }
@@ -216,7 +211,6 @@ func (s *subSession) Mail(from string, opts *gosmtp.MailOptions) error {
 	if s.account == nil {
 		return s.fail(errAuthRequired) // RFC 6409 §4.3 / RFC 4954 §6
 	}
-	s.remote = nil
 	if err := s.session.Mail(from, opts); err != nil {
 		return err
 	}
@@ -252,10 +246,6 @@ func (s *subSession) Rcpt(to string, opts *gosmtp.RcptOptions) error {
 	case errors.Is(err, store.ErrNotOurDomain):
 		// Relay: the authenticated user may send anywhere (RFC 6409 §4.2); the queue delivers it.
 		s.rcpts = append(s.rcpts, recipient{addr: addr, remote: true})
-		s.remote = append(s.remote, store.RemoteRecipient{
-			Address: addr, RequireTLS: s.opts.RequireTLS, SMTPUTF8: s.opts.UTF8,
-			EightBit: s.opts.Body == gosmtp.Body8BitMIME,
-		})
 		return nil
 	case errors.Is(err, store.ErrUnknownUser):
 		return s.fail(errUnknownUser)
@@ -267,108 +257,76 @@ func (s *subSession) Rcpt(to string, opts *gosmtp.RcptOptions) error {
 	return nil
 }
 
-func (s *subSession) Data(r io.Reader) error {
-	if s.account == nil {
-		return errAuthRequired
+// submit is the submission path (RFC 6409): the From: header must be the user's, the header
+// is completed, the message signed, then delivered locally and queued for remote recipients in
+// one commit.
+func (s *session) submit(ctx context.Context, t *transaction) error {
+	if err := s.checkIdentity(t); err != nil {
+		return err
 	}
-	if s.idle != nil {
-		s.idle.inData.Store(true)
-		defer s.idle.inData.Store(false)
+	t.header = s.completeHeader(t.header, t.env.ID)
+	if err := s.signDKIM(ctx, t); err != nil {
+		return err
 	}
-	raw, err := io.ReadAll(r)
-	if err != nil {
-		var se *gosmtp.SMTPError
-		if errors.As(err, &se) {
-			return se
-		}
-		return reply(451, 4, 4, 2, "Message transfer interrupted")
+	if err := s.deliver(ctx, t); err != nil {
+		return err
 	}
-	ctx := context.Background()
-	log := s.srv.cfg.Logger
-	msg := message.NormalizeCRLF(raw)
-	id := newID()
-	var rcpts []string
-	for _, rc := range s.rcpts {
-		rcpts = append(rcpts, rc.addr)
-	}
-	attrs := []any{"id", id, "ip", s.ip.String(), "user", s.account.Address, "mail_from", s.from,
-		"rcpts", strings.Join(rcpts, ","), "size", len(msg)}
-
-	hdr, _ := message.ParseHeader(msg)
-	if r, why := s.checkIdentity(hdr); r != nil {
-		log.Warn("smtp submission rejected", append(attrs, "reason", why)...)
-		return r
-	}
-	msg = s.completeHeader(msg, hdr, id)
-	var sig []byte
-	if s.sub.cfg.Sign != nil {
-		if sig, err = s.sub.cfg.Sign(ctx, msg); err != nil {
-			log.Error("smtp dkim signing", append(attrs, "err", err)...)
-			return errTempStore
+	remote := 0
+	for _, rc := range t.env.Rcpts {
+		if rc.Remote {
+			remote++
 		}
 	}
-	h := traceHeader{helo: s.conn.Hostname(), ip: s.ip.String(), by: s.srv.cfg.Hostname(), id: id, at: time.Now()}
-	h.with = "ESMTPA" // RFC 3848: authenticated
-	if s.opts.UTF8 {
-		h.with = "UTF8SMTPA"
-	}
-	if _, ok := s.conn.TLSConnectionState(); ok {
-		h.with = strings.TrimSuffix(h.with, "A") + "SA"
-	}
-	if len(rcpts) == 1 {
-		h.forRcpt = rcpts[0]
-	}
-	trace := h.String()
-	data := make([]byte, 0, len(trace)+len(sig)+len(msg))
-	data = append(append(append(data, trace...), sig...), msg...)
-
-	d := &store.Delivery{MailFrom: s.from, Data: data, Remote: s.remote}
-	for _, rc := range s.rcpts {
-		for _, acct := range rc.accounts {
-			d.Local = append(d.Local, store.LocalRecipient{
-				AccountID: acct,
-				Prefix:    []byte("Return-Path: <" + s.from + ">\r\nDelivered-To: " + rc.addr + "\r\n"),
-			})
-		}
-	}
-	// Local copies and queue entries commit together, before the 250 (the durability contract).
-	if _, err := s.srv.cfg.Store.Deliver(ctx, d); err != nil {
-		return s.srv.storeFailed(log, attrs, err)
-	}
-	log.Info("smtp submitted", append(attrs, "remote", len(s.remote))...)
-	if s.srv.cfg.Delivered != nil {
-		in := &Inbound{ID: id, RemoteIP: s.ip, Helo: s.conn.Hostname(), MailFrom: s.from, Rcpts: rcpts, Data: data, UTF8: s.opts.UTF8}
-		_, in.TLS = s.conn.TLSConnectionState()
-		s.srv.cfg.Delivered(in, len(s.remote))
-	}
+	s.srv.cfg.Logger.Info("smtp submitted", append(t.attrs, "remote", remote)...)
+	s.delivered(t, remote)
 	return nil
 }
 
 // checkIdentity applies RFC 6409 §6.1 and RFC 7489 to the header: From (and Sender, Resent-From,
 // Resent-Sender when present) is what the reader sees and what DMARC aligns with, so every
 // address they show, in the address itself or written into a display name or comment, must be
-// one the user owns; and RFC 5322 §3.6 wants exactly one From field. It returns the reply and
-// the reason for the log, or nil.
-func (s *subSession) checkIdentity(hdr message.Header) (*gosmtp.SMTPError, string) {
+// one the user owns; and RFC 5322 §3.6 wants exactly one From field.
+func (s *session) checkIdentity(t *transaction) error {
+	hdr, _ := message.ParseHeader(t.header)
+	reject := func(r *gosmtp.SMTPError, why string) error {
+		s.srv.cfg.Logger.Warn("smtp submission rejected", append(t.attrs, "reason", why)...)
+		return r
+	}
 	froms, err := hdr.Addresses("From")
 	if err != nil || len(froms) == 0 || hdr.Count("From") != 1 {
-		return errNoFrom, "no single From field"
+		return reject(errNoFrom, "no single From field")
 	}
 	for _, name := range []string{"From", "Sender", "Resent-From", "Resent-Sender"} {
 		for _, v := range hdr.Values(name) {
 			for _, a := range mailauth.ShownAddresses(v) {
 				if !s.owns(a) {
-					return errNotYourFrom, name + " shows " + a + ", not owned"
+					return reject(errNotYourFrom, name+" shows "+a+", not owned")
 				}
 			}
 		}
 	}
-	return nil, ""
+	return nil
+}
+
+// signDKIM adds the DKIM signatures of the From domain on top (read from the spool once).
+func (s *session) signDKIM(ctx context.Context, t *transaction) error {
+	if s.sub.cfg.Sign == nil {
+		return nil
+	}
+	body := io.MultiReader(bytes.NewReader(t.header), t.body.Reader(int64(t.orig)))
+	sig, err := s.sub.cfg.Sign(ctx, t.header, body)
+	if err != nil {
+		s.srv.cfg.Logger.Error("smtp dkim signing", append(t.attrs, "err", err)...)
+		return errTempStore
+	}
+	t.top = append(t.top, sig...)
+	return nil
 }
 
 // completeHeader adds the Date and Message-ID fields a submission server supplies when the
 // client left them out (RFC 6409 §8.2, §8.3).
-func (s *subSession) completeHeader(msg []byte, hdr message.Header, id string) []byte {
+func (s *session) completeHeader(msg []byte, id string) []byte {
+	hdr, _ := message.ParseHeader(msg)
 	var add string
 	if !hdr.Has("Date") {
 		add += "Date: " + time.Now().Format(time.RFC1123Z) + "\r\n"

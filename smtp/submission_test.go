@@ -3,6 +3,7 @@ package smtp
 import (
 	"context"
 	"crypto/tls"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -58,13 +59,14 @@ func startSubmission(t *testing.T) *subEnv {
 				}
 				return a
 			}})),
-		Delivered: func(in *Inbound, remote int) {
+		Delivered: func(_ *Delivered, remote int) {
 			e.mu.Lock()
 			e.remotes = append(e.remotes, remote)
 			e.mu.Unlock()
 		},
 	}, SubmissionConfig{
-		Sign: func(ctx context.Context, msg []byte) ([]byte, error) {
+		Sign: func(ctx context.Context, _ []byte, msg io.Reader) ([]byte, error) {
+			io.Copy(io.Discard, msg)
 			e.mu.Lock()
 			e.signings++
 			e.mu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 )
@@ -13,7 +14,11 @@ import (
 // queued for each remote recipient, all in one transaction.
 type Delivery struct {
 	MailFrom string // envelope sender, "" for the null sender
-	Data     []byte // CRLF-normalised message, trace headers included, shared by all copies
+	// Body is the CRLF-normalised message, trace headers included, shared by all copies, read
+	// once; Size is its length. Data may hold the message instead when it is in memory already.
+	Body     io.Reader
+	Size     int64
+	Data     []byte
 	Local    []LocalRecipient
 	Remote   []RemoteRecipient
 	Received time.Time // internal date; zero means now
@@ -48,6 +53,13 @@ type DeliveredCopy struct {
 func (s *Store) Deliver(ctx context.Context, d *Delivery) ([]DeliveredCopy, error) {
 	if len(d.Local) == 0 && len(d.Remote) == 0 {
 		return nil, errors.New("deliver: no recipients")
+	}
+	if d.Body != nil {
+		data, err := readBody(d.Body, d.Size)
+		if err != nil {
+			return nil, fmt.Errorf("deliver: %w", err)
+		}
+		d.Data, d.Body = data, nil
 	}
 	received := d.Received
 	if received.IsZero() {
@@ -102,6 +114,19 @@ func (s *Store) Deliver(ctx context.Context, d *Delivery) ([]DeliveredCopy, erro
 		return nil, err
 	}
 	return copies, nil
+}
+
+// readBody reads a message of the given size from r, refusing one whose length differs (a
+// truncated spool file must not be stored as a shorter message).
+func readBody(r io.Reader, size int64) ([]byte, error) {
+	data := make([]byte, size)
+	if _, err := io.ReadFull(r, data); err != nil {
+		return nil, fmt.Errorf("read message body: %w", err)
+	}
+	if n, _ := r.Read(make([]byte, 1)); n > 0 {
+		return nil, fmt.Errorf("message body longer than its size %d", size)
+	}
+	return data, nil
 }
 
 // deliveryMailbox finds the mailbox for a delivery: by special use, falling back to INBOX.
