@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -27,6 +28,20 @@ func TestInteropSCRAM(t *testing.T) {
 	}
 	want := map[string]string{"scram": "ok", "plus": "ok", "plus-wrong-binding": "refused", "wrong-password": "refused", "plain": "ok"}
 	cases := []string{"scram", "plus", "plus-wrong-binding", "wrong-password", "plain"}
+	// An app password logs in with SCRAM too, in the grouped form the user page shows.
+	appPW, _, err := srv.Store().AddAppPassword(context.Background(), srv.AccountID("alice@example.test"), "phone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("smtp/587 app password", func(t *testing.T) {
+		port := strings.TrimPrefix(srv.Opts.Addr(587), srv.Opts.IP+":")
+		out, err := exec.Command(python, "testdata/scram_client.py", "smtp", srv.Opts.IP, port, "starttls",
+			"alice@example.test", appPW, "scram", "plus", "wrong-password").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "scram ok\n") || !strings.Contains(string(out), "plus ok\n") ||
+			!strings.Contains(string(out), "wrong-password refused") {
+			t.Fatalf("app password over SCRAM: %v\n%s", err, out)
+		}
+	})
 	for _, sv := range services {
 		t.Run(sv.proto+"/"+strconv.Itoa(sv.port), func(t *testing.T) {
 			port := strings.TrimPrefix(srv.Opts.Addr(sv.port), srv.Opts.IP+":")
