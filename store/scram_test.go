@@ -68,10 +68,18 @@ func TestSCRAMCredentialsDerivedAndGained(t *testing.T) {
 	if len(c2.Keys) != 1 || string(c2.Salt) != string(c1.Salt) || string(c2.Keys[0].StoredKey) == string(c1.Keys[0].StoredKey) {
 		t.Fatalf("after a password change: %+v", c2)
 	}
-	if _, _, err := st.AddAppPassword(ctx, fresh.ID, "laptop"); err != nil {
+	_, ap, err := st.AddAppPassword(ctx, fresh.ID, "laptop")
+	if err != nil {
 		t.Fatal(err)
 	}
 	if n := keys("new@example.test"); n != 3 {
 		t.Fatalf("after a new app password: %d key sets, want 3", n)
+	}
+	// A revoked app password must not log in over SCRAM either.
+	if err := st.RemoveAppPassword(ctx, fresh.ID, ap.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n := keys("new@example.test"); n != 1 {
+		t.Fatalf("after revoking the app password: %d key sets, want 1", n)
 	}
 }
