@@ -23,6 +23,10 @@ type sessionState struct {
 	keywords     []string // sorted keywords announced in FLAGS
 }
 
+// condStore reports whether the client enabled CONDSTORE (RFC 7162 §3.1): then every FETCH
+// response with FLAGS carries MODSEQ.
+func (s *session) condStore() bool { return s.conn.EnabledCaps().Has(imap.CapCondStore) }
+
 // rev1 reports whether the session speaks IMAP4rev1, where \Recent exists.
 func (s *session) rev1() bool { return !s.conn.EnabledCaps().Has(imap.CapIMAP4rev2) }
 

@@ -34,6 +34,7 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 	ctx, cancel := s.ctx()
 	defer cancel()
 	var matched []uint32
+	var maxModSeq int64 // reported when the criteria use MODSEQ (RFC 7162 §3.1.5)
 	uids := v.known
 	for len(uids) > 0 {
 		chunk := uids[:min(searchChunk, len(uids))]
@@ -59,10 +60,11 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 			}
 			if c.match(criteria) {
 				matched = append(matched, metas[i].UID)
+				maxModSeq = max(maxModSeq, metas[i].ModSeq)
 			}
 		}
 	}
-	data := &imap.SearchData{Count: uint32(len(matched))}
+	data := &imap.SearchData{Count: uint32(len(matched)), ModSeq: uint64(maxModSeq)}
 	if kind == imapserver.NumKindUID {
 		data.All = uidSet(matched)
 		if len(matched) > 0 {
@@ -163,6 +165,10 @@ func (c *candidate) match(cr *imap.SearchCriteria) bool {
 		}
 	}
 	if !matchDate(c.meta.InternalDate, cr.Since, cr.Before) {
+		return false
+	}
+	// MODSEQ: per-flag MODSEQs are not kept, so the message's own stands for each (RFC 7162 §3.1.5).
+	if cr.ModSeq != nil && uint64(c.meta.ModSeq) < cr.ModSeq.ModSeq {
 		return false
 	}
 	for _, f := range cr.Flag {

@@ -57,6 +57,7 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 		PermanentFlags:    perm,
 		NumMessages:       uint32(len(v.known)),
 		NumRecent:         v.numRecent(),
+		HighestModSeq:     uint64(snap.HighestModSeq),
 		FirstUnseenSeqNum: v.seqOf(snap.FirstUnseen),
 		UIDNext:           imap.UID(snap.UIDNext),
 		UIDValidity:       snap.UIDValidity,
@@ -188,6 +189,10 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 		if err != nil {
 			return s.storeError("fetch", err)
 		}
+		if options.ChangedSince > 0 {
+			// RFC 7162 §3.1.4.1: only messages changed after the client's MODSEQ.
+			metas = slices.DeleteFunc(metas, func(m store.MessageMeta) bool { return uint64(m.ModSeq) <= options.ChangedSince })
+		}
 		if markSeen {
 			if err := s.markSeen(ctx, metas); err != nil {
 				return err
@@ -233,13 +238,13 @@ func (s *session) markSeen(ctx context.Context, metas []store.MessageMeta) error
 		return s.storeError("fetch set seen", err)
 	}
 	s.view.dropOwnFlagEvents(modseq)
-	byUID := map[uint32][]string{}
+	byUID := map[uint32]store.FlagResult{}
 	for _, r := range res {
-		byUID[r.UID] = r.Flags
+		byUID[r.UID] = r
 	}
 	for i := range metas {
-		if f, ok := byUID[metas[i].UID]; ok {
-			metas[i].Flags = f
+		if r, ok := byUID[metas[i].UID]; ok {
+			metas[i].Flags, metas[i].ModSeq = r.Flags, r.ModSeq
 		}
 	}
 	return nil
@@ -330,6 +335,9 @@ func (s *session) fetchOne(ctx context.Context, w *imapserver.FetchWriter, m *st
 	if options.Flags || withFlags {
 		rw.WriteFlags(s.view.flagsOf(m.UID, m.Flags))
 	}
+	if options.ModSeq || ((options.Flags || withFlags) && s.condStore()) {
+		rw.WriteModSeq(uint64(m.ModSeq)) // RFC 7162 §3.1.4
+	}
 	if options.InternalDate {
 		rw.WriteInternalDate(m.InternalDate)
 	}
@@ -407,7 +415,7 @@ func partial(b []byte, p *imap.SectionPartial) []byte {
 
 // Store changes flags (RFC 9051 §6.4.6). Flags keep canonical case; keywords are created on
 // first use (PERMANENTFLAGS has \*).
-func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *imap.StoreFlags, _ *imap.StoreOptions) error {
+func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *imap.StoreFlags, options *imap.StoreOptions) error {
 	v := s.view
 	if v.readOnly {
 		return errReadOnly
@@ -425,7 +433,8 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 	}
 	ctx, cancel := s.ctx()
 	defer cancel()
-	res, modseq, err := s.srv.st.StoreFlags(ctx, s.selected.ID, uids, op, fromFlags(withoutRecent(flags.Flags)))
+	res, modified, modseq, err := s.srv.st.StoreFlagsUnchangedSince(ctx, s.selected.ID, uids, op,
+		fromFlags(withoutRecent(flags.Flags)), int64(options.UnchangedSince))
 	if err != nil {
 		return s.storeError("store", err)
 	}
@@ -437,23 +446,44 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 			return err
 		}
 	}
-	if flags.Silent {
-		return nil
-	}
+	condStore := s.condStore()
 	_, byUID := numSet.(imap.UIDSet)
 	for _, r := range res {
 		seq := v.seqOf(r.UID)
-		if seq == 0 {
+		changed := modseq > 0 && r.ModSeq == modseq
+		// .SILENT still reports a new MODSEQ to a CONDSTORE client, which must learn it to keep
+		// its cache right (RFC 7162 §3.1.3).
+		if seq == 0 || (flags.Silent && !(condStore && changed)) {
 			continue
 		}
 		rw := w.CreateMessage(seq)
 		if byUID {
 			rw.WriteUID(imap.UID(r.UID))
 		}
-		rw.WriteFlags(v.flagsOf(r.UID, r.Flags))
+		if !flags.Silent {
+			rw.WriteFlags(v.flagsOf(r.UID, r.Flags))
+		}
+		if condStore {
+			rw.WriteModSeq(uint64(r.ModSeq))
+		}
 		if err := rw.Close(); err != nil {
 			return err
 		}
+	}
+	if len(modified) > 0 {
+		// RFC 7162 §3.1.3: OK [MODIFIED set] names what was changed by someone else since.
+		var set imap.NumSet = uidSet(modified)
+		if !byUID {
+			var seqs imap.SeqSet
+			for _, uid := range modified {
+				if seq := v.seqOf(uid); seq > 0 {
+					seqs.AddNum(seq)
+				}
+			}
+			set = seqs
+		}
+		return &imap.Error{Type: imap.StatusResponseTypeOK, Code: imap.ResponseCode("MODIFIED " + set.String()),
+			Text: "Conditional STORE failed for some messages"}
 	}
 	return nil
 }

@@ -264,6 +264,9 @@ func (s *session) statusData(st store.MailboxStatus, options *imap.StatusOptions
 	if options.Size {
 		data.Size = &st.Size
 	}
+	if options.HighestModSeq {
+		data.HighestModSeq = uint64(st.HighestModSeq)
+	}
 	if options.DeletedStorage {
 		kib := (st.DeletedSize + 1023) / 1024 // RFC 9208 §4.4: in units of 1024 octets, as STORAGE
 		data.DeletedStorage = &kib
@@ -364,7 +367,7 @@ func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 			}
 			return w.WriteNumRecent(v.numRecent()) // RFC 3501 §7.3.2
 		},
-		flags: func(seq, uid uint32, flags []string) error {
+		flags: func(seq, uid uint32, flags []string, modseq int64) error {
 			if v.learnKeywords(flags) {
 				f, perm := v.mailboxFlags()
 				if err := w.WriteMailboxFlags(f); err != nil {
@@ -373,6 +376,9 @@ func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 				if err := w.WritePermanentFlags(perm); err != nil {
 					return err
 				}
+			}
+			if s.condStore() {
+				return w.WriteMessageFlagsModSeq(seq, imap.UID(uid), v.flagsOf(uid, flags), uint64(modseq))
 			}
 			return w.WriteMessageFlags(seq, imap.UID(uid), v.flagsOf(uid, flags))
 		},

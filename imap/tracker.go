@@ -161,7 +161,7 @@ func (e errOutOfStep) Error() string { return e.reason }
 type sink struct {
 	exists  func(n uint32) error
 	expunge func(seq uint32) error
-	flags   func(seq, uid uint32, flags []string) error
+	flags   func(seq, uid uint32, flags []string, modseq int64) error
 }
 
 // lastUID is the highest UID this view has ever been told about, expunged or not. A change to a
@@ -212,7 +212,7 @@ loop:
 			}
 			uid := ev.UIDs[0]
 			if seq := v.seqOf(uid); seq > 0 {
-				if err = out.flags(seq, uid, ev.Flags); err != nil {
+				if err = out.flags(seq, uid, ev.Flags, ev.ModSeq); err != nil {
 					break loop
 				}
 			} else if _, ok := slices.BinarySearch(v.unannounced, uid); !ok && uid > v.lastUID() {

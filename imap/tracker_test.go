@@ -32,7 +32,7 @@ func (r *recorder) sink(expunge, others bool) sink {
 	var s sink
 	if others {
 		s.exists = func(n uint32) error { *r = append(*r, fmt.Sprintf("%d EXISTS", n)); return nil }
-		s.flags = func(seq, uid uint32, f []string) error {
+		s.flags = func(seq, uid uint32, f []string, _ int64) error {
 			*r = append(*r, fmt.Sprintf("%d FETCH UID %d (%s)", seq, uid, strings.Join(f, " ")))
 			return nil
 		}

@@ -62,12 +62,21 @@ type FlagResult struct {
 // message that changed gets the same new MODSEQ and a FlagsChanged event; the result lists every
 // message found, changed or not, in UID order, with modseq, the new MODSEQ (0 if nothing changed).
 func (s *Store) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, op FlagOp, flags []string) (res []FlagResult, modseq int64, err error) {
+	res, _, modseq, err = s.StoreFlagsUnchangedSince(ctx, mailboxID, uids, op, flags, 0)
+	return res, modseq, err
+}
+
+// StoreFlagsUnchangedSince is StoreFlags for CONDSTORE's STORE (UNCHANGEDSINCE n) (RFC 7162
+// §3.1.3): a message whose MODSEQ is above unchangedSince is left alone and its UID returned in
+// modified. 0 means no condition.
+func (s *Store) StoreFlagsUnchangedSince(ctx context.Context, mailboxID int64, uids []uint32, op FlagOp, flags []string,
+	unchangedSince int64) (res []FlagResult, modified []uint32, modseq int64, err error) {
 	flags = CanonicalFlags(flags)
 	if len(uids) == 0 {
-		return nil, 0, nil
+		return nil, nil, 0, nil
 	}
 	err = s.update(ctx, func(t *Tx) error {
-		res, modseq = res[:0], 0
+		res, modified, modseq = res[:0], modified[:0], 0
 		rows, err := t.Query(`SELECT id, uid, flags, modseq FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ? ORDER BY uid`,
 			mailboxID, uids[0], uids[len(uids)-1])
 		if err != nil {
@@ -88,6 +97,10 @@ func (s *Store) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, 
 				return err
 			}
 			if _, ok := slices.BinarySearch(uids, r.UID); !ok {
+				continue
+			}
+			if unchangedSince > 0 && r.ModSeq > unchangedSince {
+				modified = append(modified, r.UID)
 				continue
 			}
 			next := applyFlags(parseFlags(cur), op, flags)
@@ -121,9 +134,9 @@ func (s *Store) StoreFlags(ctx context.Context, mailboxID int64, uids []uint32, 
 		return nil
 	})
 	if err != nil {
-		return nil, 0, fmt.Errorf("store flags in mailbox %d: %w", mailboxID, err)
+		return nil, nil, 0, fmt.Errorf("store flags in mailbox %d: %w", mailboxID, err)
 	}
-	return res, modseq, nil
+	return res, modified, modseq, nil
 }
 
 // applyFlags returns cur changed by op, in canonical form. Flags compare case-insensitively

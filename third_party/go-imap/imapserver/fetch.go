@@ -75,6 +75,9 @@ func (c *Conn) handleFetch(dec *imapwire.Decoder, numKind NumKind) error {
 		}
 	}
 
+	if err := c.readFetchModifiers(dec, &options); err != nil { // mailstead: CONDSTORE
+		return err
+	}
 	if !dec.ExpectCRLF() {
 		return dec.Err()
 	}
@@ -108,6 +111,8 @@ func handleFetchAtt(dec *imapwire.Decoder, attName string, options *imap.FetchOp
 		options.RFC822Size = true
 	case "UID":
 		options.UID = true
+	case "MODSEQ": // mailstead: RFC 7162 §3.1.4
+		options.ModSeq = true
 	case "RFC822": // equivalent to BODY[]
 		bs := &imap.FetchItemBodySection{}
 		writerOptions.obsolete[bs] = attName

@@ -11,4 +11,5 @@ var mailsteadAnyStateCaps = []imap.Cap{
 // after authentication when the server's Caps hold them. (mailstead)
 var mailsteadCaps = []imap.Cap{
 	imap.CapQuota, "QUOTA=RES-STORAGE", // RFC 9208, mailstead_quota.go
+	imap.CapCondStore, // RFC 7162 §3.1, mailstead_condstore.go
 }

@@ -83,15 +83,25 @@ func (c *Conn) handleSearch(tag string, dec *imapwire.Decoder, numKind NumKind) 
 		options.ReturnAll = true
 	}
 
+	modSeq := usesModSeq(&criteria) // mailstead: CONDSTORE
+	if modSeq {
+		if !c.server.options.caps().Has(imap.CapCondStore) {
+			return newClientBugError("Unknown search key MODSEQ")
+		}
+		c.enableCondStore()
+	}
 	data, err := c.session.Search(numKind, &criteria, &options)
 	if err != nil {
 		return err
+	}
+	if !modSeq {
+		data.ModSeq = 0
 	}
 
 	if c.enabled.Has(imap.CapIMAP4rev2) || extended {
 		return c.writeESearch(tag, data, &options, numKind)
 	} else {
-		return c.writeSearch(data.All)
+		return c.writeSearch(data.All, data.ModSeq)
 	}
 }
 
@@ -120,6 +130,9 @@ func (c *Conn) writeESearch(tag string, data *imap.SearchData, options *imap.Sea
 	if options.ReturnCount {
 		enc.SP().Atom("COUNT").SP().Number(data.Count)
 	}
+	if data.ModSeq > 0 { // mailstead: RFC 7162 §3.1.5 (only with a MODSEQ key and results)
+		enc.SP().Atom("MODSEQ").SP().ModSeq(data.ModSeq)
+	}
 	return enc.CRLF()
 }
 
@@ -134,7 +147,7 @@ func isNumSetEmpty(numSet imap.NumSet) bool {
 	}
 }
 
-func (c *Conn) writeSearch(numSet imap.NumSet) error {
+func (c *Conn) writeSearch(numSet imap.NumSet, modSeq uint64) error {
 	enc := newResponseEncoder(c)
 	defer enc.end()
 
@@ -156,6 +169,9 @@ func (c *Conn) writeSearch(numSet imap.NumSet) error {
 	}
 	if !ok {
 		return fmt.Errorf("imapserver: failed to enumerate message numbers in SEARCH response")
+	}
+	if modSeq > 0 { // mailstead: RFC 7162 §3.1.5 "* SEARCH 2 5 (MODSEQ 917162500)"
+		enc.SP().Special('(').Atom("MODSEQ").SP().ModSeq(modSeq).Special(')')
 	}
 	return enc.CRLF()
 }
@@ -208,6 +224,8 @@ func readSearchKeyWithAtom(criteria *imap.SearchCriteria, dec *imapwire.Decoder,
 	switch key {
 	case "ALL":
 		// nothing to do
+	case "MODSEQ": // mailstead: RFC 7162 §3.1.5, mailstead_condstore.go
+		return readSearchModSeq(dec, criteria)
 	case "UID":
 		var uidSet imap.UIDSet
 		if !dec.ExpectSP() || !dec.ExpectUIDSet(&uidSet) {

@@ -9,7 +9,14 @@ import (
 
 func (c *Conn) handleSelect(tag string, dec *imapwire.Decoder, readOnly bool) error {
 	var mailbox string
-	if !dec.ExpectSP() || !dec.ExpectMailbox(&mailbox) || !dec.ExpectCRLF() {
+	var condStore bool
+	if !dec.ExpectSP() || !dec.ExpectMailbox(&mailbox) {
+		return dec.Err()
+	}
+	if err := c.readSelectParams(dec, &condStore); err != nil { // mailstead: CONDSTORE
+		return err
+	}
+	if !dec.ExpectCRLF() {
 		return dec.Err()
 	}
 
@@ -32,7 +39,10 @@ func (c *Conn) handleSelect(tag string, dec *imapwire.Decoder, readOnly bool) er
 		}
 	}
 
-	options := imap.SelectOptions{ReadOnly: readOnly}
+	options := imap.SelectOptions{ReadOnly: readOnly, CondStore: condStore}
+	if condStore {
+		c.enableCondStore() // mailstead
+	}
 	data, err := c.session.Select(mailbox, &options)
 	if err != nil {
 		return err
@@ -55,6 +65,9 @@ func (c *Conn) handleSelect(tag string, dec *imapwire.Decoder, readOnly bool) er
 		return err
 	}
 	if err := c.writeUIDNext(data.UIDNext); err != nil {
+		return err
+	}
+	if err := c.writeHighestModSeq(data.HighestModSeq); err != nil { // mailstead: CONDSTORE
 		return err
 	}
 	if err := c.writeFlags(data.Flags); err != nil {

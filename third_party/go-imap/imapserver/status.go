@@ -29,6 +29,12 @@ func (c *Conn) handleStatus(dec *imapwire.Decoder) error {
 		return dec.Err()
 	}
 
+	if options.HighestModSeq { // mailstead: CONDSTORE-enabling (RFC 7162 §3.1)
+		if !c.server.options.caps().Has(imap.CapCondStore) {
+			return &imap.Error{Type: imap.StatusResponseTypeBad, Text: "Unknown STATUS data item"}
+		}
+		c.enableCondStore()
+	}
 	if options.NumRecent && !c.server.options.caps().Has(imap.CapIMAP4rev1) {
 		return &imap.Error{
 			Type: imap.StatusResponseTypeBad,
@@ -86,6 +92,9 @@ func (c *Conn) writeStatus(data *imap.StatusData, options *imap.StatusOptions) e
 	if options.NumRecent {
 		listEnc.Item().Atom("RECENT").SP().Number(*data.NumRecent)
 	}
+	if options.HighestModSeq { // mailstead
+		listEnc.Item().Atom("HIGHESTMODSEQ").SP().ModSeq(data.HighestModSeq)
+	}
 	listEnc.End()
 
 	return enc.CRLF()
@@ -115,6 +124,8 @@ func readStatusItem(dec *imapwire.Decoder, options *imap.StatusOptions) error {
 		options.DeletedStorage = true
 	case "RECENT":
 		options.NumRecent = true
+	case "HIGHESTMODSEQ": // mailstead: RFC 7162 §3.1.6
+		options.HighestModSeq = true
 	default:
 		return &imap.Error{
 			Type: imap.StatusResponseTypeBad,
