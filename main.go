@@ -29,7 +29,7 @@ usage:
   mailstead domain   add|list|remove DOMAIN
   mailstead account  add|list|remove|passwd ADDRESS                    (password on stdin)
   mailstead alias    add|list|remove ALIAS TARGET...                   (ALIAS @domain: catch-all)
-  mailstead settings list|get|set KEY [VALUE]
+  mailstead settings list|get|set KEY [VALUE]                          (a secret: on stdin)
   mailstead queue    list|retry|remove [ID]
   mailstead certs                                                      (certificate status)
   mailstead dns-records [DOMAIN]                                       (zone-file lines to publish)
@@ -184,16 +184,23 @@ func manage(f flags, cmd string, args []string, stdin io.Reader, stdout io.Write
 	return err
 }
 
+// needsPassword says whether a command reads a secret from stdin: a password, or a secret
+// setting (`settings set KEY` without a value), never an argument, so it stays out of the
+// process list and the shell history.
 func needsPassword(cmd string, args []string) bool {
-	if cmd == "setup" {
+	switch {
+	case cmd == "setup", cmd == "account" && len(args) > 0 && (args[0] == "add" || args[0] == "passwd"):
 		return true
 	}
-	return cmd == "account" && len(args) > 0 && (args[0] == "add" || args[0] == "passwd")
+	return cmd == "settings" && len(args) == 2 && args[0] == "set"
 }
 
 // checkBeforePassword checks the arguments of a command that reads a password, before it is
 // read: the command's own check runs only once the password is there.
 func checkBeforePassword(cmd string, args []string) error {
+	if cmd == "settings" {
+		return nil // the server says whether KEY is a secret, which alone is read from stdin
+	}
 	if cmd == "setup" {
 		have := map[string]bool{}
 		for i := 0; i+1 < len(args); i++ {

@@ -11,12 +11,15 @@
 package acme
 
 import (
+	"path/filepath"
+
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"mailstead/settings"
 	"net"
 	"net/http"
 	"net/url"
@@ -35,30 +38,36 @@ const (
 	LetsEncryptStagingURL = "https://acme-staging-v02.api.letsencrypt.org/directory"
 )
 
-// Setting keys (the settings table). The server reads them into a Config.
-const (
-	SettingDirectory = "acme.directory" // ACME directory URL, "production" (default) or "staging"
-	SettingEmail     = "acme.email"     // contact address given to the CA; optional
-	SettingCertFile  = "tls.cert_file"  // manual mode: PEM certificate chain file
-	SettingKeyFile   = "tls.key_file"   // manual mode: PEM private key file
+// The settings of this package. The server reads them into a Config and reconfigures the
+// Manager when one changes.
+var (
+	SettingDirectory = settings.Def{Key: "acme.directory", Service: "Certificates", Kind: settings.String, Default: "production",
+		Help:  `ACME directory: "production" (Let's Encrypt), "staging" (Let's Encrypt staging) or a directory URL`,
+		Check: func(v string) error { _, err := directoryURL(v); return err }}
+	SettingEmail = settings.Def{Key: "acme.email", Service: "Certificates", Kind: settings.String,
+		Help: "contact address the certificate authority may write to about expiring or revoked certificates",
+		Check: func(v string) error {
+			if !strings.Contains(v, "@") || strings.ContainsAny(v, " \t<>,") {
+				return errors.New("not an email address")
+			}
+			return nil
+		}}
+	SettingCertFile = settings.Def{Key: "tls.cert_file", Service: "Certificates", Kind: settings.String, Check: absolutePath,
+		Help: "manual mode: PEM certificate chain file to serve instead of ACME (set together with tls.key_file); reloaded when it changes"}
+	SettingKeyFile = settings.Def{Key: "tls.key_file", Service: "Certificates", Kind: settings.String, Check: absolutePath,
+		Help: "manual mode: PEM private key file for tls.cert_file"}
 )
 
-// Setting documents one settings key this package reads.
-type Setting struct {
-	Key     string
-	Default string
-	Help    string
+// Settings are the definitions of this package's settings.
+func Settings() []settings.Def {
+	return []settings.Def{SettingDirectory, SettingEmail, SettingCertFile, SettingKeyFile}
 }
 
-// Settings lists the settings keys of this package with their defaults and a
-// one-line explanation, for `mailstead settings` and the admin page.
-func Settings() []Setting {
-	return []Setting{
-		{SettingDirectory, "production", `ACME directory: "production" (Let's Encrypt), "staging" (Let's Encrypt staging) or a directory URL`},
-		{SettingEmail, "", "contact address the certificate authority may write to about expiring or revoked certificates"},
-		{SettingCertFile, "", "manual mode: PEM certificate chain file to serve instead of ACME (set together with " + SettingKeyFile + "); reloaded when it changes"},
-		{SettingKeyFile, "", "manual mode: PEM private key file for " + SettingCertFile},
+func absolutePath(v string) error {
+	if !filepath.IsAbs(v) {
+		return errors.New("give an absolute path")
 	}
+	return nil
 }
 
 // KV is durable key-value storage: the store's kv table. GetKV returns an
@@ -320,7 +329,7 @@ func (m *Manager) newSetup(ctx context.Context, cfg Config, prev *setup) (*setup
 	}
 	if cfg.CertFile != "" || cfg.KeyFile != "" {
 		if cfg.CertFile == "" || cfg.KeyFile == "" {
-			return nil, fmt.Errorf("acme: manual mode needs both %s and %s", SettingCertFile, SettingKeyFile)
+			return nil, fmt.Errorf("acme: manual mode needs both %s and %s", SettingCertFile.Key, SettingKeyFile.Key)
 		}
 		s.acme = false
 		s.manual = &manualCert{certFile: cfg.CertFile, keyFile: cfg.KeyFile, log: m.log, now: m.now}
@@ -345,7 +354,7 @@ func directoryURL(setting string) (string, error) {
 	default:
 		u, err := url.Parse(s)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return "", fmt.Errorf("acme: %s %q is neither a URL nor production/staging", SettingDirectory, setting)
+			return "", fmt.Errorf("neither a URL nor production/staging")
 		}
 		return s, nil
 	}

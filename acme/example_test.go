@@ -23,10 +23,10 @@ func Example() {
 	)
 	cfg := acme.Config{
 		Hostname:  "mail.example.com",
-		Directory: settings[acme.SettingDirectory],
-		Email:     settings[acme.SettingEmail],
-		CertFile:  settings[acme.SettingCertFile],
-		KeyFile:   settings[acme.SettingKeyFile],
+		Directory: settings[acme.SettingDirectory.Key],
+		Email:     settings[acme.SettingEmail.Key],
+		CertFile:  settings[acme.SettingCertFile.Key],
+		KeyFile:   settings[acme.SettingKeyFile.Key],
 		HTTPPort:  80 + offset,
 		HTTPSPort: 443 + offset,
 		ExtraHosts: func(ctx context.Context) ([]string, error) {

@@ -5,7 +5,6 @@ import (
 	"crypto/rsa"
 	"crypto/tls"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -190,23 +189,3 @@ type readOnlyKV struct{ KV }
 
 func (readOnlyKV) PutKV(context.Context, string, []byte) error { return nil }
 func (readOnlyKV) DeleteKV(context.Context, string) error      { return nil }
-
-// ValidateSetting checks a value for one of this package's settings keys
-// before `mailstead settings set` stores it. Keys of other packages are not
-// its business: it returns nil for them.
-func ValidateSetting(key, value string) error {
-	switch key {
-	case SettingDirectory:
-		_, err := directoryURL(value)
-		return err
-	case SettingEmail:
-		if value != "" && (!strings.Contains(value, "@") || strings.ContainsAny(value, " \t<>,")) {
-			return fmt.Errorf("acme: %s %q is not an email address", key, value)
-		}
-	case SettingCertFile, SettingKeyFile:
-		if value != "" && !filepath.IsAbs(value) {
-			return fmt.Errorf("acme: %s must be an absolute path, not %q", key, value)
-		}
-	}
-	return nil
-}

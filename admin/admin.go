@@ -67,9 +67,6 @@ type Config struct {
 	// Ops is the operations layer every page and API action goes through; nil means one on
 	// Store without DKIM keys or certificates (tests).
 	Ops *manage.Ops
-	// RunningHostname is the name the mail listeners greet with (taken at start); when the
-	// hostname setting differs, the DNS page asks for a restart. May be nil.
-	RunningHostname func() string
 	// MaxPageRequests bounds the page and API requests handled at once (default 64); over it a
 	// request gets 503 at once. The MTA-STS policy and autoconfiguration are outside this
 	// budget, so a flood of the admin page cannot stop mail servers and clients from reading them.
@@ -281,7 +278,7 @@ func staticFiles(fsys http.FileSystem) http.Handler {
 
 // hostname is the mail hostname from the settings.
 func (a *Admin) hostname(ctx context.Context) string {
-	h, _ := a.st.Setting(ctx, "hostname")
+	h, _ := manage.SettingHostname.Value(ctx, a.st)
 	if h == "" {
 		return "localhost"
 	}
@@ -295,21 +292,10 @@ func (a *Admin) publicIPs(ctx context.Context) []net.IP {
 
 // PublicIPs returns the addresses in the admin.public_ips setting, else fallback's.
 func PublicIPs(ctx context.Context, st *store.Store, fallback func() []net.IP) []net.IP {
-	v, _ := st.Setting(ctx, "admin.public_ips")
-	ips := ParseIPs(v)
+	v, _ := SettingPublicIPs.String(ctx, st)
+	ips, _ := ParsePublicIPs(v)
 	if len(ips) == 0 && fallback != nil {
 		ips = fallback()
-	}
-	return ips
-}
-
-// ParseIPs reads the admin.public_ips setting: addresses separated by commas or spaces.
-func ParseIPs(v string) []net.IP {
-	var ips []net.IP
-	for _, f := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' }) {
-		if ip := net.ParseIP(f); ip != nil {
-			ips = append(ips, ip)
-		}
 	}
 	return ips
 }
@@ -334,13 +320,14 @@ func InterfaceIPs() []net.IP {
 // RecordsFor builds the records of domain (server records first) from the store's settings.
 func RecordsFor(ctx context.Context, st *store.Store, domain string, ips []net.IP, ports Ports,
 	dkim func(ctx context.Context, domain string) ([]DKIMKey, error)) ([]Record, bool, error) {
-	host, _ := st.Setting(ctx, "hostname")
+	host, _ := manage.SettingHostname.Value(ctx, st)
 	if host == "" {
 		return nil, false, fmt.Errorf("the hostname is not set yet (setup)")
 	}
-	mode, _ := st.Setting(ctx, "admin.mta_sts_mode")
+	mode, _ := SettingMTASTSMode.String(ctx, st)
 	in := RecordInput{Hostname: host, Domain: domain, IPs: ips, Ports: ports, MTASTSMode: mode}
-	if dir, _ := st.Setting(ctx, "acme.directory"); dir == "" || dir == "production" || dir == "staging" ||
+	// The stored value, read raw: acme owns the setting, and unset means Let's Encrypt.
+	if dir, _, _ := st.SettingValue(ctx, "acme.directory"); dir == "" || dir == "production" || dir == "staging" ||
 		strings.Contains(dir, "letsencrypt.org") {
 		in.CAAIssuer = "letsencrypt.org"
 	}

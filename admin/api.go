@@ -331,42 +331,49 @@ func (a *Admin) apiQueueRemove(w http.ResponseWriter, r *http.Request, _ store.A
 	return nil, err
 }
 
-func (a *Admin) apiSettings(w http.ResponseWriter, r *http.Request, _ store.Account) (any, error) {
-	type setting struct {
-		Key     string `json:"key"`
-		Value   string `json:"value"`
-		Default string `json:"default"`
-		Help    string `json:"help"`
-	}
-	out := []setting{}
-	for _, d := range store.Settings() {
-		if hiddenSettings[d.Key] {
-			continue
-		}
-		v, err := a.st.Setting(r.Context(), d.Key)
-		if err != nil {
-			return nil, err
-		}
-		if isSecretSetting(d.Key) && v != "" {
-			v = "(set)"
-		}
-		out = append(out, setting{d.Key, v, d.Default, d.Help})
-	}
-	return out, nil
+type apiSetting struct {
+	Key     string   `json:"key"`
+	Service string   `json:"service"`
+	Type    string   `json:"type"`
+	Value   string   `json:"value"` // a secret shows "(set)" or ""
+	Default string   `json:"default"`
+	Choices []string `json:"choices,omitempty"`
+	Help    string   `json:"help"`
+	Restart bool     `json:"restart"` // a change applies at the next restart
+	Secret  bool     `json:"secret"`
 }
 
+func toAPISetting(s manage.Setting) apiSetting {
+	return apiSetting{s.Key, s.Service, s.Kind.String(), s.Value, s.Default, s.Choices, s.Help, s.Restart, s.Secret}
+}
+
+func (a *Admin) apiSettings(w http.ResponseWriter, r *http.Request, _ store.Account) (any, error) {
+	list, err := a.ops.ListSettings(r.Context())
+	out := []apiSetting{}
+	for _, s := range list {
+		out = append(out, toAPISetting(s))
+	}
+	return out, err
+}
+
+// apiSettingSet answers the setting as it now is, with restart true when the change waits for
+// the next start.
 func (a *Admin) apiSettingSet(w http.ResponseWriter, r *http.Request, _ store.Account) (any, error) {
 	var req struct {
-		Value string `json:"value"`
+		Value *string `json:"value"`
 	}
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
-	key := r.PathValue("key")
-	if hiddenSettings[key] {
-		return nil, badRequest(key + " cannot be set through the API")
+	if req.Value == nil {
+		return nil, badRequest(`give {"value": "..."} ("" restores the default)`)
 	}
-	return nil, a.saveSetting(context.WithoutCancel(r.Context()), key, req.Value)
+	key := r.PathValue("key")
+	if _, err := a.ops.SetSetting(context.WithoutCancel(r.Context()), key, *req.Value); err != nil {
+		return nil, err
+	}
+	s, err := a.ops.GetSetting(r.Context(), key)
+	return toAPISetting(s), err
 }
 
 func (a *Admin) apiEvents(w http.ResponseWriter, r *http.Request, _ store.Account) (any, error) {

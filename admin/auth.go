@@ -93,7 +93,7 @@ func (a *Admin) begin(w http.ResponseWriter, r *http.Request, kind loginlimit.Ki
 }
 
 func (a *Admin) home(w http.ResponseWriter, r *http.Request) {
-	if tok, _ := a.st.Setting(r.Context(), "setup.token"); tok != "" {
+	if tok, _ := manage.SettingSetupToken.Value(r.Context(), a.st); tok != "" {
 		a.render(w, r, "message.html", nil, pageData{Title: "Not set up yet",
 			Data: "This server is not set up yet. Open the setup link the server printed when it started."})
 		return
@@ -196,7 +196,7 @@ func (a *Admin) setupToken(w http.ResponseWriter, r *http.Request, given string)
 		http.Error(w, "Too many failed attempts. Wait a few minutes and try again.", http.StatusTooManyRequests)
 		return false
 	}
-	want, err := a.st.Setting(r.Context(), "setup.token")
+	want, err := manage.SettingSetupToken.Value(r.Context(), a.st)
 	if err != nil {
 		attempt.Cancel()
 		a.serverError(w, r, err)
@@ -232,7 +232,7 @@ func (a *Admin) setupForm(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	f := setupForm{Token: tok}
-	if h, _ := a.st.Setting(r.Context(), "hostname"); h != "" {
+	if h, _ := manage.SettingHostname.Value(r.Context(), a.st); h != "" {
 		f.Hostname = h
 	}
 	a.render(w, r, "setup.html", nil, pageData{Title: "Set up mailstead", Data: f})

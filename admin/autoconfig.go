@@ -268,7 +268,7 @@ func (a *Admin) mtaSTS(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	mode, _ := a.st.Setting(r.Context(), "admin.mta_sts_mode")
+	mode, _ := SettingMTASTSMode.String(r.Context(), a.st)
 	w.Header().Set("Content-Type", "text/plain")
 	io.WriteString(w, MTASTSPolicy(a.hostname(r.Context()), mode))
 }

@@ -161,7 +161,7 @@ func TestSetupWizard(t *testing.T) {
 	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/admin/dns?domain=new.test") {
 		t.Fatalf("setup: %d %s", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	if h, _ := e.st.Setting(ctx, "hostname"); h != "mx.new.test" {
+	if h, _, _ := e.st.SettingValue(ctx, "hostname"); h != "mx.new.test" {
 		t.Errorf("hostname %q", h)
 	}
 	a, err := e.st.AccountByAddress(ctx, "boss@new.test")
@@ -267,11 +267,14 @@ func TestManagementPages(t *testing.T) {
 		t.Error("domain with accounts removed")
 	}
 	post("/admin/settings", "key", "queue.retry_max", "value", "2h")
-	if v, _ := e.st.Setting(ctx, "queue.retry_max"); v != "2h" {
+	if v, _, _ := e.st.SettingValue(ctx, "queue.retry_max"); v != "2h" {
 		t.Errorf("setting = %q", v)
 	}
-	post("/admin/settings", "key", "setup.token", "value", "x")
-	if v, _ := e.st.Setting(ctx, "setup.token"); v != "" {
+	if resp, body := e.do(c, "POST", "/admin/settings", url.Values{"key": {"setup.token"}, "value": {"x"}}); resp.StatusCode != 400 ||
+		!strings.Contains(body, "not by hand") {
+		t.Errorf("setup.token from the settings page: %d", resp.StatusCode)
+	}
+	if v, _, _ := e.st.SettingValue(ctx, "setup.token"); v != "" {
 		t.Error("setup.token set from the settings page")
 	}
 	for _, p := range []string{"/admin/domains", "/admin/accounts", "/admin/queue", "/admin/certificates", "/admin/settings",

@@ -16,6 +16,8 @@ import (
 	"mailstead/dns"
 	"mailstead/dns/dnstest"
 	"mailstead/manage"
+	"mailstead/queue"
+	"mailstead/settings"
 	"mailstead/store"
 )
 
@@ -57,7 +59,7 @@ func newEnv(t *testing.T) *env {
 		Store: st, Resolver: dns.New(z.Addr()), Ports: testPorts,
 		FallbackIPs: func() []net.IP { return []net.IP{e.ip} },
 		DKIMKeys:    keys.list(st),
-		Ops:         manage.New(manage.Config{Store: st, DKIM: keys}),
+		Ops:         manage.New(manage.Config{Store: st, DKIM: keys, Settings: testRegistry(t)}),
 		Certs:       func() CertStatus { return CertStatus{Hostname: "mail.example.test", Source: "self-signed"} },
 	})
 	if err != nil {
@@ -68,6 +70,15 @@ func newEnv(t *testing.T) *env {
 	e.srv = httptest.NewTLSServer(adm.Handler())
 	t.Cleanup(e.srv.Close)
 	return e
+}
+
+// testRegistry holds the settings the pages' tests set (the server's has every package's).
+func testRegistry(t *testing.T) *settings.Registry {
+	reg, err := settings.NewRegistry(manage.Settings(), Settings(), queue.Settings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reg
 }
 
 // fakeDKIM makes stand-in keys (fixed TXT values) so the pages' DKIM records can be checked.

@@ -9,12 +9,12 @@ import (
 	"net/http"
 	"net/mail"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"mailstead/manage"
+	"mailstead/settings"
 	"mailstead/store"
 )
 
@@ -42,7 +42,6 @@ type dnsView struct {
 	Server    []ServerCheck
 	Counts    map[string]int
 	CheckedAt time.Time
-	Restart   string // the hostname the running listeners still use, when it differs
 }
 
 type recordGroup struct {
@@ -60,9 +59,6 @@ func (a *Admin) dnsReport(ctx context.Context, domain string, fresh bool) (dnsVi
 		return v, err
 	}
 	v.NoDKIM = !haveDKIM
-	if a.cfg.RunningHostname != nil && !sameHost(a.cfg.RunningHostname(), v.Hostname) {
-		v.Restart = a.cfg.RunningHostname()
-	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	var checked []Checked
@@ -75,7 +71,7 @@ func (a *Admin) dnsReport(ctx context.Context, domain string, fresh bool) (dnsVi
 	if a.cfg.Dev {
 		v.Server = append(v.Server, ServerCheck{Name: "Outbound port 25", Status: StatusUnchecked, Detail: "dev mode: no mail leaves this machine"})
 	} else {
-		target, _ := a.st.Setting(ctx, "admin.port25_probe")
+		target, _ := SettingPort25Probe.String(ctx, a.st)
 		v.Server = append(v.Server, a.port25.get(ctx, a.cfg.Resolver, target, fresh))
 	}
 	v.Server = append(v.Server, a.certCheck(v.Hostname))
@@ -416,53 +412,100 @@ func (a *Admin) certsRefresh(w http.ResponseWriter, r *http.Request, s *session)
 	a.done(w, r, "/admin/certificates", "Checking DNS and certificates now; reload in a minute.", err)
 }
 
-type settingView struct {
-	store.SettingDef
-	Value  string
-	Secret bool
+// settingGroup is one service's settings on the settings page, which is generated from the
+// owners' definitions.
+type settingGroup struct {
+	Service  string
+	Settings []settingView
 }
 
-// hiddenSettings are not shown or edited on the settings page.
-var hiddenSettings = map[string]bool{"setup.token": true}
+type settingView struct {
+	manage.Setting
+	Input   string   // the form control: text, number, select, password
+	Options []string // a select's values
+	Error   string   // the refusal of the value just posted, shown next to the field
+}
 
-func isSecretSetting(key string) bool { return strings.Contains(key, "password") }
+func settingInput(d settings.Def) string {
+	switch {
+	case d.Secret:
+		return "password"
+	case d.Kind == settings.Int:
+		return "number"
+	case d.Kind == settings.Bool || d.Kind == settings.Enum:
+		return "select"
+	}
+	return "text"
+}
+
+// settingGroups lists the settings by service; failed, when set, is the setting whose posted
+// value was refused, shown with the value as typed (a secret never).
+func (a *Admin) settingGroups(ctx context.Context, failed *settingView) ([]settingGroup, error) {
+	list, err := a.ops.ListSettings(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var groups []settingGroup
+	for _, st := range list {
+		v := settingView{Setting: st, Input: settingInput(st.Def), Options: st.Choices}
+		if st.Kind == settings.Bool {
+			v.Options = []string{"false", "true"}
+		} else if st.Default == "" && len(v.Options) > 0 {
+			v.Options = append([]string{""}, v.Options...)
+		}
+		if failed != nil && failed.Key == st.Key {
+			v.Error = failed.Error
+			if !st.Secret {
+				v.Value = failed.Value
+			}
+		}
+		if len(groups) == 0 || groups[len(groups)-1].Service != st.Service {
+			groups = append(groups, settingGroup{Service: st.Service})
+		}
+		g := &groups[len(groups)-1]
+		g.Settings = append(g.Settings, v)
+	}
+	return groups, nil
+}
 
 func (a *Admin) settingsPage(w http.ResponseWriter, r *http.Request, s *session) {
-	var views []settingView
-	for _, d := range store.Settings() {
-		if hiddenSettings[d.Key] {
-			continue
-		}
-		v, err := a.st.Setting(r.Context(), d.Key)
-		if err != nil {
-			a.serverError(w, r, err)
-			return
-		}
-		sv := settingView{SettingDef: d, Value: v, Secret: isSecretSetting(d.Key)}
-		if sv.Secret {
-			sv.Value = ""
-		}
-		views = append(views, sv)
+	groups, err := a.settingGroups(r.Context(), nil)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
 	}
-	sort.Slice(views, func(i, j int) bool { return views[i].Key < views[j].Key })
-	a.render(w, r, "settings.html", s, pageData{Title: "Settings", Nav: "settings", Data: views})
+	a.render(w, r, "settings.html", s, pageData{Title: "Settings", Nav: "settings", Data: groups})
 }
 
 func (a *Admin) settingsSave(w http.ResponseWriter, r *http.Request, s *session) {
 	key, value := r.PostFormValue("key"), strings.TrimSpace(r.PostFormValue("value"))
-	if hiddenSettings[key] {
-		a.done(w, r, "/admin/settings", "", fmt.Errorf("%s cannot be set here", key))
-		return
-	}
-	if isSecretSetting(key) && value == "" && r.PostFormValue("clear") != "on" {
-		a.done(w, r, "/admin/settings#"+key, "Unchanged.", nil)
+	def, err := a.ops.Settings().Lookup(key)
+	if err == nil && def.Secret && value == "" && r.PostFormValue("clear") != "on" {
+		a.done(w, r, "/admin/settings#"+url.QueryEscape(key), "Unchanged.", nil)
 		return
 	}
 	if r.PostFormValue("reset") == "on" {
 		value = ""
 	}
-	err := a.saveSetting(context.WithoutCancel(r.Context()), key, value)
-	a.done(w, r, "/admin/settings#"+url.QueryEscape(key), "Saved "+key+".", err)
+	if err == nil {
+		_, err = a.ops.SetSetting(context.WithoutCancel(r.Context()), key, value)
+	}
+	if manage.IsInvalid(err) {
+		// The page again, with the refusal next to the field; nothing was stored.
+		groups, gerr := a.settingGroups(r.Context(), &settingView{Setting: manage.Setting{Def: settings.Def{Key: key}, Value: value}, Error: err.Error()})
+		if gerr != nil {
+			a.serverError(w, r, gerr)
+			return
+		}
+		w.WriteHeader(http.StatusBadRequest)
+		a.render(w, r, "settings.html", s, pageData{Title: "Settings", Nav: "settings", Error: "Not saved: " + err.Error(), Data: groups})
+		return
+	}
+	msg := "Saved " + key + "."
+	if def.Restart {
+		msg = "Saved " + key + "; it applies at the next restart of mailstead."
+	}
+	a.done(w, r, "/admin/settings#"+url.QueryEscape(key), msg, err)
 }
 
 func (a *Admin) eventsPage(w http.ResponseWriter, r *http.Request, s *session) {
@@ -501,12 +544,6 @@ func (a *Admin) tokenRemove(w http.ResponseWriter, r *http.Request, s *session) 
 	id, _ := strconv.ParseInt(r.PostFormValue("id"), 10, 64)
 	err := a.ops.RemoveAPIToken(r.Context(), s.account.ID, id)
 	a.done(w, r, "/admin/tokens", "Revoked the token.", err)
-}
-
-// saveSetting validates and stores one setting: the settings page and the API share it. The
-// running server follows the change from the store's event.
-func (a *Admin) saveSetting(ctx context.Context, key, value string) error {
-	return a.ops.SetSetting(ctx, key, value)
 }
 
 // backupDownload streams a consistent backup of the data directory (SQLite online backup) as a

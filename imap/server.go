@@ -53,6 +53,9 @@ type Config struct {
 	// Logins is the server-wide failed-login budget, shared with SMTP, POP3 and the web; nil
 	// gives this server a limiter of its own.
 	Logins *loginlimit.Limiter
+	// Hostname, when set, names the server in each new connection's greeting; it is called per
+	// connection, so a changed hostname shows without a restart.
+	Hostname func() string
 }
 
 // Server is an IMAP server. One Server may serve any number of listeners.

@@ -58,6 +58,9 @@ func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver
 	if closing {
 		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Text: "Server shutting down"}
 	}
+	if s.cfg.Hostname != nil {
+		return sess, &imapserver.GreetingData{Text: s.cfg.Hostname() + " IMAP server ready"}, nil
+	}
 	return sess, nil, nil
 }
 

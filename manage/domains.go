@@ -51,6 +51,7 @@ func (o *Ops) Setup(ctx context.Context, p SetupParams) (store.Account, error) {
 		return a, fmt.Errorf("setup: %w", err)
 	}
 	o.log.Info("setup done", "hostname", host, "domain", domain, "admin", admin)
+	o.settled(ctx)
 	o.refreshCerts()
 	return a, nil
 }

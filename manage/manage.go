@@ -7,10 +7,12 @@
 package manage
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 
+	"mailstead/settings"
 	"mailstead/store"
 )
 
@@ -34,13 +36,11 @@ type Config struct {
 	DKIM  DKIM  // nil: domains get no signing keys (tests)
 	Certs Certs // nil: no running certificate manager (the CLI without a server)
 	Log   *slog.Logger
-	// Settings validates settings before they are stored; nil accepts any known key.
-	Settings Validator
-}
-
-// Validator checks a setting's value before it is stored.
-type Validator interface {
-	Validate(key, value string) error
+	// Settings are the definitions of every setting (gathered by the server from their owners).
+	Settings *settings.Registry
+	// Applied, when set, returns once the running server has applied every setting change
+	// committed so far: a changed setting is in effect when its operation returns.
+	Applied func(context.Context)
 }
 
 // Ops runs management actions.
@@ -54,6 +54,9 @@ type Ops struct {
 func New(cfg Config) *Ops {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Settings == nil {
+		cfg.Settings, _ = settings.NewRegistry()
 	}
 	return &Ops{cfg: cfg, st: cfg.Store, log: cfg.Log}
 }
@@ -77,7 +80,8 @@ func invalid(field, format string, args ...any) error {
 // IsInvalid reports whether err is a refused argument (as opposed to a conflict or a failure).
 func IsInvalid(err error) bool {
 	var ie *InvalidError
-	return errors.As(err, &ie) || errors.Is(err, store.ErrBadAddress) || errors.Is(err, store.ErrUnknownSetting)
+	return errors.As(err, &ie) || errors.Is(err, store.ErrBadAddress) ||
+		errors.Is(err, settings.ErrUnknown) || errors.As(err, new(*settings.Error))
 }
 
 // Errors the actions return besides InvalidError; the store's ErrNotFound, ErrExists,

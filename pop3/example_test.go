@@ -20,7 +20,7 @@ func ExampleNewServer() {
 		Backend:   backend,
 		TLSConfig: tlsConfig,
 		Logger:    slog.Default(),
-		Hostname:  "mail.example.com",
+		Hostname:  func() string { return "mail.example.com" },
 	})
 	if err != nil {
 		panic(err)

@@ -29,8 +29,9 @@ type Config struct {
 	TLSConfig *tls.Config
 	// Logger receives session and authentication events. Nil: discarded.
 	Logger *slog.Logger
-	// Hostname is shown in the greeting. Default: none.
-	Hostname string
+	// Hostname, when set, names the server in the greeting; it is called per connection, so a
+	// changed hostname shows without a restart.
+	Hostname func() string
 	// AllowInsecureAuth permits USER/PASS and AUTH without TLS for clients
 	// on a loopback address (127.0.0.0/8, ::1), for the dev mode. Other
 	// clients must always use STLS or the implicit-TLS port first

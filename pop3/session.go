@@ -126,8 +126,8 @@ func (s *session) run() {
 		}
 	}
 	greeting := "+OK POP3 server ready"
-	if s.srv.cfg.Hostname != "" {
-		greeting = "+OK " + s.srv.cfg.Hostname + " POP3 server ready"
+	if h := s.srv.cfg.Hostname; h != nil && h() != "" {
+		greeting = "+OK " + h() + " POP3 server ready"
 	}
 	s.reply(greeting)
 	for {

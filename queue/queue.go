@@ -173,7 +173,7 @@ func (q *Queue) Close() error {
 	return nil
 }
 
-// settings are read from the store at each round so that the admin page's changes apply at once.
+// settings are the queue's settings (settings.go) as the scheduler uses them.
 type settings struct {
 	retryInitial, retryMax, maxAge, delayNotice, timeout time.Duration
 	concurrency, perDestination                          int
@@ -181,50 +181,24 @@ type settings struct {
 	smarthostTLS                                         string
 }
 
-// cachedSettings returns the settings, read again at most every two seconds: the scheduler runs
-// after every delivery and should not reread a dozen settings each time.
+// cachedSettings returns the settings, read again only after SettingsChanged: the scheduler
+// runs after every delivery and should not reread a dozen settings each time.
 func (q *Queue) cachedSettings(ctx context.Context) settings {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if now := time.Now(); now.Sub(q.setAt) > 2*time.Second {
-		q.set, q.setAt = q.settings(ctx), now
+	if q.setAt.IsZero() {
+		q.set, q.setAt = readSettings(ctx, q.st, q.log), time.Now()
 	}
 	return q.set
 }
 
-func (q *Queue) settings(ctx context.Context) settings {
-	st := q.st
-	dur := func(key string, def time.Duration) time.Duration {
-		d, err := st.SettingDuration(ctx, key)
-		if err != nil || d <= 0 {
-			return def
-		}
-		return d
-	}
-	num := func(key string, def int) int {
-		n, err := st.SettingInt(ctx, key)
-		if err != nil || n <= 0 {
-			return def
-		}
-		return int(n)
-	}
-	str := func(key string) string {
-		v, _ := st.Setting(ctx, key)
-		return v
-	}
-	return settings{
-		retryInitial:      dur("queue.retry_initial", 5*time.Minute),
-		retryMax:          dur("queue.retry_max", 4*time.Hour),
-		maxAge:            dur("queue.max_age", 120*time.Hour),
-		delayNotice:       dur("queue.delay_notice", 4*time.Hour),
-		timeout:           dur("queue.timeout", 5*time.Minute),
-		concurrency:       num("queue.concurrency", 20),
-		perDestination:    num("queue.per_destination", 4),
-		smarthost:         str("queue.smarthost"),
-		smarthostUser:     str("queue.smarthost_user"),
-		smarthostPassword: str("queue.smarthost_password"),
-		smarthostTLS:      str("queue.smarthost_tls"),
-	}
+// SettingsChanged makes the next scheduling round read the settings again and wakes it: a
+// changed retry delay or concurrency applies at once.
+func (q *Queue) SettingsChanged() {
+	q.mu.Lock()
+	q.setAt = time.Time{}
+	q.mu.Unlock()
+	q.Kick()
 }
 
 // maxDueRead bounds how many due entries one scheduling round reads.

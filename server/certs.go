@@ -3,10 +3,11 @@ package server
 import (
 	"context"
 	"net"
-	"strings"
 
 	"mailstead/acme"
+	"mailstead/admin"
 	"mailstead/manage"
+	"mailstead/settings"
 	"mailstead/store"
 )
 
@@ -26,13 +27,16 @@ func (s *Server) certConfig(ctx context.Context, hostname string) (acme.Config, 
 // certSettings is the part of the certificate configuration that lives in the settings.
 func certSettings(ctx context.Context, st *store.Store, hostname string) (acme.Config, error) {
 	cfg := acme.Config{Hostname: hostname}
-	for key, dst := range map[string]*string{acme.SettingDirectory: &cfg.Directory, acme.SettingEmail: &cfg.Email,
-		acme.SettingCertFile: &cfg.CertFile, acme.SettingKeyFile: &cfg.KeyFile} {
-		v, err := st.Setting(ctx, key)
+	for _, it := range []struct {
+		def settings.Def
+		dst *string
+	}{{acme.SettingDirectory, &cfg.Directory}, {acme.SettingEmail, &cfg.Email},
+		{acme.SettingCertFile, &cfg.CertFile}, {acme.SettingKeyFile, &cfg.KeyFile}} {
+		v, err := it.def.String(ctx, st)
 		if err != nil {
 			return cfg, err
 		}
-		*dst = v
+		*it.dst = v
 	}
 	if ips := publicIPs(ctx, st); len(ips) > 0 {
 		// Behind NAT the public address is on no interface; the operator names it.
@@ -48,24 +52,19 @@ func certSettings(ctx context.Context, st *store.Store, hostname string) (acme.C
 	return cfg, nil
 }
 
-// publicIPs reads the optional admin.public_ips setting (comma-separated addresses).
+// publicIPs reads the optional admin.public_ips setting, with the admin page's parser.
 func publicIPs(ctx context.Context, st *store.Store) []net.IP {
-	v, err := st.Setting(ctx, "admin.public_ips")
+	v, err := admin.SettingPublicIPs.String(ctx, st)
 	if err != nil {
 		return nil
 	}
-	var ips []net.IP
-	for _, f := range strings.Split(v, ",") {
-		if ip := net.ParseIP(strings.TrimSpace(f)); ip != nil {
-			ips = append(ips, ip)
-		}
-	}
+	ips, _ := admin.ParsePublicIPs(v)
 	return ips
 }
 
 // reconfigureCerts applies changed certificate settings to the running manager.
 func (s *Server) reconfigureCerts(ctx context.Context) {
-	host, err := s.store.Setting(ctx, "hostname")
+	host, err := manage.SettingHostname.String(ctx, s.store)
 	if err != nil || host == "" {
 		host = s.Hostname()
 	}
@@ -78,44 +77,6 @@ func (s *Server) reconfigureCerts(ctx context.Context) {
 	}
 }
 
-// followSettings applies each stored setting change to the running server: the store announces
-// it after the commit, whichever path made it (control socket, admin page, API).
-func (s *Server) followSettings(ctx context.Context) {
-	keys := make(chan string, 64)
-	cancel := s.store.Subscribe(func(ev store.Event) {
-		if ev.Kind != store.SettingChanged {
-			return
-		}
-		select {
-		case keys <- ev.Name:
-		default:
-			s.log.Warn("setting change not applied: too many at once", "key", ev.Name)
-		}
-	})
-	s.goBackground(func() {
-		defer cancel()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case key := <-keys:
-				s.applySetting(ctx, key)
-			}
-		}
-	})
-}
-
-func (s *Server) applySetting(ctx context.Context, key string) {
-	switch {
-	case key == "hostname":
-		if host, err := s.store.Setting(ctx, "hostname"); err == nil && host != "" {
-			s.hostnameChanged(ctx, host)
-		}
-	case strings.HasPrefix(key, "acme.") || strings.HasPrefix(key, "tls.") || key == "admin.public_ips":
-		s.reconfigureCerts(ctx)
-	}
-}
-
 // manageCerts is `mailstead certs`: what each certificate is, where it came from, when it
 // expires and the last error. The running server answers from memory (control.go); without one,
 // the status is read from the data directory without writing to it.
@@ -124,7 +85,7 @@ func manageCerts(ctx context.Context, ops *manage.Ops, args []string, _ string) 
 	if len(args) != 0 {
 		return "", usage("certs")
 	}
-	host, err := st.Setting(ctx, "hostname")
+	host, err := manage.SettingHostname.String(ctx, st)
 	if err != nil {
 		return "", err
 	}

@@ -17,17 +17,16 @@ import (
 // there is redirected to HTTPS). Both use the one TLS source of the certificate manager.
 func (s *Server) startHTTP(ctx context.Context) error {
 	a, err := admin.New(admin.Config{
-		Store:           s.store,
-		Resolver:        s.resolver,
-		Logger:          s.log.With("service", "admin"),
-		Ports:           admin.StandardPorts.Offset(s.opts.PortOffset),
-		Dev:             s.opts.Dev,
-		FallbackIPs:     s.fallbackIPs,
-		Certs:           s.certStatus,
-		DKIMKeys:        s.dkimKeys,
-		Ops:             s.ops,
-		RunningHostname: s.GreetingHostname,
-		Logins:          s.logins,
+		Store:       s.store,
+		Resolver:    s.resolver,
+		Logger:      s.log.With("service", "admin"),
+		Ports:       admin.StandardPorts.Offset(s.opts.PortOffset),
+		Dev:         s.opts.Dev,
+		FallbackIPs: s.fallbackIPs,
+		Certs:       s.certStatus,
+		DKIMKeys:    s.dkimKeys,
+		Ops:         s.ops,
+		Logins:      s.logins,
 	})
 	if err != nil {
 		return err

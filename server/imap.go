@@ -5,14 +5,15 @@ import (
 	"fmt"
 
 	"mailstead/imap"
+	"mailstead/smtp"
 )
 
 // startIMAP serves IMAP on 143 (STARTTLS) and 993 (implicit TLS) from one imap.Server, so both
 // ports share sessions' limits and the mailbox event stream.
 func (s *Server) startIMAP(ctx context.Context) error {
-	size, err := s.store.SettingInt(ctx, "smtp.max_message_size")
+	size, err := smtp.SettingMaxMessageSize.Int(ctx, s.store)
 	if err != nil {
-		return err
+		s.log.Warn("imap append limit", "err", err)
 	}
 	srv, err := imap.NewServer(imap.Config{
 		Store:             s.store,
@@ -20,6 +21,7 @@ func (s *Server) startIMAP(ctx context.Context) error {
 		Logger:            s.log.With("service", "imap"),
 		AllowInsecureAuth: s.opts.Dev, // and even then only for loopback clients
 		MaxMessageSize:    size,
+		Hostname:          s.Hostname,
 		Logins:            s.logins,
 	})
 	if err != nil {

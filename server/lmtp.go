@@ -18,11 +18,7 @@ const LMTPSocket = "lmtp.sock"
 // startLMTP serves LMTP on the data directory's socket and, when the lmtp.listen setting names
 // one, on a loopback TCP address. Both deliver through the same store path as port 25.
 func (s *Server) startLMTP(ctx context.Context) error {
-	lim, err := smtpLimits(ctx, s.store)
-	if err != nil {
-		return err
-	}
-	tcpAddr, err := s.store.Setting(ctx, "lmtp.listen")
+	tcpAddr, err := smtp.SettingLMTPListen.String(ctx, s.store)
 	if err != nil {
 		return err
 	}
@@ -30,9 +26,10 @@ func (s *Server) startLMTP(ctx context.Context) error {
 		Store:    s.store,
 		Hostname: s.Hostname,
 		Logger:   s.log.With("service", "lmtp"),
-		Limits:   lim,
+		Limits:   s.smtpLimits(ctx),
 		Classify: s.classifyJunk,
 	})
+	s.addSMTPServer(lm)
 	stop := onceErr(lm.Shutdown)
 	path := filepath.Join(s.opts.DataDir, LMTPSocket)
 	os.Remove(path) // a socket left by a killed server; the control socket proved none runs

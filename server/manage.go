@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
 	"strings"
 	"text/tabwriter"
 
@@ -55,7 +54,11 @@ func IsManageCommand(name string) bool { _, ok := commands[name]; return ok }
 
 // Execute runs a management command directly on st, as the CLI does when no server runs.
 func Execute(ctx context.Context, st *store.Store, req Request) (string, error) {
-	return execute(ctx, newOps(st, nil, nil), req)
+	ops, err := newOps(st, nil, nil, nil)
+	if err != nil {
+		return "", err
+	}
+	return execute(ctx, ops, req)
 }
 
 func execute(ctx context.Context, ops *manage.Ops, req Request) (string, error) {
@@ -78,8 +81,12 @@ func (dkimKeys) KeyPrefix(domain string) string                   { return queue
 
 // newOps builds the operations layer on st; certs is the running certificate manager (nil from
 // the CLI without a server).
-func newOps(st *store.Store, certs manage.Certs, log *slog.Logger) *manage.Ops {
-	return manage.New(manage.Config{Store: st, DKIM: dkimKeys{}, Certs: certs, Log: log, Settings: settingsValidator{}})
+func newOps(st *store.Store, certs manage.Certs, log *slog.Logger, applied func(context.Context)) (*manage.Ops, error) {
+	reg, err := Registry()
+	if err != nil {
+		return nil, err // a setting defined twice: a programming error every test run finds
+	}
+	return manage.New(manage.Config{Store: st, DKIM: dkimKeys{}, Certs: certs, Log: log, Settings: reg, Applied: applied}), nil
 }
 
 func usage(format string) error { return fmt.Errorf("%w: mailstead %s", ErrUsage, format) }
@@ -191,36 +198,68 @@ func manageAlias(ctx context.Context, ops *manage.Ops, args []string, _ string) 
 	return "", usage("alias add|list|remove ALIAS TARGET...")
 }
 
+// manageSettings is `mailstead settings list|get|set KEY [VALUE]`. A secret's value is read
+// from stdin (`settings set KEY` with no VALUE), never taken from the command line, and never
+// printed.
 func manageSettings(ctx context.Context, ops *manage.Ops, args []string, stdin string) (string, error) {
-	st := ops.Store()
+	const use = "settings list|get|set KEY [VALUE] (a secret: no VALUE, on stdin)"
 	switch {
 	case len(args) == 1 && args[0] == "list":
+		list, err := ops.ListSettings(ctx)
+		if err != nil {
+			return "", err
+		}
 		var b strings.Builder
 		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-		defs := store.Settings()
-		sort.Slice(defs, func(i, j int) bool { return defs[i].Key < defs[j].Key })
-		for _, d := range defs {
-			v, err := st.Setting(ctx, d.Key)
-			if err != nil {
-				return "", err
+		service := ""
+		for _, st := range list {
+			if st.Service != service {
+				service = st.Service
+				fmt.Fprintf(tw, "# %s\n", service)
 			}
-			if strings.Contains(d.Key, "password") && v != "" {
-				v = "(set)"
+			note := ""
+			if st.Restart {
+				note = " (at restart)"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t# %s\n", d.Key, v, d.Help)
+			fmt.Fprintf(tw, "%s\t%s\t# %s: %s%s\n", st.Key, st.Value, st.Kind, st.Help, note)
 		}
 		tw.Flush()
 		return b.String(), nil
 	case len(args) == 2 && args[0] == "get":
-		v, err := st.Setting(ctx, args[1])
-		return v + "\n", err
-	case len(args) == 3 && args[0] == "set":
-		if err := ops.SetSetting(ctx, args[1], args[2]); err != nil {
+		st, err := ops.GetSetting(ctx, args[1])
+		return st.Value + "\n", err
+	case (len(args) == 2 || len(args) == 3) && args[0] == "set":
+		key := args[1]
+		def, err := ops.Settings().Lookup(key)
+		if err != nil {
 			return "", err
 		}
-		return args[1] + " = " + args[2] + "\n", nil
+		var value string
+		switch {
+		case def.Secret && len(args) == 3:
+			return "", fmt.Errorf("%w: %s is a secret: give it on stdin (mailstead settings set %s), not on the command line", ErrUsage, key, key)
+		case def.Secret:
+			value = firstLine(stdin)
+		case len(args) == 3:
+			value = args[2]
+		default:
+			return "", usage(use)
+		}
+		if _, err := ops.SetSetting(ctx, key, value); err != nil {
+			return "", err
+		}
+		shown := key + " = " + value
+		if def.Secret {
+			shown = key + " set (not shown)"
+		} else if value == "" {
+			shown = key + " = " + def.Default + " (the default)"
+		}
+		if def.Restart {
+			return shown + "\napplies at the next restart of mailstead (systemctl restart mailstead)\n", nil
+		}
+		return shown + "\n", nil
 	}
-	return "", usage("settings list|get|set KEY [VALUE]")
+	return "", usage(use)
 }
 
 // manageSetup is the scripted form of the web wizard: hostname, first domain, admin account.

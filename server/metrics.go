@@ -117,7 +117,7 @@ func (s *Server) startMetrics(ctx context.Context) {
 // port offset added. On a loopback --bind address other than 127.0.0.1 (tests, several instances
 // on one machine) the default host follows it, so instances do not collide.
 func (s *Server) metricsAddr(ctx context.Context) (string, error) {
-	v, err := s.store.Setting(ctx, "metrics.listen")
+	v, err := SettingMetricsListen.String(ctx, s.store)
 	if err != nil || v == "off" || v == "" {
 		return "", err
 	}

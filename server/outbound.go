@@ -63,12 +63,8 @@ func (s *Server) startOutbound(ctx context.Context) error {
 		return nil
 	}
 
-	lim, err := smtpLimits(ctx, s.store)
-	if err != nil {
-		stopQueue(ctx)
-		return err
-	}
-	overQuota, err := s.store.Setting(ctx, "smtp.over_quota_temporary")
+	s.queue.Store(q)
+	overQuota, err := smtp.SettingOverQuotaTemporary.Bool(ctx, s.store)
 	if err != nil {
 		stopQueue(ctx)
 		return err
@@ -79,12 +75,12 @@ func (s *Server) startOutbound(ctx context.Context) error {
 		return err
 	}
 	sub := smtp.NewSubmission(smtp.Config{
-		OverQuotaTemporary: overQuota == "true",
+		OverQuotaTemporary: overQuota,
 		Store:              s.store,
 		Hostname:           s.Hostname,
 		TLSConfig:          s.certs.TLSConfig(),
 		Logger:             s.log.With("service", "submission"),
-		Limits:             lim,
+		Limits:             s.smtpLimits(ctx),
 		Spool:              spool,
 		Delivered: func(_ *smtp.Delivered, remote int) {
 			if remote > 0 {
@@ -92,6 +88,7 @@ func (s *Server) startOutbound(ctx context.Context) error {
 			}
 		},
 	}, smtp.SubmissionConfig{Sign: signStream, Logins: s.logins})
+	s.addSMTPServer(sub)
 	l587, err := s.listen(PortSubmission)
 	if err != nil {
 		stopQueue(ctx)

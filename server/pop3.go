@@ -20,7 +20,7 @@ func (s *Server) startPOP3(ctx context.Context) error {
 		Backend:           pop3Backend{s.store},
 		TLSConfig:         s.certs.TLSConfig(),
 		Logger:            s.log.With("service", "pop3"),
-		Hostname:          s.startHostname,
+		Hostname:          s.Hostname,
 		AllowInsecureAuth: s.opts.Dev, // and even then only for loopback clients
 		Logins:            s.logins,
 	})

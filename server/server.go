@@ -27,6 +27,7 @@ import (
 	"mailstead/junk"
 	"mailstead/loginlimit"
 	"mailstead/manage"
+	"mailstead/queue"
 	"mailstead/smtp"
 	"mailstead/store"
 )
@@ -61,11 +62,15 @@ type Server struct {
 	store    *store.Store
 	resolver *dns.Resolver
 	certs    *acme.Manager
-	ops      *manage.Ops // the operations layer; with the certificate manager once started
-	// hostname is the mail hostname now (the setup wizard and settings change it while running);
-	// startHostname is the one the listeners' greetings were built with.
-	hostname      atomic.Pointer[string]
-	startHostname string
+	ops      *manage.Ops        // the operations layer; with the certificate manager once started
+	changes  chan settingChange // changed settings for the applier (settings.go)
+	// hostname is the mail hostname now (the setup wizard and settings change it while running;
+	// every greeting, EHLO and Received: line reads it).
+	hostname atomic.Pointer[string]
+	// What applySetting hands changed settings to (settings.go).
+	smtpServers []*smtp.Server // under mu
+	queue       atomic.Pointer[queue.Queue]
+	mx          atomic.Pointer[smtp.Server]
 
 	mu         sync.Mutex
 	addrs      map[int]string // standard port → actual listening address
@@ -117,7 +122,10 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts, log: opts.Logger, store: st, resolver: dns.New(opts.DNS), addrs: map[int]string{},
 		logins: loginlimit.New(loginlimit.Config{})}
-	s.ops = newOps(st, nil, opts.Logger)
+	if s.ops, err = newOps(st, nil, opts.Logger, nil); err != nil {
+		st.Close()
+		return nil, err
+	}
 	if err := s.bootstrap(context.Background()); err != nil {
 		st.Close()
 		return nil, err
@@ -141,10 +149,6 @@ func (s *Server) Store() *store.Store { return s.store }
 // lines, the certificate's name.
 func (s *Server) Hostname() string { return *s.hostname.Load() }
 
-// GreetingHostname is the name the SMTP and POP3 greetings were started with; it differs from
-// Hostname after a change until the next restart.
-func (s *Server) GreetingHostname() string { return s.startHostname }
-
 // Addr returns the address the listener for a standard port (25, 587, …) is bound to.
 func (s *Server) Addr(stdPort int) string {
 	s.mu.Lock()
@@ -160,7 +164,7 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	host, err := s.store.Setting(ctx, "hostname")
+	host, err := manage.SettingHostname.String(ctx, s.store)
 	if err != nil {
 		return err
 	}
@@ -170,13 +174,13 @@ func (s *Server) bootstrap(ctx context.Context) error {
 			host = "mail." + devDomain
 		}
 	} else if len(domains) == 0 {
-		token, err := s.store.Setting(ctx, "setup.token")
+		token, err := manage.SettingSetupToken.String(ctx, s.store)
 		if err != nil {
 			return err
 		}
 		if token == "" {
 			token = randomToken(16)
-			if err := s.store.SetSetting(ctx, "setup.token", token); err != nil {
+			if err := s.store.SetSetting(ctx, manage.SettingSetupToken.Key, token); err != nil {
 				return err
 			}
 		}
@@ -189,7 +193,6 @@ func (s *Server) bootstrap(ctx context.Context) error {
 		}
 	}
 	s.hostname.Store(&host)
-	s.startHostname = host
 	return nil
 }
 
@@ -225,8 +228,10 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("certificates: %w", err)
 	}
 	s.certs = certs
-	s.ops = newOps(s.store, certs, s.log)
 	s.followSettings(bg)
+	if s.ops, err = newOps(s.store, certs, s.log, s.settingsApplied); err != nil {
+		return err
+	}
 	// The control socket first: it also refuses a second server on the same data directory.
 	if err := s.startControl(); err != nil {
 		return err
@@ -308,11 +313,11 @@ func (s *Server) listen(stdPort int) (net.Listener, error) {
 // connLimits are the limits every listener applies (connlimit), from the settings.
 func (s *Server) connLimits() (connlimit.Limits, error) {
 	ctx := context.Background()
-	total, err := s.store.SettingInt(ctx, "connections.max")
+	total, err := connlimit.SettingMaxConns.Int(ctx, s.store)
 	if err != nil {
 		return connlimit.Limits{}, err
 	}
-	perIP, err := s.store.SettingInt(ctx, "connections.max_per_ip")
+	perIP, err := connlimit.SettingMaxPerIP.Int(ctx, s.store)
 	if err != nil {
 		return connlimit.Limits{}, err
 	}
@@ -381,10 +386,6 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 func (s *Server) startSMTP(ctx context.Context) error {
-	lim, err := smtpLimits(ctx, s.store)
-	if err != nil {
-		return err
-	}
 	auth, err := s.authChecker(ctx)
 	if err != nil {
 		return err
@@ -393,21 +394,23 @@ func (s *Server) startSMTP(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	overQuota, err := s.store.Setting(ctx, "smtp.over_quota_temporary")
+	overQuota, err := smtp.SettingOverQuotaTemporary.Bool(ctx, s.store)
 	if err != nil {
 		return err
 	}
 	mx := smtp.NewMX(smtp.Config{
-		OverQuotaTemporary: overQuota == "true",
+		OverQuotaTemporary: overQuota,
 		Store:              s.store,
 		Hostname:           s.Hostname,
 		TLSConfig:          s.certs.TLSConfig(),
 		Logger:             s.log.With("service", "smtp"),
-		Limits:             lim,
+		Limits:             s.smtpLimits(ctx),
 		Auth:               auth,
 		Spool:              spool,
 		Classify:           s.classifyJunk,
 	})
+	s.addSMTPServer(mx)
+	s.mx.Store(mx)
 	l, err := s.listen(PortSMTP)
 	if err != nil {
 		return err
@@ -416,33 +419,21 @@ func (s *Server) startSMTP(ctx context.Context) error {
 	return nil
 }
 
-func smtpLimits(ctx context.Context, st *store.Store) (smtp.Limits, error) {
-	lim := smtp.DefaultLimits
-	ints := []struct {
-		key string
-		dst *int
-	}{
-		{"smtp.max_recipients", &lim.MaxRecipients},
-		{"smtp.max_line_length", &lim.MaxLineLength},
-		{"smtp.max_connections", &lim.MaxConns},
-		{"smtp.max_connections_per_ip", &lim.MaxConnsPerIP},
-		{"smtp.max_errors", &lim.MaxErrors},
+// smtpLimits reads the SMTP limits; a stored value its definition refuses is logged and its
+// default used, so a bad row never keeps the server from starting.
+func (s *Server) smtpLimits(ctx context.Context) smtp.Limits {
+	lim, err := smtp.LimitsFrom(ctx, s.store)
+	if err != nil {
+		s.log.Warn("smtp limits", "err", err)
 	}
-	for _, it := range ints {
-		v, err := st.SettingInt(ctx, it.key)
-		if err != nil {
-			return lim, err
-		}
-		*it.dst = int(v)
-	}
-	var err error
-	if lim.MaxMessageSize, err = st.SettingInt(ctx, "smtp.max_message_size"); err != nil {
-		return lim, err
-	}
-	if lim.IdleTimeout, err = st.SettingDuration(ctx, "smtp.idle_timeout"); err != nil {
-		return lim, err
-	}
-	return lim, nil
+	return lim
+}
+
+// addSMTPServer registers a listener's server for changed limits (applySMTPLimits).
+func (s *Server) addSMTPServer(srv *smtp.Server) {
+	s.mu.Lock()
+	s.smtpServers = append(s.smtpServers, srv)
+	s.mu.Unlock()
 }
 
 // devAddresses tells a developer where to point a mail client.

@@ -10,6 +10,7 @@ import (
 
 	"mailstead/admin"
 	"mailstead/dns"
+	"mailstead/manage"
 )
 
 // Where a browser outside reaches the admin site. The machine's short hostname (what os.Hostname
@@ -64,7 +65,7 @@ func (s *Server) siteInput(ctx context.Context) SiteInput {
 	if _, p, err := net.SplitHostPort(s.Addr(PortHTTPS)); err == nil {
 		port, _ = strconv.Atoi(p)
 	}
-	host, _ := s.store.Setting(ctx, "hostname")
+	host, _ := manage.SettingHostname.String(ctx, s.store)
 	return SiteInput{Bind: s.opts.Bind, Port: port, Hostname: host,
 		IPs: admin.PublicIPs(ctx, s.store, s.fallbackIPs), Resolve: s.resolver.LookupIP}
 }
@@ -126,7 +127,7 @@ func AccessURLs(ctx context.Context, opts Options) (string, error) {
 		return "", err
 	}
 	in := SiteInput{Bind: opts.Bind, Port: PortHTTPS + opts.PortOffset, Hostname: host, Resolve: dns.New(opts.DNS).LookupIP,
-		IPs: admin.ParseIPs(public)}
+		IPs: parsedIPs(public)}
 	if len(in.IPs) == 0 {
 		in.IPs = opts.InterfaceIPs()
 	}
@@ -139,4 +140,10 @@ func AccessURLs(ctx context.Context, opts Options) (string, error) {
 		}
 	}
 	return b.String(), nil
+}
+
+// parsedIPs reads admin.public_ips with the admin package's one parser ("" or a bad value: none).
+func parsedIPs(v string) []net.IP {
+	ips, _ := admin.ParsePublicIPs(v)
+	return ips
 }

@@ -45,19 +45,9 @@ type Limits struct {
 	HandshakeTimeout time.Duration
 }
 
-// DefaultLimits are the limits used when settings do not say otherwise.
-var DefaultLimits = Limits{
-	MaxMessageSize:   50 << 20,
-	MaxRecipients:    100,
-	MaxLineLength:    16 << 10,
-	IdleTimeout:      5 * time.Minute,
-	MaxConns:         500,
-	MaxConnsPerIP:    20,
-	MaxErrors:        10,
-	MinDataRate:      4 << 10,
-	DataGrace:        time.Minute,
-	HandshakeTimeout: 30 * time.Second,
-}
+// DefaultLimits are the limits of the settings' defaults (settings.go), used when a Config
+// gives none.
+var DefaultLimits = defaultLimits()
 
 // Config is what an SMTP listener needs.
 type Config struct {
@@ -105,6 +95,8 @@ type Server struct {
 	deliverer *delivery.Deliverer
 	tempSpool string // the directory of a spool made here, removed at Shutdown
 	draining  atomic.Bool
+	limits    atomic.Pointer[Limits]           // the per-connection limits; SetLimits swaps them
+	auth      atomic.Pointer[mailauth.Checker] // the port-25 checks; SetAuth swaps them
 
 	refusals connlimit.RefusalLog // over-limit connections, once per client per minute
 
@@ -141,8 +133,22 @@ func newServer(cfg Config) *Server {
 			s.tempSpool = dir
 		}
 	}
+	s.limits.Store(&cfg.Limits)
+	s.auth.Store(cfg.Auth)
 	return s
 }
+
+// SetLimits changes the message size, recipient, line-length and error limits for the
+// connections accepted from now on (a changed setting); sessions in progress keep theirs.
+// The connection limits and idle timeout stay those the listener started with.
+func (s *Server) SetLimits(lim Limits) { s.limits.Store(&lim) }
+
+// SetAuth replaces the port-25 sender checks (changed settings) for the next command that
+// uses them.
+func (s *Server) SetAuth(c *mailauth.Checker) { s.auth.Store(c) }
+
+// Limits are the limits new connections get.
+func (s *Server) Limits() Limits { return *s.limits.Load() }
 
 // goSMTP configures the go-smtp server both listener kinds run on, with the limits and the
 // extensions mailstead offers (RFC 6531 SMTPUTF8, RFC 8689 REQUIRETLS).
@@ -153,6 +159,13 @@ func (s *Server) goSMTP(be gosmtp.Backend, tlsConfig *tls.Config) *gosmtp.Server
 	srv.MaxMessageBytes = s.cfg.Limits.MaxMessageSize
 	srv.MaxRecipients = s.cfg.Limits.MaxRecipients
 	srv.MaxLineLength = s.cfg.Limits.MaxLineLength
+	// Each connection takes the hostname and limits of the moment it is accepted, so a changed
+	// setting applies to the next session without a restart.
+	srv.ConnSettings = func() gosmtp.ConnSettings {
+		lim := s.limits.Load()
+		return gosmtp.ConnSettings{Domain: s.cfg.Hostname(), MaxRecipients: lim.MaxRecipients,
+			MaxMessageBytes: lim.MaxMessageSize, MaxLineLength: lim.MaxLineLength}
+	}
 	srv.WriteTimeout = time.Minute
 	srv.HandshakeTimeout = s.cfg.Limits.HandshakeTimeout
 	if srv.HandshakeTimeout <= 0 {

@@ -90,7 +90,7 @@ func (s *session) Logout() error { return nil }
 // fail counts a rejected command and ends sessions that keep failing (harvesting, probing).
 func (s *session) fail(err *gosmtp.SMTPError) error {
 	s.errors++
-	if max := s.srv.cfg.Limits.MaxErrors; max > 0 && s.errors > max {
+	if max := s.srv.Limits().MaxErrors; max > 0 && s.errors > max {
 		s.srv.cfg.Logger.Warn("smtp too many errors", "ip", s.ip.String(), "helo", s.conn.Hostname())
 		go func() { time.Sleep(100 * time.Millisecond); s.conn.Close() }()
 		return errTooManyFails
@@ -111,11 +111,11 @@ func (s *session) Mail(from string, opts *gosmtp.MailOptions) error {
 			return s.fail(reply(553, 5, 1, 7, "Sender address syntax not accepted"))
 		}
 	}
-	if s.sub == nil && s.srv.cfg.Auth != nil {
+	if s.sub == nil && s.srv.auth.Load() != nil {
 		// Port 25: the MAIL FROM domain must be able to receive replies.
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if r := s.srv.cfg.Auth.CheckSender(ctx, from); r != nil {
+		if r := s.srv.auth.Load().CheckSender(ctx, from); r != nil {
 			if r.Code >= 500 {
 				return s.fail(smtpError(*r))
 			}
@@ -306,13 +306,13 @@ func (s *session) receive(ctx context.Context, t *transaction) error {
 // refuses or defers the message, or sends it to Junk, and replaces any Authentication-Results
 // claiming to be ours with our own (RFC 8601 §5).
 func (s *session) checkAuth(ctx context.Context, t *transaction) error {
-	if s.srv.cfg.Auth == nil {
+	if s.srv.auth.Load() == nil {
 		return nil
 	}
 	log := s.srv.cfg.Logger
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	checker := *s.srv.cfg.Auth
+	checker := *s.srv.auth.Load()
 	checker.Hostname = s.srv.cfg.Hostname() // the authserv-id follows a hostname changed while running
 	in := mailauth.Input{IP: s.ip, Helo: s.conn.Hostname(), MailFrom: s.from, Message: t.body}
 	for _, rc := range t.env.Rcpts {

@@ -28,6 +28,8 @@ type Conn struct {
 	text   *textproto.Conn
 	server *Server
 	helo   string
+	// mailstead: the domain and limits taken from the server when the connection was accepted
+	settings ConnSettings
 
 	// Number of errors witnessed on this connection
 	errCount int
@@ -49,8 +51,9 @@ type Conn struct {
 
 func newConn(c net.Conn, s *Server) *Conn {
 	sc := &Conn{
-		server: s,
-		conn:   c,
+		server:   s,
+		conn:     c,
+		settings: s.connSettings(),
 	}
 
 	sc.init()
@@ -60,7 +63,7 @@ func newConn(c net.Conn, s *Server) *Conn {
 func (c *Conn) init() {
 	c.lineLimitReader = &lineLimitReader{
 		R:         c.conn,
-		LineLimit: c.server.MaxLineLength,
+		LineLimit: c.settings.MaxLineLength,
 	}
 	rwc := struct {
 		io.Reader
@@ -288,13 +291,13 @@ func (c *Conn) handleGreet(enhanced bool, arg string) {
 	if c.server.EnableDSN {
 		caps = append(caps, "DSN")
 	}
-	if c.server.MaxMessageBytes > 0 {
-		caps = append(caps, fmt.Sprintf("SIZE %v", c.server.MaxMessageBytes))
+	if c.settings.MaxMessageBytes > 0 {
+		caps = append(caps, fmt.Sprintf("SIZE %v", c.settings.MaxMessageBytes))
 	} else {
 		caps = append(caps, "SIZE")
 	}
-	if c.server.MaxRecipients > 0 {
-		caps = append(caps, fmt.Sprintf("LIMITS RCPTMAX=%v", c.server.MaxRecipients))
+	if c.settings.MaxRecipients > 0 {
+		caps = append(caps, fmt.Sprintf("LIMITS RCPTMAX=%v", c.settings.MaxRecipients))
 	}
 	if c.server.EnableRRVS {
 		caps = append(caps, "RRVS")
@@ -364,7 +367,7 @@ func (c *Conn) handleMail(arg string) {
 				return
 			}
 
-			if c.server.MaxMessageBytes > 0 && size > c.server.MaxMessageBytes {
+			if c.settings.MaxMessageBytes > 0 && size > c.settings.MaxMessageBytes {
 				c.writeResponse(552, EnhancedCode{5, 3, 4}, "Max message size exceeded")
 				return
 			}
@@ -726,8 +729,8 @@ func (c *Conn) handleRcpt(arg string) {
 		return
 	}
 
-	if c.server.MaxRecipients > 0 && len(c.recipients) >= c.server.MaxRecipients {
-		c.writeResponse(452, EnhancedCode{4, 5, 3}, fmt.Sprintf("Maximum limit of %v recipients reached", c.server.MaxRecipients))
+	if c.settings.MaxRecipients > 0 && len(c.recipients) >= c.settings.MaxRecipients {
+		c.writeResponse(452, EnhancedCode{4, 5, 3}, fmt.Sprintf("Maximum limit of %v recipients reached", c.settings.MaxRecipients))
 		return
 	}
 
@@ -1023,7 +1026,7 @@ func (c *Conn) handleData(arg string) {
 	// size limit alone, as for BDAT, so one long line does not cut the connection mid-transfer.
 	c.lineLimitReader.LineLimit = 0
 	defer func() {
-		c.lineLimitReader.LineLimit = c.server.MaxLineLength
+		c.lineLimitReader.LineLimit = c.settings.MaxLineLength
 	}()
 
 	r := newDataReader(c)
@@ -1067,7 +1070,7 @@ func (c *Conn) handleBdat(arg string) {
 		return
 	}
 
-	if c.server.MaxMessageBytes != 0 && c.bytesReceived+int64(size) > c.server.MaxMessageBytes {
+	if c.settings.MaxMessageBytes != 0 && c.bytesReceived+int64(size) > c.settings.MaxMessageBytes {
 		c.writeResponse(552, EnhancedCode{5, 3, 4}, "Max message size exceeded")
 
 		// Discard chunk itself without passing it to backend.
@@ -1119,7 +1122,7 @@ func (c *Conn) handleBdat(arg string) {
 
 	c.lineLimitReader.LineLimit = 0
 	defer func() {
-		c.lineLimitReader.LineLimit = c.server.MaxLineLength
+		c.lineLimitReader.LineLimit = c.settings.MaxLineLength
 	}()
 
 	chunk := io.LimitReader(c.text.R, int64(size))
@@ -1323,7 +1326,7 @@ func (c *Conn) greet() {
 	if c.server.LMTP {
 		protocol = "LMTP"
 	}
-	c.writeResponse(220, NoEnhancedCode, fmt.Sprintf("%v %s Service Ready", c.server.Domain, protocol))
+	c.writeResponse(220, NoEnhancedCode, fmt.Sprintf("%v %s Service Ready", c.settings.Domain, protocol))
 }
 
 func (c *Conn) writeResponse(code int, enhCode EnhancedCode, text ...string) {

@@ -22,6 +22,23 @@ type Logger interface {
 	Println(v ...interface{})
 }
 
+// ConnSettings are what one connection takes from its server when it is accepted (mailstead).
+type ConnSettings struct {
+	Domain          string
+	MaxRecipients   int
+	MaxMessageBytes int64
+	MaxLineLength   int
+}
+
+// connSettings are the settings for a new connection.
+func (s *Server) connSettings() ConnSettings {
+	if s.ConnSettings != nil {
+		return s.ConnSettings()
+	}
+	return ConnSettings{Domain: s.Domain, MaxRecipients: s.MaxRecipients, MaxMessageBytes: s.MaxMessageBytes,
+		MaxLineLength: s.MaxLineLength}
+}
+
 // A SMTP server.
 type Server struct {
 	// The type of network, "tcp" or "unix".
@@ -53,6 +70,10 @@ type Server struct {
 	// Advertise REQUIRETLS (RFC 8689) capability.
 	// Should be used only if backend supports it.
 	EnableREQUIRETLS bool
+
+	// mailstead: ConnSettings, when set, gives each new connection its domain and limits, so
+	// they can change while the server runs; the fields above are then ignored for them.
+	ConnSettings func() ConnSettings
 
 	// mailstead: also advertise the mechanisms in the pre-RFC 2554 form "AUTH=PLAIN LOGIN",
 	// which some old submission clients read instead of the standard "AUTH PLAIN LOGIN".

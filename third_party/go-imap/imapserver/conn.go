@@ -167,7 +167,11 @@ func (c *Conn) serve() {
 		c.state = imap.ConnStateAuthenticated
 		statusType = imap.StatusResponseTypePreAuth
 	}
-	if err := c.writeCapabilityStatus("", statusType, "IMAP server ready"); err != nil {
+	greeting := "IMAP server ready"
+	if greetingData != nil && greetingData.Text != "" {
+		greeting = greetingData.Text // mailstead
+	}
+	if err := c.writeCapabilityStatus("", statusType, greeting); err != nil {
 		c.server.logger().Printf("failed to write greeting: %v", err)
 		return
 	}

@@ -20,6 +20,8 @@ var ErrAuthFailed = errAuthFailed
 // GreetingData is the data associated with an IMAP greeting.
 type GreetingData struct {
 	PreAuth bool
+	// mailstead: Text replaces "IMAP server ready" in the greeting (the server's name).
+	Text string
 }
 
 // NumKind describes how a number should be interpreted: either as a sequence
