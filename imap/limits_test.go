@@ -61,7 +61,8 @@ func TestSilentTLSClientIsClosed(t *testing.T) {
 }
 
 // Shutdown ends within its context whatever clients do: here ten clients that never finish the
-// TLS handshake (their greeting write blocks, so a BYE to them would too).
+// TLS handshake (their greeting write blocks, so a BYE to them would too). Sessions that never
+// logged in are closed without a BYE.
 func TestShutdownWithSilentClients(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.HandshakeTimeout = time.Hour })
 	var conns []net.Conn
@@ -76,14 +77,14 @@ func TestShutdownWithSilentClients(t *testing.T) {
 	for e.srv.sessionCount() < 10 {
 		time.Sleep(5 * time.Millisecond)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- e.srv.Shutdown(ctx) }()
 	select {
 	case err := <-done:
-		if !errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("Shutdown: %v, want the context's deadline", err)
+		if err != nil {
+			t.Errorf("Shutdown: %v, want every session ended within its context", err)
 		}
 	case <-time.After(60 * time.Second):
 		t.Fatal("Shutdown did not return after its context ended")

@@ -208,6 +208,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// Each BYE in its own goroutine: a client that does not read must not delay the others, and
 	// when ctx ends Close cuts every connection, which ends the BYEs still blocked.
 	for _, sess := range sessions {
+		if !sess.authed.Load() {
+			sess.conn.NetConn().Close() // nothing to lose, and perhaps no TLS to say BYE in
+			continue
+		}
 		go sess.end("Server shutting down")
 	}
 	tick := time.NewTicker(20 * time.Millisecond)

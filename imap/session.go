@@ -10,6 +10,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -31,6 +32,9 @@ type session struct {
 
 	account  store.Account
 	loggedIn bool
+	// authed is loggedIn for other goroutines: Shutdown closes sessions that never logged in
+	// without a BYE, which could wait on a TLS handshake that never comes.
+	authed   atomic.Bool
 	selected *store.Mailbox
 	view     *view
 
@@ -163,6 +167,7 @@ func (s *session) enterAuthenticated(acct store.Account) error {
 	}
 	s.account = acct
 	s.loggedIn = true
+	s.authed.Store(true)
 	s.srv.hub.addSession(acct.ID, s)
 	return nil
 }

@@ -130,3 +130,27 @@ func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
+
+// TestSIGTERMWithSilentClients: clients that connect to 993, 465 and 995 and never start TLS
+// neither hold up SIGTERM (the process exits cleanly) nor keep a slot past the handshake
+// deadline.
+func TestSIGTERMWithSilentClients(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a server process")
+	}
+	opts := mailtest.Prepare(t, mailtest.Options{})
+	p := mailtest.StartProcess(t, opts)
+	for _, port := range []int{server.PortIMAPS, server.PortSubmissions, server.PortPOP3S} {
+		for range 10 {
+			c, err := net.Dial("tcp", opts.Addr(port))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+		}
+	}
+	// The grace period is 30 s; a process still running after it and a margin is stuck.
+	if err := p.Terminate(45 * time.Second); err != nil {
+		t.Fatalf("SIGTERM with silent clients: %v", err)
+	}
+}
