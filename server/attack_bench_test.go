@@ -23,15 +23,15 @@ import (
 // the internet would, and reports what it costs the server and its users. Each part runs once,
 // bounded in count and time, on a fresh process:
 //
-//	go test -run '^$' -bench Attack -benchtime 1x ./server/
+//		go test -run '^$' -bench Attack -benchtime 1x ./server/
 //
-//   - web: 250 parallel wrong POST /login from one address; peak resident memory, and how long a
-//     correct web login from another address (that logged in before) takes meanwhile.
-//   - auth: 20 parallel connections from one address on each of 587, 993 and 995 making wrong
-//     logins for 5 s; peak resident memory, and a correct IMAP login meanwhile.
-//   - shutdown: 50 silent TCP clients on each of 993, 465 and 995 and 20 DATA senders sending a
-//     byte a second; seconds from SIGTERM to exit, against the 30 s grace period.
-//   - https: one address holds 256 idle connections to 443; how long a normal request takes.
+//	  - web: 250 parallel wrong POST /login from one address; peak resident memory, and how long a
+//	    correct web login from another address (that logged in before) takes meanwhile.
+//	  - auth: 20 parallel connections from one address on each of 587, 993 and 995 making wrong
+//	    logins for 5 s; peak resident memory, and a correct IMAP login meanwhile.
+//	  - shutdown: 50 silent TCP clients on each of 993, 465 and 995 and 20 DATA senders sending a
+//	    byte a second; seconds from SIGTERM to exit, against the 30 s grace period.
+//	  - https: one address holds 256 idle connections to 443; how long a normal request takes.
 func BenchmarkAttack(b *testing.B) {
 	b.Run("web", benchWebLogins)
 	b.Run("auth", benchMailAuth)
