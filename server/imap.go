@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"mailstead/imap"
@@ -15,14 +16,21 @@ func (s *Server) startIMAP(ctx context.Context) error {
 	if err != nil {
 		s.log.Warn("imap append limit", "err", err)
 	}
+	perIP, err1 := imap.SettingMaxConnsPerIP.Int(ctx, s.store)
+	perAccount, err2 := imap.SettingMaxConnsPerAccount.Int(ctx, s.store)
+	if err := errors.Join(err1, err2); err != nil {
+		s.log.Warn("imap connection limits", "err", err) // the defaults stand in
+	}
 	srv, err := imap.NewServer(imap.Config{
-		Store:             s.store,
-		TLSConfig:         s.certs.TLSConfig(),
-		Logger:            s.log.With("service", "imap"),
-		AllowInsecureAuth: s.opts.Dev, // and even then only for loopback clients
-		MaxMessageSize:    size,
-		Hostname:          s.Hostname,
-		Logins:            s.logins,
+		Store:              s.store,
+		TLSConfig:          s.certs.TLSConfig(),
+		Logger:             s.log.With("service", "imap"),
+		AllowInsecureAuth:  s.opts.Dev, // and even then only for loopback clients
+		MaxMessageSize:     size,
+		Hostname:           s.Hostname,
+		Logins:             s.logins,
+		MaxConnsPerIP:      int(perIP),
+		MaxConnsPerAccount: int(perAccount),
 	})
 	if err != nil {
 		return fmt.Errorf("imap: %w", err)

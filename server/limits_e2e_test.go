@@ -154,3 +154,65 @@ func TestSIGTERMWithSilentClients(t *testing.T) {
 		t.Fatalf("SIGTERM with silent clients: %v", err)
 	}
 }
+
+// TestConnectionLimitsAreSettings: imap.max_connections_per_ip and connections.max_per_ip set
+// the limits the listeners apply.
+func TestConnectionLimitsAreSettings(t *testing.T) {
+	srv := mailtest.Start(t, mailtest.Options{Settings: map[string]string{
+		"imap.max_connections_per_ip": "2", "connections.max_per_ip": "4"}})
+	read := func(c net.Conn) string {
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		l, _ := bufio.NewReader(c).ReadString('\n')
+		return l
+	}
+	for i := range 3 {
+		c, err := tls.Dial("tcp", srv.Addr(server.PortIMAPS), &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		want := map[bool]string{true: "* OK", false: "* BYE [UNAVAILABLE]"}[i < 2]
+		if l := read(c); !strings.HasPrefix(l, want) {
+			t.Errorf("IMAPS connection %d: %q, want %q", i+1, l, want)
+		}
+	}
+	for i := range 5 {
+		c, err := net.Dial("tcp", srv.Addr(server.PortSMTP))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		l := read(c)
+		if got, want := strings.HasPrefix(l, "220 "), i < 4; got != want {
+			t.Errorf("SMTP connection %d: %q", i+1, l)
+		}
+	}
+}
+
+// TestKnownClientKeepsLoggingInDuringAnAttack: wrong guesses for one account from several
+// addresses stop at 60 an hour; past that a login from a new address is refused without a
+// check, while the owner's client, which logged in from its address before, keeps working.
+func TestKnownClientKeepsLoggingInDuringAnAttack(t *testing.T) {
+	srv := mailtest.Start(t, mailtest.Options{})
+	const user, pass = "alice@example.test", "alice-password"
+	owner := "127.0.0.3"
+	if got := loginOver(t, srv, server.PortIMAPS, owner, user, pass); !strings.HasPrefix(got, "a OK") {
+		t.Fatalf("owner's first login: %q", got)
+	}
+	checked := 0
+	for i := range 75 {
+		attacker := []string{"127.0.1.1", "127.0.1.2", "127.0.1.3"}[i%3]
+		if got := loginOver(t, srv, server.PortIMAPS, attacker, user, "guess"); strings.HasPrefix(got, "a NO [AUTHENTICATIONFAILED]") {
+			checked++
+		}
+	}
+	if checked != 60 {
+		t.Errorf("%d of 75 guesses from three addresses checked, want 60", checked)
+	}
+	if got := loginOver(t, srv, server.PortIMAPS, "127.0.0.4", user, pass); !strings.HasPrefix(got, "a NO [UNAVAILABLE]") {
+		t.Errorf("a new address during the attack: %q, want NO [UNAVAILABLE]", got)
+	}
+	if got := loginOver(t, srv, server.PortIMAPS, owner, user, pass); !strings.HasPrefix(got, "a OK") {
+		t.Errorf("the owner's client during the attack: %q", got)
+	}
+}

@@ -16,13 +16,20 @@ import (
 // startPOP3 serves POP3 on 110 (STLS) and 995 (implicit TLS) from one pop3.Server, so both ports
 // share the maildrop lock.
 func (s *Server) startPOP3(ctx context.Context) error {
+	total, err1 := pop3.SettingMaxConns.Int(ctx, s.store)
+	perIP, err2 := pop3.SettingMaxConnsPerIP.Int(ctx, s.store)
+	if err := errors.Join(err1, err2); err != nil {
+		s.log.Warn("pop3 connection limits", "err", err) // the defaults stand in
+	}
 	srv, err := pop3.NewServer(pop3.Config{
-		Backend:           pop3Backend{s.store},
-		TLSConfig:         s.certs.TLSConfig(),
-		Logger:            s.log.With("service", "pop3"),
-		Hostname:          s.Hostname,
-		AllowInsecureAuth: s.opts.Dev, // and even then only for loopback clients
-		Logins:            s.logins,
+		Backend:             pop3Backend{s.store},
+		TLSConfig:           s.certs.TLSConfig(),
+		Logger:              s.log.With("service", "pop3"),
+		Hostname:            s.Hostname,
+		AllowInsecureAuth:   s.opts.Dev, // and even then only for loopback clients
+		Logins:              s.logins,
+		MaxConnections:      int(total),
+		MaxConnectionsPerIP: int(perIP),
 	})
 	if err != nil {
 		return fmt.Errorf("pop3: %w", err)

@@ -10,8 +10,10 @@ import (
 	"mailstead/acme"
 	"mailstead/admin"
 	"mailstead/connlimit"
+	"mailstead/imap"
 	"mailstead/mailauth"
 	"mailstead/manage"
+	"mailstead/pop3"
 	"mailstead/queue"
 	"mailstead/settings"
 	"mailstead/smtp"
@@ -42,6 +44,8 @@ func Registry() (*settings.Registry, error) {
 		acme.Settings(),
 		admin.Settings(),
 		connlimit.Settings(),
+		imap.Settings(),
+		pop3.Settings(),
 		[]settings.Def{SettingMetricsListen},
 	)
 }
