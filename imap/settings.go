@@ -14,4 +14,6 @@ var (
 )
 
 // Settings are the definitions of this package's settings.
-func Settings() []settings.Def { return []settings.Def{SettingMaxConnsPerIP, SettingMaxConnsPerAccount} }
+func Settings() []settings.Def {
+	return []settings.Def{SettingMaxConnsPerIP, SettingMaxConnsPerAccount}
+}
