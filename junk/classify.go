@@ -83,6 +83,12 @@ type Filter struct {
 
 // Classify scores msg for the account. A disabled filter returns a zero Verdict and ok false.
 func (f *Filter) Classify(ctx context.Context, accountID int64, msg []byte) (v Verdict, ok bool, err error) {
+	defer func() {
+		// A tokenizer bug on a hostile message must cost that message its score, not the MX.
+		if r := recover(); r != nil {
+			v, ok, err = Verdict{}, false, fmt.Errorf("junk classify account %d: panic: %v", accountID, r)
+		}
+	}()
 	m, err := f.models.get(ctx, f.Store, accountID)
 	if err != nil {
 		return Verdict{}, false, fmt.Errorf("junk model of account %d: %w", accountID, err)

@@ -276,7 +276,12 @@ func hasAnyFlag(flags []string, sets ...[]string) bool {
 //	appended to Sent                                                        recipients and thread known
 //	flagged $Junk                                                           spam
 //	flagged $NotJunk, or \Answered                                          ham (answered: sender replied to)
-func (l *Learner) apply(ctx context.Context, c Change) error {
+func (l *Learner) apply(ctx context.Context, c Change) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v", r) // one message not learned; the learner goes on
+		}
+	}()
 	mb, err := l.Mail.Mailbox(ctx, c.MailboxID)
 	if err != nil {
 		return err

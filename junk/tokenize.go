@@ -5,7 +5,6 @@
 package junk
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -103,8 +102,8 @@ func (t *tokenizer) header(h mail.Header) {
 	fields := h.Fields()
 	for fields.Next() {
 		key := strings.ToLower(fields.Key())
-		if skipHeaders[key] {
-			continue
+		if skipHeaders[key] || strings.HasPrefix(key, "x-spam-") {
+			continue // X-Spam-*: another filter's opinion, which a sender can forge as well
 		}
 		t.add("hn:" + key) // which headers exist says much about the software that sent it
 		if prefix, ok := wordHeaders[key]; ok {
@@ -155,7 +154,9 @@ func (t *tokenizer) header(h mail.Header) {
 			t.add("auth:" + d)
 		}
 	}
-	for _, r := range h.Values("Received") {
+	// Only the topmost Received: it is ours, naming the host that connected. The hops below are
+	// the sender's claims, or one's own relays that every message shares.
+	for _, r := range h.Values("Received")[:min(1, len(h.Values("Received")))] {
 		if from, _, ok := strings.Cut(strings.TrimPrefix(strings.TrimSpace(r), "from "), " "); ok && !strings.HasPrefix(r, "by") {
 			t.add("rcvd:" + strings.ToLower(from))
 		}
@@ -217,6 +218,9 @@ func (t *tokenizer) entity(e *gomessage.Entity, depth int) {
 	if mr := e.MultipartReader(); mr != nil {
 		for {
 			p, err := mr.NextPart()
+			if err != nil && p != nil && gomessage.IsUnknownCharset(err) {
+				err = nil // the bytes are still there, undecoded
+			}
 			if err != nil {
 				if err != io.EOF {
 					t.add("mime:broken")
@@ -264,7 +268,7 @@ func (t *tokenizer) entity(e *gomessage.Entity, depth int) {
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, " ")
 	}
-	if ct == "text/html" {
+	if ct == "text/html" || looksHTML(s) {
 		s = t.html(s)
 	}
 	t.urls(s)
@@ -290,12 +294,20 @@ func (t *tokenizer) html(s string) string {
 		if name, _, _ := strings.Cut(tag, " "); name != "" {
 			t.add("tag:" + strings.TrimPrefix(name, "/"))
 		}
-		if i := strings.Index(tag, "href="); i >= 0 {
-			out.WriteString(" " + strings.Trim(strings.Fields(tag[i+5:] + " ")[0], `"'`) + " ")
+		if _, href, ok := strings.Cut(tag, "href="); ok {
+			if fs := strings.Fields(href); len(fs) > 0 {
+				out.WriteString(" " + strings.Trim(fs[0], `"'`) + " ")
+			}
 		}
 		s = s[lt+gt+1:]
 	}
 	return strings.NewReplacer("&nbsp;", " ", "&amp;", "&", "&lt;", "<", "&gt;", ">").Replace(out.String())
+}
+
+// looksHTML catches HTML sent without a Content-Type saying so, which spam often is.
+func looksHTML(s string) bool {
+	head := strings.ToLower(s[:min(len(s), 2048)])
+	return strings.Contains(head, "<html") || strings.Contains(head, "<body") || strings.Contains(head, "<font")
 }
 
 // urls adds the host of every http(s) link and its last two labels: spam changes its paths, but
@@ -336,11 +348,11 @@ func (t *tokenizer) urls(s string) {
 // words splits s into lower-case words of 3 to 20 letters or digits; a longer run is counted by
 // its length (Graham's "skip" tokens), which catches encoded junk without storing it.
 func (t *tokenizer) words(prefix, s string) {
-	sc := bufio.NewScanner(strings.NewReader(s))
-	sc.Buffer(make([]byte, 0, 4096), maxTextBytes+1)
-	sc.Split(bufio.ScanWords)
-	for sc.Scan() && len(t.f.Tokens) < maxTokens {
-		w := strings.TrimFunc(sc.Text(), func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) && r != '$' })
+	for _, w := range strings.FieldsFunc(s, isSeparator) {
+		if len(t.f.Tokens) >= maxTokens {
+			return
+		}
+		w = strings.Trim(w, "-'")
 		n := utf8.RuneCountInString(w)
 		switch {
 		case n < 3:
@@ -351,6 +363,12 @@ func (t *tokenizer) words(prefix, s string) {
 		}
 		t.add(prefix + strings.ToLower(w))
 	}
+}
+
+// isSeparator splits words at anything but letters, digits and the few marks spam leans on
+// ("$100", "free!!!") or words contain ("don't", "e-mail").
+func isSeparator(r rune) bool {
+	return !unicode.IsLetter(r) && !unicode.IsDigit(r) && r != '$' && r != '!' && r != '\'' && r != '-'
 }
 
 // splitHeader splits msg at the first empty line.

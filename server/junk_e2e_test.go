@@ -24,9 +24,9 @@ func junkMessage(from, subject, body string) []byte {
 }
 
 // waitJunkTotals waits until the account's filter has trained ham and spam messages.
-func waitJunkTotals(t *testing.T, st *store.Store, acc int64, ham, spam int64) {
+func waitJunkTotals(t *testing.T, st *store.Store, acc int64, ham, spam int64, timeout ...time.Duration) {
 	t.Helper()
-	mailtest.WaitFor(t, 10*time.Second, fmt.Sprintf("junk totals %d/%d", ham, spam), func() bool {
+	mailtest.WaitFor(t, append(timeout, 10*time.Second)[0], fmt.Sprintf("junk totals %d/%d", ham, spam), func() bool {
 		js, err := st.JunkSettingsOf(context.Background(), acc)
 		return err == nil && js.Ham == ham && js.Spam == spam
 	})
