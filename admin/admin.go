@@ -194,6 +194,7 @@ func (a *Admin) routes() *http.ServeMux {
 	user("POST /me/app-passwords/remove", a.meRemoveAppPassword)
 	user("GET /me/mailstead.mobileconfig", a.meMobileconfig)
 	user("GET /me/qr.png", a.meQR)
+	user("POST /me/junk", a.meJunk)
 
 	// Admins only.
 	adm := func(p string, h func(http.ResponseWriter, *http.Request, *session)) {
@@ -212,6 +213,7 @@ func (a *Admin) routes() *http.ServeMux {
 	adm("POST /admin/accounts/password", a.accountPassword)
 	adm("POST /admin/accounts/quota", a.accountQuota)
 	adm("POST /admin/accounts/admin", a.accountAdmin)
+	adm("POST /admin/accounts/junk", a.accountJunk)
 	adm("GET /admin/aliases", a.aliasesPage)
 	adm("POST /admin/aliases/add", a.aliasAdd)
 	adm("POST /admin/aliases/remove", a.aliasRemove)
@@ -238,7 +240,7 @@ func AdminRoutes() []string {
 		"GET /admin/", "GET /admin/dns", "GET /admin/dns/zone", "GET /admin/domains", "POST /admin/domains/add",
 		"POST /admin/domains/remove", "POST /admin/domains/dkim", "GET /admin/accounts", "POST /admin/accounts/add",
 		"POST /admin/accounts/remove", "POST /admin/accounts/password", "POST /admin/accounts/quota",
-		"POST /admin/accounts/admin", "GET /admin/aliases", "POST /admin/aliases/add", "POST /admin/aliases/remove",
+		"POST /admin/accounts/admin", "POST /admin/accounts/junk", "GET /admin/aliases", "POST /admin/aliases/add", "POST /admin/aliases/remove",
 		"GET /admin/queue", "POST /admin/queue/retry", "POST /admin/queue/remove", "GET /admin/certificates",
 		"POST /admin/certificates/refresh", "GET /admin/settings", "POST /admin/settings", "POST /admin/backup", "GET /admin/events",
 		"GET /admin/tokens", "POST /admin/tokens/add", "POST /admin/tokens/remove",

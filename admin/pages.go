@@ -238,8 +238,13 @@ func (a *Admin) accountsPage(w http.ResponseWriter, r *http.Request, s *session)
 		return
 	}
 	names, _ := a.domainNames(ctx)
+	jv, err := a.junkViews(ctx, accts)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
 	a.render(w, r, "accounts.html", s, pageData{Title: "Accounts", Nav: "accounts",
-		Data: map[string]any{"Accounts": accts, "Domains": names, "Self": s.account.Address}})
+		Data: map[string]any{"Accounts": accts, "Domains": names, "Self": s.account.Address, "Junk": jv}})
 }
 
 func (a *Admin) accountAdd(w http.ResponseWriter, r *http.Request, s *session) {

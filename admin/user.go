@@ -28,6 +28,7 @@ type meView struct {
 	Settings     []clientSetting
 	ProfileURL   string       // what the QR code opens on the phone
 	QR           template.URL // data: URL of the QR code PNG, made here (html/template refuses data: URLs otherwise)
+	Junk         junkView
 }
 
 // profileURL is the address of the public mobileconfig for the phone, on the mail hostname (the
@@ -49,6 +50,9 @@ func (a *Admin) meView(r *http.Request, s *session) (meView, error) {
 	host := a.hostname(ctx)
 	p := a.cfg.Ports
 	v := meView{Address: s.account.Address, AppPasswords: aps, ProfileURL: a.profileURL(r, s.account.Address)}
+	if v.Junk, err = a.junkView(ctx, s.account.ID); err != nil {
+		return meView{}, err
+	}
 	v.Settings = []clientSetting{
 		{"IMAP (incoming)", host, "SSL/TLS", s.account.Address, p.IMAPS},
 		{"SMTP (outgoing)", host, "SSL/TLS", s.account.Address, p.Submissions},

@@ -201,15 +201,17 @@ func TestClassify(t *testing.T) {
 	}
 
 	// A threshold of 1 files nothing as spam; a disabled filter gives no verdict.
-	if err := f.SetSettings(ctx, st, acc, true, 1); err != nil {
+	if err := st.SetJunkSettings(ctx, acc, true, 1); err != nil {
 		t.Fatal(err)
 	}
+	f.Forget(acc)
 	if v, _, _ := f.Classify(ctx, acc, tests[0].msg); v.Spam {
 		t.Errorf("threshold 1: %+v", v)
 	}
-	if err := f.SetSettings(ctx, st, acc, false, 0); err != nil {
+	if err := st.SetJunkSettings(ctx, acc, false, 0); err != nil {
 		t.Fatal(err)
 	}
+	f.Forget(acc)
 	if _, ok, _ := f.Classify(ctx, acc, tests[0].msg); ok {
 		t.Error("disabled filter classified")
 	}

@@ -22,20 +22,9 @@ func (f *Filter) Train(ctx context.Context, accountID int64, msg []byte, spam bo
 	return changed, nil
 }
 
-// SetSettings switches the filter on or off for the account and sets its threshold (0: the
-// default). Switching it on again makes the learner train from the mail there is then.
-func (f *Filter) SetSettings(ctx context.Context, st interface {
-	SetJunkSettings(ctx context.Context, accountID int64, enabled bool, threshold float64) error
-}, accountID int64, enabled bool, threshold float64) error {
-	if threshold < 0 || threshold > 1 {
-		return fmt.Errorf("junk threshold %v: must be between 0 and 1", threshold)
-	}
-	if err := st.SetJunkSettings(ctx, accountID, enabled, threshold); err != nil {
-		return err
-	}
-	f.models.forget(accountID)
-	return nil
-}
+// Forget drops what the filter holds in memory for the account (settings, model), after its
+// settings changed: the next message reads them again.
+func (f *Filter) Forget(accountID int64) { f.models.forget(accountID) }
 
 // Prune bounds the account's model in the store and drops the cached copy, which is read again
 // at the next classification.

@@ -41,6 +41,8 @@ type Config struct {
 	// Applied, when set, returns once the running server has applied every setting change
 	// committed so far: a changed setting is in effect when its operation returns.
 	Applied func(context.Context)
+	// Junk is the running junk filter; nil when none runs (the CLI without a server).
+	Junk JunkFilter
 }
 
 // Ops runs management actions.

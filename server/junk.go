@@ -25,6 +25,16 @@ func (s *Server) startJunk(bg context.Context) {
 	})
 }
 
+// junkSettings tells the running filter of a changed account setting (manage.JunkFilter).
+type junkSettings struct{ s *Server }
+
+func (j junkSettings) SettingsChanged(accountID int64) {
+	if j.s.junk != nil {
+		j.s.junk.Forget(accountID)
+		j.s.junkLearner.Kick()
+	}
+}
+
 // classifyJunk files one account's copy of a message received on port 25. The filter failing
 // (a database read error) files it in the inbox: the filter may misjudge, never lose or delay.
 func (s *Server) classifyJunk(ctx context.Context, accountID int64, msg []byte) smtp.Filing {

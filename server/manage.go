@@ -54,7 +54,7 @@ func IsManageCommand(name string) bool { _, ok := commands[name]; return ok }
 
 // Execute runs a management command directly on st, as the CLI does when no server runs.
 func Execute(ctx context.Context, st *store.Store, req Request) (string, error) {
-	ops, err := newOps(st, nil, nil, nil)
+	ops, err := newOps(st, nil, nil, nil, nil)
 	if err != nil {
 		return "", err
 	}
@@ -79,14 +79,14 @@ type dkimKeys struct{}
 func (dkimKeys) NewKeys(domain string) (map[string][]byte, error) { return queue.NewDKIMKeys(domain) }
 func (dkimKeys) KeyPrefix(domain string) string                   { return queue.DKIMKeyPrefix(domain) }
 
-// newOps builds the operations layer on st; certs is the running certificate manager (nil from
-// the CLI without a server).
-func newOps(st *store.Store, certs manage.Certs, log *slog.Logger, applied func(context.Context)) (*manage.Ops, error) {
+// newOps builds the operations layer on st; certs and junk are the running certificate manager
+// and junk filter (nil from the CLI without a server).
+func newOps(st *store.Store, certs manage.Certs, junk manage.JunkFilter, log *slog.Logger, applied func(context.Context)) (*manage.Ops, error) {
 	reg, err := Registry()
 	if err != nil {
 		return nil, err // a setting defined twice: a programming error every test run finds
 	}
-	return manage.New(manage.Config{Store: st, DKIM: dkimKeys{}, Certs: certs, Log: log, Settings: reg, Applied: applied}), nil
+	return manage.New(manage.Config{Store: st, DKIM: dkimKeys{}, Certs: certs, Junk: junk, Log: log, Settings: reg, Applied: applied}), nil
 }
 
 func usage(format string) error { return fmt.Errorf("%w: mailstead %s", ErrUsage, format) }

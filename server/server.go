@@ -122,7 +122,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts, log: opts.Logger, store: st, resolver: dns.New(opts.DNS), addrs: map[int]string{},
 		logins: loginlimit.New(loginlimit.Config{})}
-	if s.ops, err = newOps(st, nil, opts.Logger, nil); err != nil {
+	if s.ops, err = newOps(st, nil, nil, opts.Logger, nil); err != nil {
 		st.Close()
 		return nil, err
 	}
@@ -228,8 +228,9 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("certificates: %w", err)
 	}
 	s.certs = certs
+	s.startJunk(bg) // before the control socket and pages, which may change its settings
 	s.followSettings(bg)
-	if s.ops, err = newOps(s.store, certs, s.log, s.settingsApplied); err != nil {
+	if s.ops, err = newOps(s.store, certs, junkSettings{s}, s.log, s.settingsApplied); err != nil {
 		return err
 	}
 	// The control socket first: it also refuses a second server on the same data directory.
@@ -240,7 +241,6 @@ func (s *Server) Start(ctx context.Context) error {
 	events := make(chan store.MailEvent, 1024)
 	s.log = slog.New(&eventHandler{next: s.log.Handler(), out: events})
 	s.goBackground(func() { recordMailEvents(bg, s.store, events, s.log) })
-	s.startJunk(bg)
 
 	for _, start := range []func(context.Context) error{s.startSMTP, s.startLMTP, s.startIMAP, s.startPOP3, s.startOutbound, s.startHTTP} {
 		if err := start(ctx); err != nil {

@@ -38,11 +38,14 @@ func (s *Store) JunkAccount(ctx context.Context, accountID int64) (bool, float64
 	return js.Enabled, js.Threshold, err
 }
 
-// SetJunkSettings switches the filter on or off for the account and sets its threshold.
+// SetJunkSettings switches the filter on or off for the account and sets its threshold; switching
+// it on again marks the account for training from its existing mail.
 func (s *Store) SetJunkSettings(ctx context.Context, accountID int64, enabled bool, threshold float64) error {
 	return s.Update(ctx, func(t *Tx) error {
+		// Switched on again: what the user filed while it was off is the new initial training.
 		_, err := t.Exec(`INSERT INTO junk_accounts (account_id, enabled, threshold) VALUES (?, ?, ?)
-			ON CONFLICT (account_id) DO UPDATE SET enabled = excluded.enabled, threshold = excluded.threshold`,
+			ON CONFLICT (account_id) DO UPDATE SET enabled = excluded.enabled, threshold = excluded.threshold,
+			bootstrapped = CASE WHEN enabled = 0 AND excluded.enabled = 1 THEN 0 ELSE bootstrapped END`,
 			accountID, enabled, threshold)
 		return err
 	})
