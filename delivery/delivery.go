@@ -54,6 +54,9 @@ type Recipient struct {
 	// RequireTLS, SMTPUTF8 and EightBit carry the transaction's extensions to the queue for
 	// remote recipients (RFC 8689, RFC 6531, RFC 6152).
 	RequireTLS, SMTPUTF8, EightBit bool
+	// DSN is the recipient's RFC 3461 parameters with the message's RET and ENVID, queued with
+	// a remote recipient so the queue can pass them on or honour them.
+	DSN store.DSN
 }
 
 // Copy is how one account's copy is filed.
@@ -131,6 +134,7 @@ func (d *Deliverer) Deliver(ctx context.Context, env *Envelope, msg Message) ([]
 		if rc.Remote {
 			sd.Remote = append(sd.Remote, store.RemoteRecipient{
 				Address: rc.Address, RequireTLS: rc.RequireTLS, SMTPUTF8: rc.SMTPUTF8, EightBit: rc.EightBit,
+				DSN: rc.DSN,
 			})
 			continue
 		}

@@ -230,7 +230,17 @@ type transaction struct {
 	from       string
 	mailParams []string
 	rcpts      []string
+	rcptParams [][]string // per recipient, index-aligned with rcpts; nil means none
 	data       []byte
+}
+
+// rcptCommand is the RCPT command for recipient i with its parameters.
+func (t transaction) rcptCommand(i int) string {
+	cmd := "RCPT TO:<" + t.rcpts[i] + ">"
+	if i < len(t.rcptParams) && len(t.rcptParams[i]) > 0 {
+		cmd += " " + strings.Join(t.rcptParams[i], " ")
+	}
+	return cmd
 }
 
 // result holds each reply of a transaction: MAIL's, one per RCPT (in order), and DATA's final
@@ -255,8 +265,8 @@ func (c *client) send(t transaction) (result, error) {
 		c.nc.SetWriteDeadline(time.Now().Add(c.timeout))
 		w := c.tp.W
 		fmt.Fprintf(w, "%s\r\n", mail)
-		for _, r := range t.rcpts {
-			fmt.Fprintf(w, "RCPT TO:<%s>\r\n", r)
+		for i := range t.rcpts {
+			fmt.Fprintf(w, "%s\r\n", t.rcptCommand(i))
 		}
 		io.WriteString(w, "DATA\r\n")
 		if err := w.Flush(); err != nil {
@@ -273,12 +283,12 @@ func (c *client) send(t transaction) (result, error) {
 		return res, err
 	}
 	accepted := 0
-	for _, rcpt := range t.rcpts {
+	for i := range t.rcpts {
 		if !pipelining {
 			if res.mail.code/100 != 2 {
 				break
 			}
-			if err := c.write("RCPT TO:<%s>", rcpt); err != nil {
+			if err := c.write("%s", t.rcptCommand(i)); err != nil {
 				return res, err
 			}
 		}

@@ -30,6 +30,9 @@ type outcome struct {
 	// bounceIfLast marks a temporary failure caused by something a host lacks (SIZE, 8BITMIME,
 	// SMTPUTF8, REQUIRETLS): another MX may do better, but if none does, retrying will not help.
 	bounceIfLast bool
+	// dsnPassedOn: the host that took the message offers DSN and got our parameters, so success
+	// reports are its to send (RFC 3461 §5.2.1); else we report "relayed" when asked (§6.2.1).
+	dsnPassedOn bool
 }
 
 func (o outcome) open() bool { return o.status == pending || o.status == deferred }
@@ -183,6 +186,18 @@ func (q *Queue) record(ctx context.Context, g *group, data []byte, set settings,
 	if err := q.st.QueueDone(ctx, done...); err != nil {
 		q.log.Error("queue: recording deliveries", "ids", done, "err", err)
 	}
+	// RFC 3461 §6.2.1: a success report was asked for and the next hop cannot send it.
+	var relayed []int
+	for i, e := range g.entries {
+		if out[i].status == delivered && !out[i].dsnPassedOn && e.DSN.Notify != "" && e.DSN.Wants("SUCCESS") {
+			relayed = append(relayed, i)
+		}
+	}
+	if len(relayed) > 0 {
+		if err := q.notify(ctx, g, data, relayed, out, "relayed", set.maxAge); err != nil {
+			q.log.Error("queue: sending relayed report", "from", g.from, "err", err)
+		}
+	}
 
 	if len(bounced) > 0 {
 		if err := q.notify(ctx, g, data, bounced, out, "failed", set.maxAge); err != nil {
@@ -238,6 +253,10 @@ func (q *Queue) record(ctx context.Context, g *group, data []byte, set settings,
 
 var errNullSender = errors.New("null sender")
 
+// dsnKind is the NOTIFY keyword that asks for a report with each Action (RFC 3461 §4.1, RFC 3464
+// §2.3.3).
+var dsnKind = map[string]string{"failed": "FAILURE", "delayed": "DELAY", "relayed": "SUCCESS", "delivered": "SUCCESS"}
+
 // notify sends the sender a DSN about recipients idx of g. A message from the null sender is
 // itself a notification: it is never answered (RFC 5321 §4.5.5), only logged.
 func (q *Queue) notify(ctx context.Context, g *group, data []byte, idx []int, out []outcome, action string, maxAge time.Duration) error {
@@ -247,7 +266,13 @@ func (q *Queue) notify(ctx context.Context, g *group, data []byte, idx []int, ou
 	rcpts := make([]dsnRecipient, 0, len(idx))
 	for _, i := range idx {
 		e := g.entries[i]
-		rcpts = append(rcpts, dsnRecipient{entry: e, outcome: out[i]})
+		// NOTIFY decides per recipient which reports go out (RFC 3461 §4.1); NEVER, none.
+		if e.DSN.Wants(dsnKind[action]) {
+			rcpts = append(rcpts, dsnRecipient{entry: e, outcome: out[i]})
+		}
+	}
+	if len(rcpts) == 0 {
+		return nil
 	}
 	msg := q.composeDSN(g.from, data, rcpts, action, maxAge)
 	return q.sendDSN(ctx, g.from, msg)

@@ -146,5 +146,17 @@ func SignStream(ctx context.Context, st *store.Store, header []byte, msg io.Read
 	if err != nil {
 		return nil, nil
 	}
-	return signStream(ctx, st, domain, header, msg)
+	// Reports come From MAILER-DAEMON@ the mail hostname (mail.b.test), which has no keys of
+	// its own: the nearest parent domain with keys signs, and DMARC's relaxed alignment accepts
+	// it (RFC 7489 §3.1.1). Every domain here has keys, so a user's own domain signs for itself.
+	for d := domain; strings.Contains(d, "."); _, d, _ = strings.Cut(d, ".") {
+		keys, err := DKIMKeys(ctx, st, d)
+		if err != nil {
+			return nil, err
+		}
+		if len(keys) > 0 {
+			return signStream(ctx, st, d, header, msg)
+		}
+	}
+	return nil, nil
 }

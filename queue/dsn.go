@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"time"
 
 	"mailstead/message"
@@ -18,7 +19,8 @@ type dsnRecipient struct {
 
 // composeDSN writes a delivery status notification (RFC 3464) to sender about rcpts: a
 // multipart/report (RFC 6522) with a human-readable part, the message/delivery-status part and
-// the original message's header (text/rfc822-headers). action is "failed" or "delayed".
+// the original message's header (text/rfc822-headers) or, for RET=FULL failures, the message.
+// action is "failed", "delayed", "relayed" or "delivered" (RFC 3464 §2.3.3).
 func (q *Queue) composeDSN(sender string, original []byte, rcpts []dsnRecipient, action string, maxAge time.Duration) []byte {
 	hostname := q.cfg.Hostname()
 	now := q.cfg.Now()
@@ -26,10 +28,7 @@ func (q *Queue) composeDSN(sender string, original []byte, rcpts []dsnRecipient,
 	var b bytes.Buffer
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 
-	subject := "Undeliverable: "
-	if action == "delayed" {
-		subject = "Delivery delayed: "
-	}
+	subject := dsnSubjects[action]
 	hdr, _ := message.ParseHeader(original)
 	origSubject := hdr.Get("Subject")
 	if origSubject == "" {
@@ -51,10 +50,18 @@ func (q *Queue) composeDSN(sender string, original []byte, rcpts []dsnRecipient,
 
 	// Part 1: for people.
 	w("\r\n--%s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n", boundary)
-	if action == "delayed" {
+	switch action {
+	case "delayed":
 		w("Your message has not been delivered yet to the recipients below. The mail server\r\n")
 		w("%s keeps trying; you will be told if it gives up. You do not need to send it again.\r\n\r\n", hostname)
-	} else {
+	case "relayed":
+		w("Your message was handed on to the recipients' mail servers below, as you asked to be\r\n")
+		w("told. Those servers do not send delivery reports, so this is the last report from\r\n")
+		w("%s about it.\r\n\r\n", hostname)
+	case "delivered":
+		w("Your message was delivered to the mailboxes of the recipients below, as you asked to\r\n")
+		w("be told, by the mail server %s.\r\n\r\n", hostname)
+	default:
 		w("Your message could not be delivered to the recipients below. The mail server\r\n")
 		w("%s gave up on them; the reason is shown for each.\r\n\r\n", hostname)
 	}
@@ -70,18 +77,27 @@ func (q *Queue) composeDSN(sender string, original []byte, rcpts []dsnRecipient,
 	// Part 2: for programs (RFC 3464 §2.2, §2.3).
 	w("\r\n--%s\r\nContent-Type: message/delivery-status\r\n\r\n", boundary)
 	w("Reporting-MTA: dns; %s\r\n", hostname)
+	if len(rcpts) > 0 && rcpts[0].entry.DSN.EnvID != "" {
+		w("Original-Envelope-Id: %s\r\n", xtext(rcpts[0].entry.DSN.EnvID)) // RFC 3464 §2.2.1
+	}
 	if len(rcpts) > 0 {
 		w("Arrival-Date: %s\r\n", rcpts[0].entry.Created.Format(time.RFC1123Z))
 	}
 	for _, r := range rcpts {
 		o := r.outcome
 		code := o.code
-		if action == "failed" {
+		switch action {
+		case "failed":
 			code = toPerm(code)
-		} else {
+		case "delayed":
 			code = toTemp(code)
+		default:
+			code = "2.0.0"
 		}
 		w("\r\n")
+		if typ, addr, ok := strings.Cut(r.entry.DSN.ORcpt, ";"); ok {
+			w("Original-Recipient: %s; %s\r\n", typ, asciiLine(addr)) // RFC 3464 §2.3.1
+		}
 		if isASCII(r.entry.Rcpt) {
 			w("Final-Recipient: rfc822; %s\r\n", r.entry.Rcpt)
 		} else {
@@ -105,11 +121,26 @@ func (q *Queue) composeDSN(sender string, original []byte, rcpts []dsnRecipient,
 		}
 	}
 
-	// Part 3: the original header, never the body (RFC 3462 / RFC 6522 text/rfc822-headers).
-	w("\r\n--%s\r\nContent-Type: text/rfc822-headers\r\n\r\n", boundary)
-	b.Write(message.HeaderBytes(original))
+	// Part 3: the original header (RFC 6522 text/rfc822-headers), or the whole message when the
+	// sender asked for it with RET=FULL and the report says it failed (RFC 3461 §4.3).
+	if action == "failed" && len(rcpts) > 0 && rcpts[0].entry.DSN.Ret == "FULL" {
+		w("\r\n--%s\r\nContent-Type: message/rfc822\r\n\r\n", boundary)
+		b.Write(original)
+		if !bytes.HasSuffix(original, []byte("\r\n")) {
+			w("\r\n")
+		}
+	} else {
+		w("\r\n--%s\r\nContent-Type: text/rfc822-headers\r\n\r\n", boundary)
+		b.Write(message.HeaderBytes(original))
+	}
 	w("\r\n--%s--\r\n", boundary)
 	return b.Bytes()
+}
+
+// dsnSubjects start the Subject of each kind of report.
+var dsnSubjects = map[string]string{
+	"failed": "Undeliverable: ", "delayed": "Delivery delayed: ",
+	"relayed": "Relayed: ", "delivered": "Delivered: ",
 }
 
 func randomHex(n int) string {

@@ -79,11 +79,13 @@ func (ca *testCA) issue(t testing.TB, names ...string) tls.Certificate {
 
 // farMsg is one message a fake far-side server accepted.
 type farMsg struct {
-	from  string
-	rcpts []string
-	data  []byte
-	tls   bool
-	helo  string
+	from     string
+	mailOpts gosmtp.MailOptions
+	rcptOpts []gosmtp.RcptOptions
+	rcpts    []string
+	data     []byte
+	tls      bool
+	helo     string
 }
 
 // farSide is a remote MX: a go-smtp server on a loopback address whose replies the test sets.
@@ -112,6 +114,7 @@ type farOpts struct {
 	implicit   bool              // TLS from the first byte (465)
 	users      map[string]string // AUTH PLAIN accounts; MAIL needs AUTH when set
 	noSMTPUTF8 bool
+	dsn        bool // offer DSN (RFC 3461)
 }
 
 func startFarSideOpts(t testing.TB, ip string, port int, o farOpts) *farSide {
@@ -123,6 +126,7 @@ func startFarSideOpts(t testing.TB, ip string, port int, o farOpts) *farSide {
 	srv.Domain = "far.test"
 	srv.EnableSMTPUTF8 = !o.noSMTPUTF8
 	srv.EnableREQUIRETLS = true
+	srv.EnableDSN = o.dsn
 	srv.MaxMessageBytes = 10 << 20
 	srv.ErrorLog = discardLogger{}
 	if o.cert != nil {
@@ -154,14 +158,18 @@ func (discardLogger) Printf(string, ...any) {}
 func (discardLogger) Println(...any)        {}
 
 type farSession struct {
-	f     *farSide
-	c     *gosmtp.Conn
-	from  string
-	rcpts []string
-	user  string
+	f        *farSide
+	c        *gosmtp.Conn
+	from     string
+	mailOpts gosmtp.MailOptions
+	rcptOpts []gosmtp.RcptOptions
+	rcpts    []string
+	user     string
 }
 
-func (s *farSession) Reset()        { s.from, s.rcpts = "", nil }
+func (s *farSession) Reset() {
+	s.from, s.rcpts, s.rcptOpts, s.mailOpts = "", nil, nil, gosmtp.MailOptions{}
+}
 func (s *farSession) Logout() error { return nil }
 func (s *farSession) AuthMechanisms() []string {
 	if s.f.users == nil {
@@ -183,7 +191,10 @@ func (s *farSession) Auth(mech string) (sasl.Server, error) {
 	}), nil
 }
 
-func (s *farSession) Mail(from string, _ *gosmtp.MailOptions) error {
+func (s *farSession) Mail(from string, opts *gosmtp.MailOptions) error {
+	if opts != nil {
+		s.mailOpts = *opts
+	}
 	if s.f.users != nil && s.user == "" {
 		return gosmtp.ErrAuthRequired
 	}
@@ -193,7 +204,7 @@ func (s *farSession) Mail(from string, _ *gosmtp.MailOptions) error {
 	s.from = from
 	return nil
 }
-func (s *farSession) Rcpt(to string, _ *gosmtp.RcptOptions) error {
+func (s *farSession) Rcpt(to string, opts *gosmtp.RcptOptions) error {
 	s.f.mu.Lock()
 	fn := s.f.rcptErr
 	s.f.mu.Unlock()
@@ -203,6 +214,9 @@ func (s *farSession) Rcpt(to string, _ *gosmtp.RcptOptions) error {
 		}
 	}
 	s.rcpts = append(s.rcpts, to)
+	if opts != nil {
+		s.rcptOpts = append(s.rcptOpts, *opts)
+	}
 	return nil
 }
 func (s *farSession) Data(r io.Reader) error {
@@ -218,7 +232,8 @@ func (s *farSession) Data(r io.Reader) error {
 		}
 	}
 	_, isTLS := s.c.TLSConnectionState()
-	s.f.msgs = append(s.f.msgs, farMsg{from: s.from, rcpts: append([]string(nil), s.rcpts...), data: b, tls: isTLS, helo: s.c.Hostname()})
+	s.f.msgs = append(s.f.msgs, farMsg{from: s.from, rcpts: append([]string(nil), s.rcpts...), data: b, tls: isTLS, helo: s.c.Hostname(),
+		mailOpts: s.mailOpts, rcptOpts: append([]gosmtp.RcptOptions(nil), s.rcptOpts...)})
 	return nil
 }
 
@@ -330,6 +345,26 @@ func (e *env) submit(from string, msg string, rcpts ...string) {
 	if e.q != nil {
 		e.q.Kick()
 	}
+}
+
+// submitDSN queues msg from alice to one recipient with DSN parameters.
+func (e *env) submitDSN(msg, rcpt string, dsn store.DSN) {
+	e.t.Helper()
+	d := &store.Delivery{MailFrom: "alice@a.test", Data: []byte(strings.ReplaceAll(msg, "\n", "\r\n")),
+		Remote: []store.RemoteRecipient{{Address: rcpt, DSN: dsn}}}
+	if _, err := e.st.Deliver(context.Background(), d); err != nil {
+		e.t.Fatal(err)
+	}
+	e.q.Kick()
+}
+
+// idle reports whether the queue is empty and no delivery is running (every outcome, and every
+// report it causes, is recorded).
+func (e *env) idle() bool {
+	e.q.mu.Lock()
+	running := e.q.running
+	e.q.mu.Unlock()
+	return running == 0 && e.queueLen() == 0
 }
 
 // waitFor polls cond until it holds or the test times out.

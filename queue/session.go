@@ -180,13 +180,19 @@ func (q *Queue) transact(c *client, t target, g *group, data []byte, out []outco
 		return true
 	}
 	var rcpts []string
+	var rcptParams [][]string
 	var idx []int
 	utf8 := first.SMTPUTF8 || !isASCII(g.from)
+	// RFC 3461 §5.2.1: a next hop that offers DSN gets the parameters and takes over the reports.
+	dsn := c.has("DSN")
 	for i, e := range g.entries {
 		if out[i].open() {
 			rcpts = append(rcpts, e.Rcpt)
 			idx = append(idx, i)
 			utf8 = utf8 || !isASCII(e.Rcpt)
+			if dsn {
+				rcptParams = append(rcptParams, dsnRcptParams(e.DSN))
+			}
 		}
 	}
 	if utf8 && !c.has("SMTPUTF8") {
@@ -206,7 +212,10 @@ func (q *Queue) transact(c *client, t target, g *group, data []byte, out []outco
 	if first.RequireTLS {
 		params = append(params, "REQUIRETLS")
 	}
-	res, err := c.send(transaction{from: g.from, mailParams: params, rcpts: rcpts, data: data})
+	if dsn {
+		params = append(params, dsnMailParams(first.DSN)...)
+	}
+	res, err := c.send(transaction{from: g.from, mailParams: params, rcpts: rcpts, rcptParams: rcptParams, data: data})
 	// 421 means the server is closing the session (RFC 5321 §3.8).
 	reusable = err == nil && res.mail.code != 421 && res.data.code != 421
 	if res.mail.code != 0 && res.mail.code/100 != 2 {
@@ -240,7 +249,7 @@ func (q *Queue) transact(c *client, t target, g *group, data []byte, out []outco
 			// message. Sending again risks a duplicate, which RFC 5321 §6.1 prefers to a loss.
 			out[i] = outcome{status: deferred, code: "4.4.2", host: t.host, reason: fmt.Sprintf("%s: %v", t.host, err)}
 		case res.data.code/100 == 2:
-			out[i] = outcome{status: delivered, host: t.host, smtp: true, reason: res.data.String()}
+			out[i] = outcome{status: delivered, host: t.host, smtp: true, reason: res.data.String(), dsnPassedOn: dsn}
 		case res.data.code/100 == 5:
 			out[i] = outcome{status: failed, code: res.data.enhanced(), host: t.host, smtp: true, reason: res.data.String()}
 		default:

@@ -177,3 +177,7 @@ func listenWithOffset(t testing.TB, ip string, stdPort int) (net.Listener, int) 
 	t.Fatal("no free port on " + ip)
 	return nil, 0
 }
+
+func netListen(ip string, port int) (net.Listener, error) {
+	return net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
+}

@@ -82,7 +82,8 @@ func (s *Server) startOutbound(ctx context.Context) error {
 		Logger:             s.log.With("service", "submission"),
 		Limits:             s.smtpLimits(ctx),
 		Spool:              spool,
-		Delivered: func(_ *smtp.Delivered, remote int) {
+		Delivered: func(in *smtp.Delivered, remote int) {
+			s.notifySuccess(in)
 			if remote > 0 {
 				q.Kick()
 			}
@@ -163,4 +164,21 @@ func manageQueue(ctx context.Context, ops *manage.Ops, args []string, _ string) 
 		return fmt.Sprintf("removed %d from the queue (no bounce sent)\n", id), nil
 	}
 	return "", usage("queue list|retry|remove [ID]")
+}
+
+// notifySuccess sends the success reports (RFC 3461 NOTIFY=SUCCESS) for recipients whose copies
+// were just committed here. A report that cannot be queued is logged; the message itself is
+// delivered either way.
+func (s *Server) notifySuccess(in *smtp.Delivered) {
+	q := s.queue.Load()
+	if len(in.NotifySuccess) == 0 || q == nil {
+		return
+	}
+	var rcpts []queue.DeliveredRecipient
+	for _, r := range in.NotifySuccess {
+		rcpts = append(rcpts, queue.DeliveredRecipient{Addr: r.Addr, DSN: r.DSN})
+	}
+	if err := q.NotifyDelivered(context.Background(), in.MailFrom, in.Header, rcpts); err != nil {
+		s.log.Error("success report", "id", in.ID, "from", in.MailFrom, "err", err)
+	}
 }

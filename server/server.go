@@ -408,6 +408,7 @@ func (s *Server) startSMTP(ctx context.Context) error {
 		Auth:               auth,
 		Spool:              spool,
 		Classify:           s.classifyJunk,
+		Delivered:          func(in *smtp.Delivered, _ int) { s.notifySuccess(in) },
 	})
 	s.addSMTPServer(mx)
 	s.mx.Store(mx)

@@ -151,7 +151,7 @@ func (s *Server) SetAuth(c *mailauth.Checker) { s.auth.Store(c) }
 func (s *Server) Limits() Limits { return *s.limits.Load() }
 
 // goSMTP configures the go-smtp server both listener kinds run on, with the limits and the
-// extensions mailstead offers (RFC 6531 SMTPUTF8, RFC 8689 REQUIRETLS).
+// extensions mailstead offers (RFC 6531 SMTPUTF8, RFC 8689 REQUIRETLS, RFC 3461 DSN).
 func (s *Server) goSMTP(be gosmtp.Backend, tlsConfig *tls.Config) *gosmtp.Server {
 	srv := gosmtp.NewServer(be)
 	srv.Domain = s.cfg.Hostname()
@@ -173,6 +173,7 @@ func (s *Server) goSMTP(be gosmtp.Backend, tlsConfig *tls.Config) *gosmtp.Server
 	}
 	srv.EnableSMTPUTF8 = true
 	srv.EnableREQUIRETLS = true
+	srv.EnableDSN = true // RFC 3461: NOTIFY, ORCPT, RET, ENVID are kept with the message (dsn.go)
 	srv.ErrorLog = log.New(slogWriter{s.cfg.Logger}, "", 0)
 	return srv
 }

@@ -49,6 +49,7 @@ type recipient struct {
 	addr     string
 	accounts []int64
 	remote   bool
+	dsn      store.DSN // RFC 3461 parameters (dsn.go)
 }
 
 // session is one SMTP connection's state (RFC 5321 §4.1.4 command order is go-smtp's job).
@@ -154,7 +155,7 @@ func (s *session) Rcpt(to string, opts *gosmtp.RcptOptions) error {
 			return nil // RFC 5321 §3.3: a repeated recipient gets one copy
 		}
 	}
-	s.rcpts = append(s.rcpts, recipient{addr: addr, accounts: ids})
+	s.rcpts = append(s.rcpts, recipient{addr: addr, accounts: ids, dsn: recipientDSN(s.opts, opts)})
 	return nil
 }
 
@@ -249,6 +250,7 @@ func (s *session) newTransaction(body *Body) (*transaction, error) {
 		t.env.Rcpts = append(t.env.Rcpts, delivery.Recipient{
 			Address: rc.addr, Remote: rc.remote, Accounts: rc.accounts,
 			RequireTLS: s.opts.RequireTLS, SMTPUTF8: s.opts.UTF8, EightBit: s.opts.Body == gosmtp.Body8BitMIME,
+			DSN: rc.dsn,
 		})
 		rcpts = append(rcpts, rc.addr)
 	}
@@ -425,7 +427,8 @@ func (s *session) delivered(t *transaction, remote int) {
 	if s.srv.cfg.Delivered == nil {
 		return
 	}
-	in := &Delivered{ID: t.env.ID, RemoteIP: s.ip, MailFrom: s.from, Size: t.body.Size()}
+	in := &Delivered{ID: t.env.ID, RemoteIP: s.ip, MailFrom: s.from, Size: t.body.Size(),
+		Header: t.header, NotifySuccess: notifySuccess(s.rcpts)}
 	for _, rc := range t.env.Rcpts {
 		in.Rcpts = append(in.Rcpts, rc.Address)
 	}
@@ -439,6 +442,11 @@ type Delivered struct {
 	MailFrom string
 	Rcpts    []string
 	Size     int64
+	// Header is the message's header section as received, for reports about it.
+	Header []byte
+	// NotifySuccess lists the recipients delivered here that asked for a success report
+	// (RFC 3461 NOTIFY=SUCCESS); the server sends it now that the copies are committed.
+	NotifySuccess []NotifyRecipient
 }
 
 func isASCII(s string) bool {

@@ -245,7 +245,7 @@ func (s *subSession) Rcpt(to string, opts *gosmtp.RcptOptions) error {
 	switch {
 	case errors.Is(err, store.ErrNotOurDomain):
 		// Relay: the authenticated user may send anywhere (RFC 6409 §4.2); the queue delivers it.
-		s.rcpts = append(s.rcpts, recipient{addr: addr, remote: true})
+		s.rcpts = append(s.rcpts, recipient{addr: addr, remote: true, dsn: recipientDSN(s.opts, opts)})
 		return nil
 	case errors.Is(err, store.ErrUnknownUser):
 		return s.fail(errUnknownUser)
@@ -253,7 +253,7 @@ func (s *subSession) Rcpt(to string, opts *gosmtp.RcptOptions) error {
 		s.srv.cfg.Logger.Error("smtp recipient lookup", "rcpt", to, "err", err)
 		return errTempStore
 	}
-	s.rcpts = append(s.rcpts, recipient{addr: addr, accounts: ids})
+	s.rcpts = append(s.rcpts, recipient{addr: addr, accounts: ids, dsn: recipientDSN(s.opts, opts)})
 	return nil
 }
 

@@ -40,6 +40,7 @@ type RemoteRecipient struct {
 	RequireTLS bool
 	SMTPUTF8   bool
 	EightBit   bool
+	DSN        DSN // the recipient's NOTIFY and ORCPT with the message's RET and ENVID
 }
 
 // DeliveredCopy says where one local copy went.
@@ -103,8 +104,10 @@ func (s *Store) Deliver(ctx context.Context, d *Delivery) ([]DeliveredCopy, erro
 		for _, r := range d.Remote {
 			domain := strings.ToLower(r.Address[strings.LastIndexByte(r.Address, '@')+1:])
 			if _, err := t.Exec(`INSERT INTO queue (blob_id, mail_from, rcpt, domain, created, next_attempt,
-				requiretls, smtputf8, eightbit) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				blobID, d.MailFrom, r.Address, domain, now, now, r.RequireTLS, r.SMTPUTF8, r.EightBit); err != nil {
+				requiretls, smtputf8, eightbit, dsn_notify, dsn_orcpt, dsn_ret, dsn_envid)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				blobID, d.MailFrom, r.Address, domain, now, now, r.RequireTLS, r.SMTPUTF8, r.EightBit,
+				r.DSN.Notify, r.DSN.ORcpt, r.DSN.Ret, r.DSN.EnvID); err != nil {
 				return fmt.Errorf("queue for %s: %w", r.Address, err)
 			}
 		}

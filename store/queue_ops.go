@@ -29,16 +29,19 @@ type QueueEntry struct {
 	// LeaseUntil is when the lease of an attempt in progress ends; zero when no attempt holds
 	// the entry (see QueueClaim).
 	LeaseUntil time.Time
+	DSN        DSN // what the submitter asked to be told (RFC 3461)
 }
 
 const queueColumns = `q.id, q.blob_id, q.mail_from, q.rcpt, q.domain, q.created, q.next_attempt, q.last_attempt,
-	q.attempts, q.last_error, q.last_host, q.requiretls, q.smtputf8, q.eightbit, q.delay_notified, b.size, q.lease_until`
+	q.attempts, q.last_error, q.last_host, q.requiretls, q.smtputf8, q.eightbit, q.delay_notified, b.size, q.lease_until,
+	q.dsn_notify, q.dsn_orcpt, q.dsn_ret, q.dsn_envid`
 
 func scanQueueEntry(sc interface{ Scan(...any) error }) (QueueEntry, error) {
 	var e QueueEntry
 	var created, next, last, lease int64
 	err := sc.Scan(&e.ID, &e.BlobID, &e.MailFrom, &e.Rcpt, &e.Domain, &created, &next, &last,
-		&e.Attempts, &e.LastError, &e.LastHost, &e.RequireTLS, &e.SMTPUTF8, &e.EightBit, &e.DelayNotified, &e.Size, &lease)
+		&e.Attempts, &e.LastError, &e.LastHost, &e.RequireTLS, &e.SMTPUTF8, &e.EightBit, &e.DelayNotified, &e.Size, &lease,
+		&e.DSN.Notify, &e.DSN.ORcpt, &e.DSN.Ret, &e.DSN.EnvID)
 	if err != nil {
 		return e, err
 	}
