@@ -3,9 +3,11 @@ package server
 import (
 	"context"
 	"errors"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"mailstead/admin"
@@ -31,7 +33,7 @@ func (s *Server) startHTTP(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	errorLog := slog.NewLogLogger(s.log.With("service", "http").Handler(), slog.LevelDebug)
+	errorLog := log.New(httpErrorLog{s.log.With("service", "http")}, "", 0)
 	l443, err := s.listen(PortHTTPS)
 	if err != nil {
 		return err
@@ -51,7 +53,7 @@ func (s *Server) startHTTP(ctx context.Context) error {
 		WriteTimeout:      2 * time.Minute, // the backup download lifts it for itself
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          errorLog, // TLS handshake noise from scanners is debug, not an error
+		ErrorLog:          errorLog, // TLS handshake noise from scanners is INFO, not an error
 	}
 	plain := &http.Server{
 		Handler:           s.certs.HTTPHandler(a.HTTPHandler(s.certs.RedirectHandler())),
@@ -68,6 +70,20 @@ func (s *Server) startHTTP(ctx context.Context) error {
 	s.serve("https", l443, func(l net.Listener) error { return httpDone(https.ServeTLS(l, "", "")) }, https.Shutdown)
 	s.serve("http", l80, func(l net.Listener) error { return httpDone(plain.Serve(l)) }, plain.Shutdown)
 	return nil
+}
+
+// httpErrorLog takes net/http's own lines: a failed TLS handshake (scanners, old clients) is one
+// INFO line the metrics count; the rest (clients going away) is debug.
+type httpErrorLog struct{ log *slog.Logger }
+
+func (l httpErrorLog) Write(p []byte) (int, error) {
+	detail := strings.TrimSpace(string(p))
+	if strings.Contains(detail, "TLS handshake error") {
+		l.log.Info("tls handshake failed", "proto", "https", "detail", detail)
+	} else {
+		l.log.Debug("http", "detail", detail)
+	}
+	return len(p), nil
 }
 
 func httpDone(err error) error {

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -215,4 +216,52 @@ func TestKnownClientKeepsLoggingInDuringAnAttack(t *testing.T) {
 	if got := loginOver(t, srv, server.PortIMAPS, owner, user, pass); !strings.HasPrefix(got, "a OK") {
 		t.Errorf("the owner's client during the attack: %q", got)
 	}
+}
+
+// TestFailedHandshakesAreCounted: bytes that are not TLS on 993, 465, 995 and 443 fail the
+// handshake, and each protocol's failure is counted in mailstead_tls_handshake_failures_total.
+func TestFailedHandshakesAreCounted(t *testing.T) {
+	srv := mailtest.Start(t, mailtest.Options{})
+	for _, port := range []int{server.PortIMAPS, server.PortSubmissions, server.PortPOP3S, server.PortHTTPS} {
+		c, err := net.Dial("tcp", srv.Addr(port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write([]byte("GET / HTTP/1.0\r\n\r\n\r\n\r\n\r\n\r\n"))
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		io.Copy(io.Discard, c) // until the server gives up on the handshake
+		c.Close()
+	}
+	want := []string{`proto="imap"`, `proto="smtp"`, `proto="pop3"`, `proto="https"`}
+	var page string
+	for range 200 {
+		resp, err := http.Get("http://" + srv.Addr(server.PortMetrics) + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		page = string(b)
+		missing := 0
+		for _, w := range want {
+			if !strings.Contains(page, "mailstead_tls_handshake_failures_total{"+w+"} 1") {
+				missing++
+			}
+		}
+		if missing == 0 {
+			return
+		}
+		time.Sleep(50 * time.Millisecond) // the counters follow the log lines
+	}
+	t.Errorf("handshake failures not counted per protocol:\n%s", grepLines(page, "handshake"))
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
