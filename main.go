@@ -27,7 +27,8 @@ usage:
   mailstead serve    [--data DIR] [--dev] [--bind IP] [--port-offset N] [--dns HOST:PORT] [--log-json]
   mailstead setup    --hostname FQDN --domain DOMAIN --admin ADDRESS   (password on stdin)
   mailstead domain   add|list|remove DOMAIN
-  mailstead account  add|list|remove|passwd ADDRESS                    (password on stdin)
+  mailstead account  list | add ADDRESS [--admin] | passwd ADDRESS     (password on stdin)
+  mailstead account  remove ADDRESS [--force] | admin ADDRESS on|off   (--force: it holds mail)
   mailstead alias    add|list|remove ALIAS TARGET...                   (ALIAS @domain: catch-all)
   mailstead settings list|get|set KEY [VALUE]                          (a secret: on stdin)
   mailstead queue    list|retry|remove [ID]

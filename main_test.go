@@ -96,3 +96,49 @@ func TestCLIErrorsNameTheCause(t *testing.T) {
 		})
 	}
 }
+
+// TestCLIAccountGuardRails: on the command line (the database opened directly) the only admin
+// is neither removed nor demoted, an account holding mail goes only with --force and the output
+// names its aliases, and admin rights are given with add --admin and account admin.
+func TestCLIAccountGuardRails(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	cli := func(stdin string, args ...string) (int, string) {
+		t.Helper()
+		var out bytes.Buffer
+		code := run(append(args, "--data", dir), strings.NewReader(stdin), &out, &out)
+		return code, out.String()
+	}
+	if code, out := cli("correct horse battery staple\n", "setup", "--hostname", "mail.example.org", "--domain", "example.org", "--admin", "me@example.org"); code != 0 {
+		t.Fatalf("setup: %d %s", code, out)
+	}
+	mbox := filepath.Join(t.TempDir(), "one.mbox")
+	os.WriteFile(mbox, []byte("From x@remote.test Thu Jan  1 00:00:00 2020\nSubject: hi\n\nhi\n"), 0o600)
+	steps := []struct {
+		stdin string
+		args  []string
+		code  int
+		want  string
+	}{
+		{"", []string{"account", "remove", "me@example.org", "--force"}, 1, "is the only admin"},
+		{"", []string{"account", "admin", "me@example.org", "off"}, 1, "is the only admin"},
+		{"", []string{"account", "admin", "me@example.org", "maybe"}, 2, "usage: mailstead account"},
+		{"", []string{"account", "remove", "me@example.org", "--forse"}, 2, "usage: mailstead account"},
+		{"bob password 1\n", []string{"account", "add", "bob@example.org", "--admin"}, 0, "added account bob@example.org (admin)"},
+		{"", []string{"account", "admin", "bob@example.org", "off"}, 0, "admin rights of bob@example.org: off"},
+		{"", []string{"account", "admin", "me@example.org", "off"}, 1, "is the only admin"},
+		{"", []string{"account", "admin", "bob@example.org", "on"}, 0, "admin rights of bob@example.org: on"},
+		{"", []string{"import", "mbox", "me@example.org", mbox}, 0, "imported 1"},
+		{"", []string{"account", "remove", "me@example.org"}, 1, "holds 1 message(s)"},
+		{"", []string{"account", "remove", "me@example.org", "--force"}, 0, "postmaster@example.org"},
+		{"", []string{"account", "remove", "bob@example.org"}, 1, "is the only admin"},
+	}
+	for _, s := range steps {
+		code, out := cli(s.stdin, s.args...)
+		if code != s.code || !strings.Contains(out, s.want) {
+			t.Errorf("%v: exit %d %q; want %d and %q", s.args, code, out, s.code, s.want)
+		}
+	}
+	if code, out := cli("", "account", "list"); code != 0 || out != "bob@example.org (admin)\n" {
+		t.Errorf("accounts left: %q", out)
+	}
+}

@@ -32,6 +32,7 @@ func (a *Admin) apiRoutes(mux *http.ServeMux) {
 	h("DELETE /api/v1/accounts/{address}", a.apiAccountRemove)
 	h("PUT /api/v1/accounts/{address}/password", a.apiAccountPassword)
 	h("PUT /api/v1/accounts/{address}/quota", a.apiAccountQuota)
+	h("PUT /api/v1/accounts/{address}/admin", a.apiAccountAdmin)
 	h("GET /api/v1/aliases", a.apiAliases)
 	h("POST /api/v1/aliases", a.apiAliasAdd)
 	h("DELETE /api/v1/aliases/{alias}", a.apiAliasRemove)
@@ -65,7 +66,7 @@ func statusOf(err error) int {
 		return http.StatusConflict
 	case manage.IsInvalid(err):
 		return http.StatusBadRequest
-	case errors.Is(err, store.ErrAlreadySetUp):
+	case errors.Is(err, store.ErrAlreadySetUp), errors.Is(err, store.ErrLastAdmin), errors.As(err, new(*store.HoldsMailError)):
 		return http.StatusConflict
 	}
 	return http.StatusInternalServerError
@@ -233,7 +234,43 @@ func (a *Admin) apiAccountRemove(w http.ResponseWriter, r *http.Request, acct st
 	if strings.EqualFold(r.PathValue("address"), acct.Address) {
 		return nil, badRequest("an admin cannot remove the account of its own token")
 	}
-	return nil, a.ops.RemoveAccount(r.Context(), r.PathValue("address"))
+	// ?force=true deletes whatever mail it holds; ?confirm_messages=N deletes it if it holds at
+	// most N messages (the count a 409 answer gave). Without either, only an empty account goes.
+	q := r.URL.Query()
+	confirmed, _ := strconv.ParseInt(q.Get("confirm_messages"), 10, 64)
+	h, err := a.ops.RemoveAccount(r.Context(), manage.RemoveAccount{Address: r.PathValue("address"),
+		Force: q.Get("force") == "true", ConfirmMessages: confirmed})
+	if err != nil {
+		return nil, err
+	}
+	return apiRemoved{Address: r.PathValue("address"), Messages: h.Messages, Aliases: nonNil(h.Aliases)}, nil
+}
+
+// apiRemoved is what went with a removed account.
+type apiRemoved struct {
+	Address  string   `json:"address"`
+	Messages int64    `json:"messages"`
+	Aliases  []string `json:"aliases"`
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func (a *Admin) apiAccountAdmin(w http.ResponseWriter, r *http.Request, acct store.Account) (any, error) {
+	var req struct {
+		Admin *bool `json:"admin"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Admin == nil {
+		return nil, badRequest(`give {"admin": true} or {"admin": false}`)
+	}
+	if err := a.ops.SetAdmin(r.Context(), r.PathValue("address"), *req.Admin); err != nil {
+		return nil, err
+	}
+	return map[string]any{"address": r.PathValue("address"), "admin": *req.Admin}, nil
 }
 
 func (a *Admin) apiAccountPassword(w http.ResponseWriter, r *http.Request, _ store.Account) (any, error) {

@@ -136,12 +136,8 @@ func TestLoginRateLimit(t *testing.T) {
 }
 
 func TestSetupWizard(t *testing.T) {
-	e := newEnv(t)
+	e := newEmptyEnv(t) // the wizard runs on an empty data directory only
 	ctx := context.Background()
-	// The wizard runs on an empty data directory only.
-	must(t, e.st.RemoveAccount(ctx, "admin@example.test"))
-	must(t, e.st.RemoveAccount(ctx, "user@example.test"))
-	must(t, e.st.RemoveDomain(ctx, "example.test"))
 	must(t, e.st.SetSetting(ctx, "setup.token", "tok123"))
 	c := e.client()
 	if resp, _ := e.do(c, "GET", "/setup?token=nope", nil); resp.StatusCode != http.StatusForbidden {
@@ -248,11 +244,7 @@ func TestManagementPages(t *testing.T) {
 	if !strings.Contains(body, "catch-all") {
 		t.Error("aliases page does not mark the catch-all")
 	}
-	post("/admin/accounts/remove", "address", "carol@second.test") // without confirmation: refused
-	if _, err := e.st.AccountByAddress(ctx, "carol@second.test"); err != nil {
-		t.Error("account removed without confirmation")
-	}
-	post("/admin/accounts/remove", "address", "carol@second.test", "confirm", "yes")
+	post("/admin/accounts/remove", "address", "carol@second.test") // no mail: removed at once
 	if _, err := e.st.AccountByAddress(ctx, "carol@second.test"); err == nil {
 		t.Error("account not removed")
 	}

@@ -33,7 +33,12 @@ type env struct {
 
 var testPorts = StandardPorts.Offset(20000)
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvWith(t, true) }
+
+// newEmptyEnv is an env on a data directory that has not been set up: no domain, no account.
+func newEmptyEnv(t *testing.T) *env { return newEnvWith(t, false) }
+
+func newEnvWith(t *testing.T, populated bool) *env {
 	t.Helper()
 	st, err := store.Open(t.TempDir(), store.Options{})
 	if err != nil {
@@ -41,16 +46,18 @@ func newEnv(t *testing.T) *env {
 	}
 	t.Cleanup(func() { st.Close() })
 	ctx := context.Background()
-	must(t, st.SetSetting(ctx, "hostname", "mail.example.test"))
 	must(t, st.SetSetting(ctx, "admin.port25_probe", "127.0.0.1:1")) // never a real host
-	if _, err := st.AddDomain(ctx, "example.test"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.AddAccount(ctx, "admin@example.test", "admin-password", true); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.AddAccount(ctx, "user@example.test", "user-password", false); err != nil {
-		t.Fatal(err)
+	if populated {
+		must(t, st.SetSetting(ctx, "hostname", "mail.example.test"))
+		if _, err := st.AddDomain(ctx, "example.test"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.AddAccount(ctx, "admin@example.test", "admin-password", true); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.AddAccount(ctx, "user@example.test", "user-password", false); err != nil {
+			t.Fatal(err)
+		}
 	}
 	z := dnstest.NewZone(t)
 	e := &env{t: t, st: st, zone: z, ip: net.ParseIP("127.0.0.7")}
@@ -65,7 +72,9 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	must(t, adm.ops.EnsureDKIM(ctx, "example.test"))
+	if populated {
+		must(t, adm.ops.EnsureDKIM(ctx, "example.test"))
+	}
 	e.adm = adm
 	e.srv = httptest.NewTLSServer(adm.Handler())
 	t.Cleanup(e.srv.Close)

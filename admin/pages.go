@@ -270,18 +270,28 @@ func parseQuota(v string) (int64, error) {
 	return n << 20, nil
 }
 
+// accountRemove removes an account that holds no mail at once; one that holds mail is removed
+// only from the confirmation page, which names the message count and the aliases routing to
+// it (the store refuses the removal if more mail arrived in between).
 func (a *Admin) accountRemove(w http.ResponseWriter, r *http.Request, s *session) {
 	addr := r.PostFormValue("address")
 	if strings.EqualFold(addr, s.account.Address) {
 		a.done(w, r, "/admin/accounts", "", errors.New("you cannot remove your own account while logged in with it"))
 		return
 	}
-	if r.PostFormValue("confirm") != "yes" {
-		a.done(w, r, "/admin/accounts", "", errors.New("tick the box to confirm: removing an account deletes its mail"))
+	confirmed, _ := strconv.ParseInt(r.PostFormValue("confirm_messages"), 10, 64)
+	h, err := a.ops.RemoveAccount(r.Context(), manage.RemoveAccount{Address: addr, ConfirmMessages: confirmed})
+	var held *store.HoldsMailError
+	if errors.As(err, &held) {
+		a.render(w, r, "account-remove.html", s, pageData{Title: "Remove " + held.Address + "?", Nav: "accounts",
+			Data: map[string]any{"Held": held}})
 		return
 	}
-	err := a.ops.RemoveAccount(r.Context(), addr)
-	a.done(w, r, "/admin/accounts", "Removed "+addr+" and its mail.", err)
+	msg := fmt.Sprintf("Removed %s and its %d message(s).", addr, h.Messages)
+	if len(h.Aliases) > 0 {
+		msg += " Aliases that routed to it: " + strings.Join(h.Aliases, ", ") + "."
+	}
+	a.done(w, r, "/admin/accounts", msg, err)
 }
 
 func (a *Admin) accountPassword(w http.ResponseWriter, r *http.Request, s *session) {

@@ -37,10 +37,38 @@ func (o *Ops) AddAccount(ctx context.Context, na NewAccount) (store.Account, err
 	return a, nil
 }
 
+// RemoveAccount is a removal and what its caller agreed to lose with it.
+type RemoveAccount struct {
+	Address string
+	// Force removes the account whatever mail it holds (the CLI's --force).
+	Force bool
+	// ConfirmMessages is the message count the person was shown and agreed to delete (a page,
+	// the API); a removal that would delete more is refused with a *store.HoldsMailError.
+	ConfirmMessages int64
+}
+
 // RemoveAccount deletes an account with all its mail, its aliases' routes to it, its app
-// passwords, API tokens and web sessions.
-func (o *Ops) RemoveAccount(ctx context.Context, address string) error {
-	return o.st.RemoveAccount(ctx, address)
+// passwords, API tokens and web sessions, and returns what went with it. Every path comes
+// here, and the store enforces the two rules in the removal's transaction: the only admin is
+// never removed (store.ErrLastAdmin), and an account holding mail goes only with Force or with
+// ConfirmMessages covering its messages (else a *store.HoldsMailError names the count and the
+// aliases, for the caller to ask).
+func (o *Ops) RemoveAccount(ctx context.Context, p RemoveAccount) (store.AccountHoldings, error) {
+	h, err := o.st.Holdings(ctx, p.Address)
+	if err != nil {
+		return h, err
+	}
+	limit := p.ConfirmMessages
+	if p.Force {
+		limit = -1
+	} else if limit < 0 {
+		limit = 0
+	}
+	if err := o.st.RemoveAccount(ctx, p.Address, limit); err != nil {
+		return h, err
+	}
+	o.log.Info("account removed", "address", p.Address, "messages", h.Messages, "aliases", h.Aliases)
+	return h, nil
 }
 
 // SetPassword replaces an account's password; the account's other web sessions end except keep
@@ -59,7 +87,7 @@ func (o *Ops) SetPassword(ctx context.Context, address, password, keep string) e
 	return o.st.EndWebSessions(ctx, a.ID, keep)
 }
 
-// SetAdmin grants or revokes the admin flag.
+// SetAdmin grants or revokes the admin flag; the only admin keeps it (store.ErrLastAdmin).
 func (o *Ops) SetAdmin(ctx context.Context, address string, admin bool) error {
 	return o.st.SetAdmin(ctx, address, admin)
 }

@@ -139,3 +139,42 @@ func TestBrowserOpensDevURLs(t *testing.T) {
 	}
 	b.shot("dev-admin-last-page")
 }
+
+// TestAccountGuardRailsThroughControlSocket: with the server running, management commands go
+// through its control socket and meet the same rules: the only admin stays, mail needs --force.
+func TestAccountGuardRailsThroughControlSocket(t *testing.T) {
+	srv := mailtest.Start(t, mailtest.Options{})
+	ctx := context.Background()
+	if err := srv.Store().SetAdmin(ctx, "alice@example.test", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := send(t, srv.Opts.Addr(25), "x@remote.test", []string{"alice@example.test"}, []byte("From: x@remote.test\r\n\r\nhi\r\n"), nil); err != nil {
+		t.Fatal(err)
+	}
+	call := func(args ...string) (string, error) {
+		return server.Call(srv.Opts.Dir, server.Request{Command: "account", Args: args})
+	}
+	if _, err := call("admin", "alice@example.test", "off"); err == nil || !strings.Contains(err.Error(), "only admin") {
+		t.Errorf("demote the only admin: %v", err)
+	}
+	if _, err := call("remove", "alice@example.test", "--force"); err == nil || !strings.Contains(err.Error(), "only admin") {
+		t.Errorf("remove the only admin: %v", err)
+	}
+	if out, err := call("add", "--admin", "carol@example.test"); err == nil || !strings.Contains(err.Error(), "password") {
+		t.Errorf("add without a password: %q %v", out, err)
+	}
+	if _, err := server.Call(srv.Opts.Dir, server.Request{Command: "account", Args: []string{"add", "carol@example.test", "--admin"},
+		Stdin: "carol password 1\n"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := call("remove", "alice@example.test"); err == nil || !strings.Contains(err.Error(), "holds 1 message(s)") ||
+		!strings.Contains(err.Error(), "--force") {
+		t.Errorf("remove alice holding mail: %v", err)
+	}
+	if _, err := srv.Store().AccountByAddress(ctx, "alice@example.test"); err != nil {
+		t.Fatal("alice removed without --force")
+	}
+	if out, err := call("remove", "alice@example.test", "--force"); err != nil || !strings.Contains(out, "1 message(s)") {
+		t.Errorf("remove --force: %q %v", out, err)
+	}
+}

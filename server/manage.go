@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -138,29 +139,63 @@ func manageAccount(ctx context.Context, ops *manage.Ops, args []string, stdin st
 		}
 		return b.String(), nil
 	}
-	if len(args) != 2 {
-		return "", usage("account add|list|remove|passwd ADDRESS (password on stdin)")
+	const accountUsage = "account list | add ADDRESS [--admin] | passwd ADDRESS (password on stdin) | remove ADDRESS [--force] | admin ADDRESS on|off"
+	if len(args) == 0 {
+		return "", usage(accountUsage)
 	}
-	pw := firstLine(stdin)
-	switch args[0] {
-	case "add":
-		a, err := ops.AddAccount(ctx, manage.NewAccount{Address: args[1], Password: pw})
+	var pos []string
+	flags := map[string]bool{}
+	for _, a := range args[1:] {
+		if strings.HasPrefix(a, "-") {
+			flags[strings.TrimLeft(a, "-")] = true
+		} else {
+			pos = append(pos, a)
+		}
+	}
+	only := func(allowed ...string) bool {
+		for f := range flags {
+			if !slices.Contains(allowed, f) {
+				return false
+			}
+		}
+		return true
+	}
+	switch {
+	case args[0] == "add" && len(pos) == 1 && only("admin"):
+		a, err := ops.AddAccount(ctx, manage.NewAccount{Address: pos[0], Password: firstLine(stdin), Admin: flags["admin"]})
 		if err != nil {
 			return "", err
 		}
+		if a.IsAdmin {
+			return "added account " + a.Address + " (admin)\n", nil
+		}
 		return "added account " + a.Address + "\n", nil
-	case "passwd":
-		if err := ops.SetPassword(ctx, args[1], pw, ""); err != nil {
+	case args[0] == "passwd" && len(pos) == 1 && only():
+		if err := ops.SetPassword(ctx, pos[0], firstLine(stdin), ""); err != nil {
 			return "", err
 		}
-		return "changed password of " + args[1] + "\n", nil
-	case "remove":
-		if err := ops.RemoveAccount(ctx, args[1]); err != nil {
+		return "changed password of " + pos[0] + "\n", nil
+	case args[0] == "remove" && len(pos) == 1 && only("force"):
+		h, err := ops.RemoveAccount(ctx, manage.RemoveAccount{Address: pos[0], Force: flags["force"]})
+		var held *store.HoldsMailError
+		if errors.As(err, &held) {
+			return "", fmt.Errorf("%w; nothing was removed: add --force to delete it with its mail", err)
+		}
+		if err != nil {
 			return "", err
 		}
-		return "removed account " + args[1] + " and its mail\n", nil
+		out := fmt.Sprintf("removed account %s and its %d message(s)\n", pos[0], h.Messages)
+		if len(h.Aliases) > 0 {
+			out += fmt.Sprintf("these aliases no longer route to it (an alias with no other target is gone): %s\n", strings.Join(h.Aliases, ", "))
+		}
+		return out, nil
+	case args[0] == "admin" && len(pos) == 2 && only() && (pos[1] == "on" || pos[1] == "off"):
+		if err := ops.SetAdmin(ctx, pos[0], pos[1] == "on"); err != nil {
+			return "", err
+		}
+		return "admin rights of " + pos[0] + ": " + pos[1] + "\n", nil
 	}
-	return "", usage("account add|list|remove|passwd ADDRESS")
+	return "", usage(accountUsage)
 }
 
 func manageAlias(ctx context.Context, ops *manage.Ops, args []string, _ string) (string, error) {

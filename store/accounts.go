@@ -221,12 +221,32 @@ func (s *Store) AccountByID(ctx context.Context, id int64) (Account, error) {
 }
 
 // RemoveAccount deletes an account with all its mailboxes and messages.
-func (s *Store) RemoveAccount(ctx context.Context, address string) error {
+//
+// The only admin is never removed (ErrLastAdmin). maxMessages is how many messages the caller
+// agreed to delete with the account (-1: any number); when it holds more, nothing is removed
+// and the error is a *HoldsMailError saying how many and which aliases route to it.
+func (s *Store) RemoveAccount(ctx context.Context, address string, maxMessages int64) error {
 	a, err := s.AccountByAddress(ctx, address)
 	if err != nil {
 		return err
 	}
 	return s.Update(ctx, func(t *Tx) error {
+		if err := t.keepAnAdmin(a.ID, a.Address); err != nil {
+			return err
+		}
+		if maxMessages >= 0 {
+			var n int64
+			if err := t.QueryRow(holdingsQuery, a.ID).Scan(&n); err != nil {
+				return err
+			}
+			if n > maxMessages {
+				aliases, err := column[string](t.tx.QueryContext(t.ctx, "SELECT address FROM aliases WHERE account_id = ? ORDER BY address", a.ID))
+				if err != nil {
+					return err
+				}
+				return &HoldsMailError{Address: a.Address, Messages: n, Aliases: aliases}
+			}
+		}
 		if _, err := t.Exec("DELETE FROM accounts WHERE id = ?", a.ID); err != nil {
 			return err
 		}
@@ -257,13 +277,18 @@ func (s *Store) SetPassword(ctx context.Context, address, password string) error
 	})
 }
 
-// SetAdmin grants or revokes the admin flag.
+// SetAdmin grants or revokes the admin flag; the only admin is never demoted (ErrLastAdmin).
 func (s *Store) SetAdmin(ctx context.Context, address string, admin bool) error {
 	a, err := s.AccountByAddress(ctx, address)
 	if err != nil {
 		return err
 	}
 	return s.Update(ctx, func(t *Tx) error {
+		if !admin {
+			if err := t.keepAnAdmin(a.ID, a.Address); err != nil {
+				return err
+			}
+		}
 		_, err := t.Exec("UPDATE accounts SET is_admin = ? WHERE id = ?", admin, a.ID)
 		return err
 	})

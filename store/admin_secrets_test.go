@@ -179,7 +179,10 @@ func TestMigrationToAdminSchema(t *testing.T) {
 	}
 	// Removing an account takes its secrets with it (ON DELETE CASCADE).
 	s.CreateAPIToken(ctx, alice.ID, "x")
-	if err := s.RemoveAccount(ctx, "alice@example.test"); err != nil {
+	if _, err := s.AddAccount(ctx, "keeper@example.test", "keeper-pw-1", true); err != nil { // the only admin is never removed
+		t.Fatal(err)
+	}
+	if err := s.RemoveAccount(ctx, "alice@example.test", -1); err != nil {
 		t.Fatal(err)
 	}
 	for _, table := range []string{"app_passwords", "web_sessions", "api_tokens"} {
