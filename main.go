@@ -244,7 +244,7 @@ func readPassword(stdin io.Reader, command string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("read password from stdin: %w", err)
 	}
-	if strings.TrimSpace(string(b)) == "" {
+	if strings.Trim(string(b), "\r\n") == "" { // ten spaces are a (refused) password, not nothing
 		return "", fmt.Errorf("%w: echo 'PASSWORD' | mailstead %s (the password is read from stdin, which was empty)", server.ErrUsage, command)
 	}
 	return string(b), nil
