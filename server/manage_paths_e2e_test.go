@@ -10,12 +10,14 @@ import (
 	"net/http"
 	"net/url"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 
 	"mailstead/mailtest"
 	"mailstead/manage"
 	"mailstead/server"
+	"mailstead/store"
 )
 
 // managePath is one way to reach the operations layer: the mailstead command, the control
@@ -31,6 +33,8 @@ type managePath interface {
 	aliasAdd(alias, target string) error
 	aliasRemove(alias string) error
 	setting(key, value string) error
+	queueRetry(id int64) error
+	queueRemove(id int64) error
 }
 
 // refusal is an action a path refused; input says it was refused as bad input.
@@ -82,6 +86,18 @@ func (s socketPath) aliasRemove(al string) error      { return s.call("", "alias
 func (s socketPath) setting(key, value string) error {
 	return s.call("", "settings", "set", key, value)
 }
+func (s socketPath) queueRetry(id int64) error  { return s.call("", "queue", "retry", itoa(id)) }
+func (s socketPath) queueRemove(id int64) error { return s.call("", "queue", "remove", itoa(id)) }
+func (p cliPath) queueRetry(id int64) error     { return p.run("", "queue", "retry", itoa(id)) }
+func (p cliPath) queueRemove(id int64) error    { return p.run("", "queue", "remove", itoa(id)) }
+func (p apiPath) queueRetry(id int64) error {
+	return p.do("POST", "/api/v1/queue/"+itoa(id)+"/retry", nil)
+}
+func (p apiPath) queueRemove(id int64) error  { return p.do("DELETE", "/api/v1/queue/"+itoa(id), nil) }
+func (p pagePath) queueRetry(id int64) error  { return p.post("/admin/queue/retry", "id", itoa(id)) }
+func (p pagePath) queueRemove(id int64) error { return p.post("/admin/queue/remove", "id", itoa(id)) }
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 // socketPath sends requests over the control socket, as the CLI does.
 type socketPath struct{ dir string }
@@ -214,7 +230,12 @@ func (p pagePath) setting(key, value string) error {
 
 // managePaths starts a server with alice@example.test as its admin and returns the four paths.
 func managePaths(t *testing.T) (*mailtest.Server, []managePath) {
-	srv := mailtest.Start(t, mailtest.Options{})
+	// unreachable.test has an MX that refuses connections: its mail stays queued (deferred).
+	zone := mailtest.NewDNSZone(t)
+	zone.Add("remote.test. 300 IN A 127.0.0.1")
+	zone.Add("unreachable.test. 300 IN MX 10 mx.unreachable.test.")
+	zone.Add("mx.unreachable.test. 300 IN A 127.0.0.1")
+	srv := mailtest.Start(t, mailtest.Options{DNS: zone.Addr()})
 	ctx := context.Background()
 	if err := srv.Store().SetAdmin(ctx, "alice@example.test", true); err != nil {
 		t.Fatal(err)
@@ -250,6 +271,25 @@ func TestEveryActionOnEveryPath(t *testing.T) {
 			t.Fatal(err)
 		}
 		return len(keys)
+	}
+	// One outbound message per path, to a domain that never answers, so it stays queued.
+	queuedIDs := map[string]int64{}
+	for _, p := range paths {
+		if _, err := st.Deliver(ctx, &store.Delivery{MailFrom: "alice@example.test", Data: []byte("Subject: " + p.name() + "\r\n\r\nx\r\n"),
+			Remote: []store.RemoteRecipient{{Address: p.name() + "@unreachable.test"}}}); err != nil {
+			t.Fatal(err)
+		}
+		q, _ := st.QueueList(ctx)
+		for _, e := range q {
+			if e.Rcpt == p.name()+"@unreachable.test" {
+				queuedIDs[p.name()] = e.ID
+			}
+		}
+	}
+	queued := func(name string) int64 { return queuedIDs[name] }
+	inQueue := func(name string) bool {
+		_, err := st.QueueEntryByID(ctx, queuedIDs[name])
+		return err == nil
 	}
 	for _, p := range paths {
 		t.Run(p.name(), func(t *testing.T) {
@@ -305,6 +345,13 @@ func TestEveryActionOnEveryPath(t *testing.T) {
 				{"account remove", func() error { return p.accountRemove(user) }, func() string {
 					if _, err := st.AccountByAddress(ctx, user); err == nil {
 						return "account still there"
+					}
+					return ""
+				}},
+				{"queue retry", func() error { return p.queueRetry(queued(p.name())) }, func() string { return "" }},
+				{"queue remove", func() error { return p.queueRemove(queued(p.name())) }, func() string {
+					if inQueue(p.name()) {
+						return "queue entry still there"
 					}
 					return ""
 				}},

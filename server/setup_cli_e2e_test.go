@@ -106,6 +106,10 @@ func TestSecretSetting(t *testing.T) {
 	if v, _, _ := srv.Store().SettingValue(context.Background(), "queue.smarthost_password"); v != secret {
 		t.Errorf("stored secret %q", v)
 	}
+	// A setting read at start only says so when it is changed.
+	if out, code := mailstead(t, dir, "", "settings", "set", "smtp.idle_timeout", "10m"); code != 0 || !strings.Contains(out, "next restart") {
+		t.Errorf("settings set smtp.idle_timeout: exit %d\n%s", code, out)
+	}
 	for _, args := range [][]string{{"settings", "list"}, {"settings", "get", "queue.smarthost_password"}} {
 		out, _ := mailstead(t, dir, "", args...)
 		if strings.Contains(out, secret) || !strings.Contains(out, "(set)") {
