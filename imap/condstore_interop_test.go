@@ -65,3 +65,57 @@ except imaplib.IMAP4.error as e:
     assert 'BAD' in str(e) or 'modifier' in str(e), e
 `)
 }
+
+// TestImaplibQResync follows RFC 7162 §3.2: after ENABLE QRESYNC, SELECT (QRESYNC (uidvalidity
+// modseq)) answers with VANISHED (EARLIER) for what was expunged and FETCH (UID FLAGS MODSEQ) for
+// what changed since, nothing else; expunges then arrive as VANISHED, never EXPUNGE; UID FETCH
+// (CHANGEDSINCE n VANISHED) reports both; a wrong UIDVALIDITY gets a plain SELECT.
+func TestImaplibQResync(t *testing.T) {
+	runImaplib(t, newEnv(t, nil), `
+imaplib.Commands['ENABLE'] = ('AUTH', 'SELECTED')
+for i in range(6):
+    ok(M.append('INBOX', None, None, b'Subject: q%d\r\n\r\nx\r\n' % i))
+typ, got, data = cmd(M, 'ENABLE', 'QRESYNC')
+assert typ == 'OK' and M.untagged_responses.pop('ENABLED', []) == [b'QRESYNC'], data
+ok(M.select('INBOX'))
+validity = int(M.untagged_responses.pop('UIDVALIDITY')[0])
+oks = M.untagged_responses.pop('OK', [])
+last = int(re.search(rb'HIGHESTMODSEQ (\d+)', b' '.join(oks)).group(1))
+ok(M.close())
+B = login()
+ok(B.select('INBOX'))
+ok(B.store('2', '+FLAGS', '(\\Flagged)'))
+ok(B.store('3,5', '+FLAGS', '(\\Deleted)'))
+ok(B.expunge())
+ok(B.append('INBOX', None, None, b'Subject: new\r\n\r\nx\r\n'))
+typ, got, data = cmd(M, 'SELECT', 'INBOX', '(QRESYNC (%d %d))' % (validity, last))
+M.state = 'SELECTED'
+assert typ == 'OK', data
+vanished = M.untagged_responses.pop('VANISHED', [])
+assert vanished == [b'(EARLIER) 3,5'], vanished
+fetches = M.untagged_responses.pop('FETCH', [])
+assert len(fetches) == 2, fetches
+assert fetches[0].startswith(b'2 (UID 2 FLAGS (\\Flagged') and b'MODSEQ' in fetches[0], fetches
+assert fetches[1].startswith(b'5 (UID 7 ') and b'MODSEQ' in fetches[1], fetches
+assert 'EXPUNGE' not in M.untagged_responses, M.untagged_responses
+ok(B.store('1', '+FLAGS', '(\\Deleted)'))
+ok(B.expunge())
+ok(M.noop())
+assert M.untagged_responses.pop('VANISHED', []) == [b'1'], 'VANISHED replaces EXPUNGE'
+assert 'EXPUNGE' not in M.untagged_responses
+typ, got, data = cmd(M, 'UID', 'FETCH', '1:*', '(FLAGS)', '(CHANGEDSINCE %d VANISHED)' % last)
+assert typ == 'OK', data
+assert M.untagged_responses.pop('VANISHED', []) == [b'(EARLIER) 1,3,5'], 'UID FETCH VANISHED'
+ok(M.store('2', '+FLAGS', '(\\Deleted)'))  # UIDs 2 4 6 7 are left: seq 2 is UID 4
+typ, data = M.expunge()
+assert typ == 'OK' and M.untagged_responses.pop('VANISHED', []) == [b'4'] and not data[0], data
+typ, got, data = cmd(M, 'SELECT', 'INBOX', '(QRESYNC (%d %d))' % (validity + 1, last))
+assert typ == 'OK' and 'VANISHED' not in M.untagged_responses, M.untagged_responses
+C = login()
+try:
+    cmd(C, 'SELECT', 'INBOX', '(QRESYNC (%d %d))' % (validity, last))
+    assert False, 'QRESYNC parameter without ENABLE accepted'
+except imaplib.IMAP4.error as e:
+    assert 'BAD' in str(e) or 'QRESYNC' in str(e), e
+`)
+}

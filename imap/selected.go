@@ -178,6 +178,11 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 	describe := options.Envelope || options.BodyStructure != nil
 	ctx, cancel := s.ctx()
 	defer cancel()
+	if options.Vanished {
+		if err := s.fetchVanished(ctx, w, numSet, options); err != nil {
+			return err
+		}
+	}
 	for len(uids) > 0 {
 		chunk := uids[:min(fetchChunk, len(uids))]
 		uids = uids[len(chunk):]
@@ -519,7 +524,7 @@ func (s *session) Expunge(w *imapserver.ExpungeWriter, uidSet *imap.UIDSet) erro
 	if _, err := s.srv.st.Expunge(ctx, s.selected.ID, uids); err != nil {
 		return s.storeError("expunge", err)
 	}
-	return s.checkStep(v.drain(sink{expunge: w.WriteExpunge}))
+	return s.checkStep(v.drain(sink{expunge: w.WriteExpunge, vanished: s.vanishedWriter(w.WriteVanished)}))
 }
 
 func (s *session) destination(ctx context.Context, name string) (store.Mailbox, error) {
@@ -580,7 +585,7 @@ func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string
 			return err
 		}
 	}
-	return s.checkStep(v.drain(sink{expunge: w.WriteExpunge}))
+	return s.checkStep(v.drain(sink{expunge: w.WriteExpunge, vanished: s.vanishedWriter(w.WriteVanished)}))
 }
 
 // uidSet compresses sorted UIDs into ranges.

@@ -393,6 +393,7 @@ func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	}
 	if allowExpunge {
 		out.expunge = w.WriteExpunge
+		out.vanished = s.vanishedWriter(w.WriteVanished)
 	}
 	return s.checkStep(v.drain(out))
 }

@@ -161,7 +161,10 @@ func (e errOutOfStep) Error() string { return e.reason }
 type sink struct {
 	exists  func(n uint32) error
 	expunge func(seq uint32) error
-	flags   func(seq, uid uint32, flags []string, modseq int64) error
+	// vanished, when set, reports expunges by UID instead (QRESYNC's VANISHED, RFC 7162
+	// §3.2.10); it goes with expunge, which is then unused.
+	vanished func(uids []uint32) error
+	flags    func(seq, uid uint32, flags []string, modseq int64) error
 }
 
 // lastUID is the highest UID this view has ever been told about, expunged or not. A change to a
@@ -223,7 +226,7 @@ loop:
 				stopAt = i
 				break loop
 			}
-			if err = v.expunge(ev.UIDs, out.expunge); err != nil {
+			if err = v.expunge(ev.UIDs, out.expunge, out.vanished); err != nil {
 				break loop
 			}
 		}
@@ -253,7 +256,7 @@ loop:
 
 // expunge removes uids (ascending) from the view, reporting the sequence number each had at the
 // moment of its removal.
-func (v *view) expunge(uids []uint32, report func(seq uint32) error) error {
+func (v *view) expunge(uids []uint32, report func(seq uint32) error, vanished func(uids []uint32) error) error {
 	var positions []int
 	for _, uid := range uids {
 		if i, ok := slices.BinarySearch(v.known, uid); ok {
@@ -273,8 +276,15 @@ func (v *view) expunge(uids []uint32, report func(seq uint32) error) error {
 	}
 	// Compact known once; report seq = original position + 1 - removals before it.
 	var err error
+	if vanished != nil {
+		gone := make([]uint32, len(positions))
+		for k, p := range positions {
+			gone[k] = v.known[p]
+		}
+		err = vanished(gone)
+	}
 	for k, p := range positions {
-		if err == nil {
+		if err == nil && vanished == nil {
 			err = report(uint32(p + 1 - k))
 		}
 	}

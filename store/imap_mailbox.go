@@ -317,8 +317,7 @@ func (t *Tx) renameInbox(inbox Mailbox, to string) error {
 		return err
 	}
 	sortUint32(uids)
-	t.Publish(Event{Kind: MessagesExpunged, AccountID: inbox.AccountID, MailboxID: inbox.ID, UIDs: uids, ModSeq: modseq})
-	return nil
+	return t.publishExpunged(inbox.AccountID, inbox.ID, uids, modseq)
 }
 
 // SetSubscribed subscribes or unsubscribes a name (RFC 9051 §6.3.7, §6.3.8). SUBSCRIBE needs the

@@ -251,8 +251,7 @@ func (t *Tx) removeMessages(mailboxID int64, ids []int64) error {
 		return err
 	}
 	sortUint32(uids)
-	t.Publish(Event{Kind: MessagesExpunged, AccountID: accountID, MailboxID: mailboxID, UIDs: uids, ModSeq: modseq})
-	return nil
+	return t.publishExpunged(accountID, mailboxID, uids, modseq)
 }
 
 // CopyResult is RFC 4315 COPYUID data: Source[i] became Dest[i] in a mailbox of UIDValidity.
@@ -354,8 +353,7 @@ func (s *Store) transfer(ctx context.Context, src, dst int64, uids []uint32, mov
 			src).Scan(&srcModSeq, &srcAccount); err != nil {
 			return err
 		}
-		t.Publish(Event{Kind: MessagesExpunged, AccountID: srcAccount, MailboxID: src, UIDs: slices.Clone(res.Source), ModSeq: srcModSeq})
-		return nil
+		return t.publishExpunged(srcAccount, src, slices.Clone(res.Source), srcModSeq)
 	})
 	if err != nil {
 		return CopyResult{}, fmt.Errorf("copy from mailbox %d to %d: %w", src, dst, err)

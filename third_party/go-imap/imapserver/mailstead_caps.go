@@ -12,4 +12,5 @@ var mailsteadAnyStateCaps = []imap.Cap{
 var mailsteadCaps = []imap.Cap{
 	imap.CapQuota, "QUOTA=RES-STORAGE", // RFC 9208, mailstead_quota.go
 	imap.CapCondStore, // RFC 7162 §3.1, mailstead_condstore.go
+	imap.CapQResync,   // RFC 7162 §3.2, mailstead_qresync.go
 }

@@ -23,20 +23,62 @@ func (c *Conn) enableCondStore() {
 	c.mutex.Unlock()
 }
 
-// readSelectParams reads SELECT's optional " (CONDSTORE)" (RFC 7162 §3.1.8).
-func (c *Conn) readSelectParams(dec *imapwire.Decoder, condStore *bool) error {
-	if dec.SP() {
-		return dec.ExpectList(func() error {
-			var name string
-			if !dec.ExpectAtom(&name) {
+// readSelectParams reads SELECT's optional " (CONDSTORE)" (RFC 7162 §3.1.8) or
+// " (QRESYNC (uidvalidity modseq [known-uids [seq-match-data]]))" (RFC 7162 §3.2.5).
+func (c *Conn) readSelectParams(dec *imapwire.Decoder, options *imap.SelectOptions) error {
+	if !dec.SP() {
+		return nil
+	}
+	return dec.ExpectList(func() error {
+		var name string
+		if !dec.ExpectAtom(&name) {
+			return dec.Err()
+		}
+		switch {
+		case strings.EqualFold(name, "CONDSTORE") && c.server.options.caps().Has(imap.CapCondStore):
+			options.CondStore = true
+			return nil
+		case strings.EqualFold(name, "QRESYNC") && c.enabled.Has(imap.CapQResync):
+			q := &imap.SelectQResync{}
+			if !dec.ExpectSP() {
 				return dec.Err()
 			}
-			if !strings.EqualFold(name, "CONDSTORE") || !c.server.options.caps().Has(imap.CapCondStore) {
-				return newClientBugError("Unknown SELECT parameter")
-			}
-			*condStore = true
-			return nil
-		})
+			err := dec.ExpectList(func() error {
+				if !dec.ExpectNumber(&q.UIDValidity) || !dec.ExpectSP() || !dec.ExpectModSeq(&q.ModSeq) {
+					return dec.Err()
+				}
+				if dec.SP() {
+					if dec.Special('(') {
+						return readSeqMatchData(dec)
+					}
+					if !dec.ExpectUIDSet(&q.KnownUIDs) {
+						return dec.Err()
+					}
+					if dec.SP() {
+						if !dec.ExpectSpecial('(') {
+							return dec.Err()
+						}
+						return readSeqMatchData(dec)
+					}
+				}
+				return nil
+			})
+			options.QResync = q
+			return err
+		case strings.EqualFold(name, "QRESYNC"):
+			return newClientBugError("QRESYNC must be enabled first (RFC 7162 §3.2.3)")
+		}
+		return newClientBugError("Unknown SELECT parameter")
+	})
+}
+
+// readSeqMatchData skips "known-sequence-set SP known-uid-set)": a hint to save bandwidth that
+// a server may ignore (RFC 7162 §3.2.5.2); the "(" is read.
+func readSeqMatchData(dec *imapwire.Decoder) error {
+	var seqs imap.NumSet
+	var uids imap.UIDSet
+	if !dec.ExpectNumSet(imapwire.NumKindSeq, &seqs) || !dec.ExpectSP() || !dec.ExpectUIDSet(&uids) || !dec.ExpectSpecial(')') {
+		return dec.Err()
 	}
 	return nil
 }
@@ -59,6 +101,10 @@ func (c *Conn) readFetchModifiers(dec *imapwire.Decoder, options *imap.FetchOpti
 			var name string
 			if !dec.ExpectAtom(&name) {
 				return dec.Err()
+			}
+			if strings.EqualFold(name, "VANISHED") && c.enabled.Has(imap.CapQResync) {
+				options.Vanished = true // RFC 7162 §3.2.6; only with UID FETCH and CHANGEDSINCE
+				return nil
 			}
 			if !strings.EqualFold(name, "CHANGEDSINCE") || !c.server.options.caps().Has(imap.CapCondStore) {
 				return newClientBugError("Unknown FETCH modifier")

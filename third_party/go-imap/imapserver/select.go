@@ -9,11 +9,11 @@ import (
 
 func (c *Conn) handleSelect(tag string, dec *imapwire.Decoder, readOnly bool) error {
 	var mailbox string
-	var condStore bool
+	options := imap.SelectOptions{ReadOnly: readOnly}
 	if !dec.ExpectSP() || !dec.ExpectMailbox(&mailbox) {
 		return dec.Err()
 	}
-	if err := c.readSelectParams(dec, &condStore); err != nil { // mailstead: CONDSTORE
+	if err := c.readSelectParams(dec, &options); err != nil { // mailstead: CONDSTORE, QRESYNC
 		return err
 	}
 	if !dec.ExpectCRLF() {
@@ -39,8 +39,7 @@ func (c *Conn) handleSelect(tag string, dec *imapwire.Decoder, readOnly bool) er
 		}
 	}
 
-	options := imap.SelectOptions{ReadOnly: readOnly, CondStore: condStore}
-	if condStore {
+	if options.CondStore {
 		c.enableCondStore() // mailstead
 	}
 	data, err := c.session.Select(mailbox, &options)
@@ -84,6 +83,9 @@ func (c *Conn) handleSelect(tag string, dec *imapwire.Decoder, readOnly bool) er
 
 	c.state = imap.ConnStateSelected
 	// TODO: forbid write commands in read-only mode
+	if err := c.resync(&options); err != nil { // mailstead: QRESYNC, mailstead_qresync.go
+		return err
+	}
 
 	var (
 		cmdName string

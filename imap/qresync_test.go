@@ -1,0 +1,83 @@
+package imap
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+
+	"mailstead/store"
+)
+
+// TestQResyncLargeMailboxSendsOnlyChanges: a QRESYNC SELECT of a 100,000-message mailbox with
+// 10 changes since the client's MODSEQ (7 flag changes, 3 expunges) answers with exactly 7
+// FETCH responses and one VANISHED (EARLIER) naming the 3 UIDs, besides the usual SELECT data
+// (RFC 7162 §3.2.5.1).
+func TestQResyncLargeMailboxSendsOnlyChanges(t *testing.T) {
+	const total = 100000
+	e := newEnvStore(t, store.Options{}, nil) // no ENVELOPE parsing at import: this test is about counts
+	ctx := context.Background()
+	batch := make([]store.ImportMessage, 0, 20000)
+	for i := 0; i < total; i++ {
+		batch = append(batch, store.ImportMessage{Mailboxes: []string{"INBOX"},
+			Data: []byte(fmt.Sprintf("Subject: m%d\r\nMessage-ID: <%d@example.test>\r\n\r\nbody %d\r\n", i, i, i))})
+		if len(batch) == cap(batch) || i == total-1 {
+			if _, err := e.st.Import(ctx, e.aliceID, batch); err != nil {
+				t.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+	r := loggedInRaw(t, e)
+	r.reply("e", "ENABLE QRESYNC")
+	_, sel := r.reply("s", "SELECT INBOX")
+	validity := regexp.MustCompile(`UIDVALIDITY (\d+)`).FindStringSubmatch(sel)
+	modseq := regexp.MustCompile(`HIGHESTMODSEQ (\d+)`).FindStringSubmatch(sel)
+	if validity == nil || modseq == nil || !strings.Contains(sel, fmt.Sprintf("* %d EXISTS", total)) {
+		t.Fatalf("SELECT: %s", sel)
+	}
+	r.reply("c", "CLOSE")
+
+	inbox := e.mailboxID(t, "INBOX")
+	for _, uid := range []uint32{10, 2000, 30000, 45000, 60000, 77777, 99999} {
+		if _, _, err := e.st.StoreFlags(ctx, inbox, []uint32{uid}, store.FlagsAdd, []string{`\Flagged`}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gone := []uint32{5, 50000, 100000}
+	if _, _, err := e.st.StoreFlags(ctx, inbox, gone, store.FlagsAdd, []string{`\Deleted`}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.st.Expunge(ctx, inbox, gone); err != nil {
+		t.Fatal(err)
+	}
+
+	tagged, all := r.reply("q", fmt.Sprintf("SELECT INBOX (QRESYNC (%s %s))", validity[1], modseq[1]))
+	if !strings.HasPrefix(tagged, "q OK") {
+		t.Fatalf("QRESYNC SELECT: %s", all)
+	}
+	var fetches, vanished []string
+	for _, l := range strings.Split(all, "\n") {
+		switch {
+		case strings.Contains(l, " FETCH "):
+			fetches = append(fetches, l)
+		case strings.HasPrefix(l, "* VANISHED"):
+			vanished = append(vanished, l)
+		}
+	}
+	if len(fetches) != 7 {
+		t.Errorf("%d FETCH responses, want the 7 changed messages:\n%s", len(fetches), strings.Join(fetches, "\n"))
+	}
+	for _, f := range fetches {
+		if !strings.Contains(f, `\Flagged`) || !strings.Contains(f, "MODSEQ (") {
+			t.Errorf("FETCH without the change or its MODSEQ: %s", f)
+		}
+	}
+	if len(vanished) != 1 || vanished[0] != "* VANISHED (EARLIER) 5,50000,100000" {
+		t.Errorf("VANISHED responses %q, want one naming 5, 50000 and 100000", vanished)
+	}
+	if !strings.Contains(all, fmt.Sprintf("* %d EXISTS", total-3)) {
+		t.Errorf("EXISTS after 3 expunges missing:\n%s", all)
+	}
+}
