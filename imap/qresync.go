@@ -7,8 +7,6 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
-
-	"mailstead/store"
 )
 
 // QRESYNC (RFC 7162 §3.2): a client that enabled it names, at SELECT, the UIDVALIDITY and
@@ -65,12 +63,9 @@ func (s *session) writeChanged(ctx context.Context, w *imapserver.FetchWriter, u
 	for len(uids) > 0 {
 		chunk := uids[:min(fetchChunk, len(uids))]
 		uids = uids[len(chunk):]
-		var metas []store.MessageMeta
-		if err := s.srv.st.FetchMeta(ctx, s.selected.ID, chunk, false, func(m *store.MessageMeta) error {
-			metas = append(metas, *m)
-			return nil
-		}); err != nil {
-			return s.storeError("qresync fetch", err)
+		metas, err := s.metas(ctx, "qresync fetch", chunk, false)
+		if err != nil {
+			return err
 		}
 		for i := range metas {
 			if err := s.fetchOne(ctx, w, &metas[i], options, false); err != nil && !errors.Is(err, errExpunged) {

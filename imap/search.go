@@ -39,12 +39,9 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 	for len(uids) > 0 {
 		chunk := uids[:min(searchChunk, len(uids))]
 		uids = uids[len(chunk):]
-		var metas []store.MessageMeta
-		if err := s.srv.st.FetchMeta(ctx, s.selected.ID, chunk, false, func(m *store.MessageMeta) error {
-			metas = append(metas, *m)
-			return nil
-		}); err != nil {
-			return nil, s.storeError("search", err)
+		metas, err := s.metas(ctx, "search", chunk, false)
+		if err != nil {
+			return nil, err
 		}
 		for i := range metas {
 			c := &candidate{s: s, ctx: ctx, meta: &metas[i], seq: v.seqOf(metas[i].UID)}

@@ -186,13 +186,9 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 	for len(uids) > 0 {
 		chunk := uids[:min(fetchChunk, len(uids))]
 		uids = uids[len(chunk):]
-		var metas []store.MessageMeta
-		err := s.srv.st.FetchMeta(ctx, s.selected.ID, chunk, describe, func(m *store.MessageMeta) error {
-			metas = append(metas, *m)
-			return nil
-		})
+		metas, err := s.metas(ctx, "fetch", chunk, describe)
 		if err != nil {
-			return s.storeError("fetch", err)
+			return err
 		}
 		if options.ChangedSince > 0 {
 			// RFC 7162 §3.1.4.1: only messages changed after the client's MODSEQ.
@@ -225,6 +221,19 @@ func (s *session) fetchError(op string, err error) error {
 		return errExpunged
 	}
 	return s.storeError(op, err)
+}
+
+// metas reads the metadata of the selected mailbox's messages among uids (ascending); messages
+// expunged meanwhile are left out.
+func (s *session) metas(ctx context.Context, op string, uids []uint32, describe bool) ([]store.MessageMeta, error) {
+	var metas []store.MessageMeta
+	if err := s.srv.st.FetchMeta(ctx, s.selected.ID, uids, describe, func(m *store.MessageMeta) error {
+		metas = append(metas, *m)
+		return nil
+	}); err != nil {
+		return nil, s.storeError(op, err)
+	}
+	return metas, nil
 }
 
 // markSeen sets \Seen on messages read with BODY[] (RFC 9051 §6.4.5) and updates metas.
