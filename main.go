@@ -38,6 +38,7 @@ usage:
   mailstead backup   DEST                                              (while the server runs)
   mailstead restore  SRC                                               (with the server stopped)
   mailstead verify
+  mailstead profile cpu-start FILE|cpu-stop|allocs FILE|heap FILE     (pprof of the running server)
   mailstead urls                                                       (setup or admin page links)
   mailstead version
 
@@ -81,6 +82,10 @@ func run(argv []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 	case cmd == "version":
 		fmt.Fprintln(stdout, "mailstead", version(), "schema", store.SchemaVersion())
+	case cmd == server.ProfileCommand:
+		var out string
+		out, err = server.Call(f.data, server.Request{Command: cmd, Args: rest})
+		fmt.Fprint(stdout, out)
 	case server.IsManageCommand(cmd):
 		err = manage(f, cmd, rest, stdin, stdout)
 	case server.IsOpsCommand(cmd):

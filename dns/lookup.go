@@ -62,10 +62,10 @@ func (r *Resolver) LookupIP(ctx context.Context, host string) ([]net.IP, error) 
 	wg.Wait()
 	var out []net.IP
 	for _, rr := range a {
-		out = append(out, rr.(*mdns.A).A)
+		out = append(out, slices.Clone(rr.(*mdns.A).A)) // the answer may be a cached one, shared
 	}
 	for _, rr := range aaaa {
-		out = append(out, rr.(*mdns.AAAA).AAAA)
+		out = append(out, slices.Clone(rr.(*mdns.AAAA).AAAA))
 	}
 	if len(out) > 0 {
 		return out, nil

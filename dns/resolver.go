@@ -3,8 +3,11 @@
 // or to the nameservers of /etc/resolv.conf, and reports failures as
 // "does not exist", "no records of that type" or "temporary", the three
 // outcomes mail code turns into 550 or 450 replies.
-// It must never cache answers across messages, hold global state, or be
-// bypassed: other packages do not call net.Lookup* or open DNS sockets.
+// It holds no global state and must not be bypassed: other packages do not
+// call net.Lookup* or open DNS sockets. A resolver keeps no answers unless it
+// is given a Cache (Resolver.Cached): the mail path asks through a cached one,
+// so a run of messages from one sender asks its questions once, while the
+// admin page's live checks ask the wire every time.
 package dns
 
 import (
@@ -31,6 +34,7 @@ type Resolver struct {
 	Attempts int
 
 	server string // "HOST:PORT", or "" for /etc/resolv.conf
+	cache  *Cache // nil: every lookup asks the wire
 
 	confOnce sync.Once
 	servers  []string
@@ -42,6 +46,12 @@ type Resolver struct {
 // means the nameservers listed in /etc/resolv.conf.
 func New(server string) *Resolver {
 	return &Resolver{server: server}
+}
+
+// Cached returns a resolver asking the same servers, with the same Timeout and
+// Attempts, that keeps answers in c (see Cache for which).
+func (r *Resolver) Cached(c *Cache) *Resolver {
+	return &Resolver{Timeout: r.Timeout, Attempts: r.Attempts, server: r.server, cache: c}
 }
 
 // Server reports the server given to New ("" when /etc/resolv.conf is used).
@@ -87,7 +97,7 @@ func (r *Resolver) query(ctx context.Context, name string, qtype uint16) ([]mdns
 	}
 	orig := fqdn
 	for range maxCNAMEChain {
-		msg, server, err := r.exchange(ctx, fqdn, qtype)
+		msg, server, err := r.cachedExchange(ctx, fqdn, qtype)
 		if err != nil {
 			return nil, false, &Error{Name: orig, Type: typeString(qtype), Server: server, kind: kindTemporary, Err: err}
 		}
@@ -144,6 +154,23 @@ func wireName(name string) (string, error) {
 		return "", fmt.Errorf("invalid domain name %q", name)
 	}
 	return fqdn, nil
+}
+
+// cachedExchange is exchange through the cache, when the resolver has one. The
+// message it returns may be shared: callers only read it.
+func (r *Resolver) cachedExchange(ctx context.Context, fqdn string, qtype uint16) (*mdns.Msg, string, error) {
+	if r.cache == nil {
+		return r.exchange(ctx, fqdn, qtype)
+	}
+	k := cacheKey{name: strings.ToLower(fqdn), qtype: qtype}
+	if msg, server, ok := r.cache.get(k); ok {
+		return msg, server, nil
+	}
+	msg, server, err := r.exchange(ctx, fqdn, qtype)
+	if err == nil {
+		r.cache.put(k, msg, server)
+	}
+	return msg, server, err
 }
 
 // exchange asks each nameserver in turn, Attempts rounds, until one answers

@@ -51,9 +51,12 @@ func (s *Server) handleControl(c net.Conn) {
 	}
 	var out string
 	var err error
-	if req.Command == "certs" && len(req.Args) == 0 {
+	switch {
+	case req.Command == "certs" && len(req.Args) == 0:
 		out = s.certs.Status().String() // the live state, including errors of the last order
-	} else {
+	case req.Command == ProfileCommand:
+		out, err = s.profiler.run(req.Args) // of this process: only a running server has one
+	default:
 		out, err = execute(context.Background(), s.ops, req)
 	}
 	resp := Response{Output: out}

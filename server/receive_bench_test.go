@@ -1,6 +1,8 @@
 package server_test
 
 import (
+	"crypto/tls"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -9,49 +11,111 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 
 	"mailstead/mailtest"
 	"mailstead/server"
 )
 
-// BenchmarkReceive delivers 5 KB messages over 20 concurrent SMTP sessions on loopback into a
-// server running as its own process, and reports throughput, the server's CPU time per message,
-// database commits per message next to the disk's synced-write rate measured in the same run, and
-// the server's peak resident memory.
+// BenchmarkReceive delivers 5 KB messages over 1 and over 20 concurrent SMTP sessions on port 25
+// (loopback) into a server running as its own process, and reports throughput, the server's CPU
+// time per message, database commits per message next to the disk's synced-write rate measured in
+// the same run, the server's peak resident memory, and its PSS before and after the run.
 //
-//	go test -run '^$' -bench Receive -benchtime 4000x ./server/
+//	go test -run '^$' -bench 'Receive|Submit' -benchtime 4000x ./server/
 //
 // With MAILSTEAD_BENCH_BASE set to another mailstead binary (an older commit's build), it runs
 // base and head in turns, twice each, so a change is measured against its parent on the same
 // machine at the same moment:
 //
-//	git archive HEAD~1 | tar -x -C /tmp/base && (cd /tmp/base && go build -o mailstead .)
-//	MAILSTEAD_BENCH_BASE=/tmp/base/mailstead go test -run '^$' -bench Receive -benchtime 4000x ./server/
+//	git worktree add /tmp/base HEAD~1 && (cd /tmp/base && go build -o mailstead .)
+//	MAILSTEAD_BENCH_BASE=/tmp/base/mailstead go test -run '^$' -bench 'Receive|Submit' -benchtime 4000x ./server/
+//
+// With MAILSTEAD_BENCH_PROFILE set to a directory, each run of this build writes the server's CPU
+// and allocation profiles there (`mailstead profile`, through the control socket, of the same
+// binary and settings a user runs), named after the benchmark:
+//
+//	MAILSTEAD_BENCH_PROFILE=/tmp/prof go test -run '^$' -bench 'Receive|Submit' -benchtime 4000x ./server/
+//	go tool pprof -top /tmp/prof/BenchmarkReceive_sessions=1.cpu.pprof
 func BenchmarkReceive(b *testing.B) {
-	base := os.Getenv("MAILSTEAD_BENCH_BASE")
-	if base == "" {
-		benchReceive(b, "")
-		return
-	}
-	for range 2 {
-		b.Run("base", func(b *testing.B) { benchReceive(b, base) })
-		b.Run("head", func(b *testing.B) { benchReceive(b, "") })
+	for _, sessions := range []int{1, 20} {
+		b.Run(fmt.Sprintf("sessions=%d", sessions), func(b *testing.B) {
+			benchBaseAndHead(b, func(b *testing.B, binary string) { benchReceive(b, binary, sessions) })
+		})
 	}
 }
 
-func benchReceive(b *testing.B, binary string) {
-	const sessions = 20
+// BenchmarkSubmit submits 5 KB messages over 4 sessions on port 587 (STARTTLS, then AUTH PLAIN,
+// once per session) to a local mailbox: each is checked against the user's addresses, completed,
+// signed with both of the domain's DKIM keys (RSA and Ed25519) and delivered durably. Figures and
+// environment variables as for BenchmarkReceive.
+func BenchmarkSubmit(b *testing.B) {
+	b.Run("sessions=4", func(b *testing.B) {
+		benchBaseAndHead(b, func(b *testing.B, binary string) { benchSubmit(b, binary, 4) })
+	})
+}
+
+func benchBaseAndHead(b *testing.B, run func(b *testing.B, binary string)) {
+	base := os.Getenv("MAILSTEAD_BENCH_BASE")
+	if base == "" {
+		run(b, "")
+		return
+	}
+	for range 2 {
+		b.Run("base", func(b *testing.B) { run(b, base) })
+		b.Run("head", func(b *testing.B) { run(b, "") })
+	}
+}
+
+func benchReceive(b *testing.B, binary string, sessions int) {
+	body := "Subject: bench\r\nFrom: x@remote.test\r\n\r\n" + strings.Repeat(strings.Repeat("x", 78)+"\r\n", 62)
+	benchSMTP(b, binary, 25, sessions, func(addr string) (*gosmtp.Client, error) { return gosmtp.Dial(addr) },
+		"x@remote.test", body)
+}
+
+func benchSubmit(b *testing.B, binary string, sessions int) {
+	body := "Subject: bench\r\nFrom: alice@example.test\r\nTo: alice@example.test\r\n\r\n" +
+		strings.Repeat(strings.Repeat("x", 78)+"\r\n", 62)
+	benchSMTP(b, binary, 587, sessions, func(addr string) (*gosmtp.Client, error) {
+		c, err := gosmtp.DialStartTLS(addr, &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			return nil, err
+		}
+		if err := c.Auth(sasl.NewPlainClient("", "alice@example.test", "alice-password")); err != nil {
+			c.Close()
+			return nil, err
+		}
+		return c, nil
+	}, "alice@example.test", body)
+}
+
+// benchSMTP runs b.N transactions from sender to alice@example.test over sessions connections
+// to port, each made by dial, against a server process started from binary ("" for this build).
+func benchSMTP(b *testing.B, binary string, port, sessions int, dial func(addr string) (*gosmtp.Client, error), sender, body string) {
 	// A directory of its own per run: b.TempDir names repeat across repeated sub-benchmarks.
-	dir, err := os.MkdirTemp("", "mailstead-receive-")
+	dir, err := os.MkdirTemp("", "mailstead-bench-")
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { os.RemoveAll(dir) })
-	opts := mailtest.Prepare(b, mailtest.Options{Binary: binary, Dir: dir})
+	// The sender's zone answers "no such record" with an SOA, as real zones do, so a resolver
+	// may keep negative answers as it would in production (RFC 2308).
+	zone := mailtest.NewDNSZone(b)
+	zone.Add("remote.test. 300 IN A 127.0.0.1")
+	zone.SetNegativeTTL(300)
+	opts := mailtest.Prepare(b, mailtest.Options{Binary: binary, Dir: dir, DNS: zone.Addr()})
 	p := mailtest.StartProcess(b, opts)
-	body := "Subject: bench\r\nFrom: x@remote.test\r\n\r\n" + strings.Repeat(strings.Repeat("x", 78)+"\r\n", 62)
+	pss0, pssErr := p.PSS()
 	fsyncRate := syncedWritesPerSecond(b, opts.Dir)
+	// Sessions are set up (TLS, AUTH) before the clock and the profiles start.
+	clients := make([]*gosmtp.Client, sessions)
+	for i := range clients {
+		if clients[i], err = dial(opts.Addr(port)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	profile := benchProfile(b, opts.Dir, binary)
 
 	commits0 := statCommits(b, opts.Dir)
 	cpu0, _ := p.CPUTime()
@@ -63,18 +127,13 @@ func benchReceive(b *testing.B, binary string) {
 		work <- i
 	}
 	close(work)
-	for s := 0; s < sessions; s++ {
+	for _, c := range clients {
 		next.Add(1)
 		go func() {
 			defer next.Done()
-			c, err := gosmtp.Dial(opts.Addr(25))
-			if err != nil {
-				b.Error(err)
-				return
-			}
 			defer c.Close()
 			for range work {
-				if err := c.SendMail("x@remote.test", []string{"alice@example.test"}, strings.NewReader(body)); err != nil {
+				if err := c.SendMail(sender, []string{"alice@example.test"}, strings.NewReader(body)); err != nil {
 					b.Error(err)
 					return
 				}
@@ -86,6 +145,7 @@ func benchReceive(b *testing.B, binary string) {
 	elapsed := time.Since(start)
 	b.StopTimer()
 	cpu1, _ := p.CPUTime()
+	profile()
 	commits := statCommits(b, opts.Dir) - commits0
 
 	n := float64(b.N)
@@ -96,6 +156,37 @@ func benchReceive(b *testing.B, binary string) {
 	b.ReportMetric((n/elapsed.Seconds())/fsyncRate, "msgs-per-fsync-time")
 	if rss, err := p.PeakRSS(); err == nil {
 		b.ReportMetric(float64(rss)/(1<<20), "server-peak-rss-MiB")
+	}
+	if pss1, err := p.PSS(); err == nil && pssErr == nil {
+		b.ReportMetric(float64(pss0)/(1<<20), "server-pss-start-MiB")
+		b.ReportMetric(float64(pss1)/(1<<20), "server-pss-end-MiB")
+	}
+}
+
+// benchProfile starts the server's CPU profile when MAILSTEAD_BENCH_PROFILE names a directory
+// and this build runs; the function it returns stops it and writes the allocation profile.
+func benchProfile(b *testing.B, dataDir, binary string) func() {
+	out := os.Getenv("MAILSTEAD_BENCH_PROFILE")
+	if out == "" || binary != "" {
+		return func() {}
+	}
+	out, err := filepath.Abs(out)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	name := filepath.Join(out, strings.ReplaceAll(b.Name(), "/", "_"))
+	call := func(args ...string) {
+		if _, err := server.Call(dataDir, server.Request{Command: server.ProfileCommand, Args: args}); err != nil {
+			b.Fatalf("profile %v: %v", args, err)
+		}
+	}
+	call("cpu-start", name+".cpu.pprof")
+	return func() {
+		call("cpu-stop")
+		call("allocs", name+".allocs.pprof")
 	}
 }
 

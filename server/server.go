@@ -92,6 +92,8 @@ type Server struct {
 	// logins is the one failed-login budget of every protocol and the web, so guesses spread
 	// over ports and protocols add up per account and per client address.
 	logins *loginlimit.Limiter
+
+	profiler profiler // pprof profiles on request through the control socket (profile.go)
 }
 
 // New opens the data directory and prepares the server without listening yet.

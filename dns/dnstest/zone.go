@@ -27,6 +27,7 @@ type Zone struct {
 	mu      sync.RWMutex
 	records map[string][]mdns.RR // lower-case FQDN -> records
 	fail    map[string]int       // lower-case FQDN -> rcode, or DropQuery
+	negTTL  uint32               // SOA TTL and minimum on negative answers; 0: no SOA
 }
 
 // DropQuery as the rcode of SetFailure makes the zone not answer at all for
@@ -162,6 +163,16 @@ func (z *Zone) SetFailure(name string, rcode int) {
 	z.fail[key(name)] = rcode
 }
 
+// SetNegativeTTL makes NXDOMAIN and NODATA answers carry an SOA whose TTL and
+// minimum are ttl seconds, as a real zone's do, so a caching resolver may keep
+// them (RFC 2308 §5). By default (0) they carry none: tests that add a record
+// after asking for it see it at once.
+func (z *Zone) SetNegativeTTL(ttl uint32) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	z.negTTL = ttl
+}
+
 // Clear removes every record and failure.
 func (z *Zone) Clear() {
 	z.mu.Lock()
@@ -187,6 +198,13 @@ func (z *Zone) serve(w mdns.ResponseWriter, req *mdns.Msg) {
 	rcode, failing := z.fail[key(q.Name)]
 	if !failing {
 		m.Rcode = z.answer(m, q)
+		if z.negTTL > 0 && (m.Rcode == mdns.RcodeNameError || m.Rcode == mdns.RcodeSuccess && len(m.Answer) == 0) {
+			m.Ns = append(m.Ns, &mdns.SOA{
+				Hdr: mdns.RR_Header{Name: ".", Rrtype: mdns.TypeSOA, Class: mdns.ClassINET, Ttl: z.negTTL},
+				Ns:  "ns.test.", Mbox: "hostmaster.test.", Serial: 1, Refresh: 3600, Retry: 600,
+				Expire: 86400, Minttl: z.negTTL,
+			})
+		}
 	}
 	z.mu.RUnlock()
 	if failing {
