@@ -167,33 +167,24 @@ func (p *Process) CPUTime() (time.Duration, error) {
 }
 
 // PeakRSS returns the most resident memory the process has used (VmHWM in /proc).
-func (p *Process) PeakRSS() (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Cmd.Process.Pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range bytes.Split(b, []byte("\n")) {
-		if v, ok := bytes.CutPrefix(line, []byte("VmHWM:")); ok {
-			kb, err := strconv.ParseInt(string(bytes.TrimSpace(bytes.TrimSuffix(bytes.TrimSpace(v), []byte("kB")))), 10, 64)
-			return kb << 10, err
-		}
-	}
-	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", p.Cmd.Process.Pid)
-}
+func (p *Process) PeakRSS() (int64, error) { return p.procKB("status", "VmHWM:") }
 
 // PSS returns the process's proportional set size (Pss in /proc/PID/smaps_rollup): its resident
 // memory with shared pages divided among the processes sharing them, the figure to sum when
 // comparing with servers made of several processes.
-func (p *Process) PSS() (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", p.Cmd.Process.Pid))
+func (p *Process) PSS() (int64, error) { return p.procKB("smaps_rollup", "Pss:") }
+
+// procKB reads the "FIELD: N kB" line of /proc/PID/FILE, in bytes.
+func (p *Process) procKB(file, field string) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", p.Cmd.Process.Pid, file))
 	if err != nil {
 		return 0, err
 	}
 	for _, line := range bytes.Split(b, []byte("\n")) {
-		if v, ok := bytes.CutPrefix(line, []byte("Pss:")); ok {
+		if v, ok := bytes.CutPrefix(line, []byte(field)); ok {
 			kb, err := strconv.ParseInt(string(bytes.TrimSpace(bytes.TrimSuffix(bytes.TrimSpace(v), []byte("kB")))), 10, 64)
 			return kb << 10, err
 		}
 	}
-	return 0, fmt.Errorf("no Pss in /proc/%d/smaps_rollup", p.Cmd.Process.Pid)
+	return 0, fmt.Errorf("no %s in /proc/%d/%s", field, p.Cmd.Process.Pid, file)
 }
