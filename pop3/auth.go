@@ -258,6 +258,11 @@ func (s *session) enterTransaction(user string, md Maildrop, err error) error {
 	case errors.Is(err, ErrInUse):
 		s.reply("-ERR [IN-USE] maildrop is in use by another session")
 		return nil
+	case errors.Is(err, ErrBusy):
+		// Expected under a login flood; an ERROR line per refusal would fill the disk.
+		s.log.Debug("pop3 login busy", "proto", "pop3", "ip", s.ip, "user", user, "err", err)
+		s.reply("-ERR [SYS/TEMP] server busy, try again")
+		return nil
 	case err != nil:
 		s.log.Error("pop3 login backend", "proto", "pop3", "ip", s.ip, "user", user, "err", err)
 		s.reply("-ERR [SYS/TEMP] cannot open maildrop, try again later")

@@ -16,6 +16,9 @@ var (
 	ErrAuthFailed = errors.New("pop3: authentication failed")
 	// ErrInUse: the maildrop is locked by another session (-ERR [IN-USE], RFC 2449 §8.1.1).
 	ErrInUse = errors.New("pop3: maildrop in use")
+	// ErrBusy: the server cannot check the password now (too many checks at once):
+	// -ERR [SYS/TEMP], logged at debug only.
+	ErrBusy = errors.New("pop3: server busy")
 	// ErrGone: the message was expunged (for example over IMAP) after the
 	// session took its snapshot. RETR and TOP answer -ERR; the session goes on.
 	ErrGone = errors.New("pop3: message no longer exists")

@@ -57,6 +57,9 @@ func (b pop3Backend) Login(ctx context.Context, user, password string, _ net.Add
 	if errors.Is(err, store.ErrAuthFailed) {
 		return nil, pop3.ErrAuthFailed
 	}
+	if errors.Is(err, store.ErrPasswordBusy) {
+		return nil, fmt.Errorf("%w: %w", pop3.ErrBusy, err)
+	}
 	if err != nil {
 		return nil, err
 	}
