@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -113,5 +114,40 @@ func TestXtext(t *testing.T) {
 		if got := xtext(in); got != want {
 			t.Errorf("xtext(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// Delay notices go out by default and when NOTIFY has DELAY, never when NOTIFY leaves it out
+// (RFC 3461 §4.1, §5.2.1); the expiry bounce follows NOTIFY's FAILURE.
+func TestDSNDelayOnlyWhenAsked(t *testing.T) {
+	for _, tt := range []struct {
+		notify string
+		want   []string // the Actions of alice's notices, in order
+	}{
+		{"DELAY,FAILURE", []string{"delayed", "failed"}},
+		{"FAILURE", []string{"failed"}},
+		{"DELAY", []string{"delayed"}},
+	} {
+		t.Run(tt.notify, func(t *testing.T) {
+			e := newEnv(t, "127.0.0.34") // nothing listens there: every attempt is deferred
+			e.zone.Add("b.test. 300 IN MX 10 mx.b.test.", "mx.b.test. 300 IN A 127.0.0.34")
+			ctx := context.Background()
+			e.st.SetSetting(ctx, "queue.delay_notice", "1s")
+			e.st.SetSetting(ctx, "queue.max_age", "4s")
+			e.start()
+			e.submitDSN(testMsg, "bob@b.test", store.DSN{Notify: tt.notify})
+			e.waitFor("the entry to expire", func() bool { return strings.Contains(e.logs.String(), "msg=bounced") && e.idle() })
+			var got []string
+			for _, m := range e.inbox() {
+				for _, a := range []string{"delayed", "failed"} {
+					if strings.Contains(string(m), "Action: "+a+"\r\n") {
+						got = append(got, a)
+					}
+				}
+			}
+			if strings.Join(got, " ") != strings.Join(tt.want, " ") {
+				t.Fatalf("notices %v, want %v", got, tt.want)
+			}
+		})
 	}
 }
