@@ -162,7 +162,7 @@ func serve(f flags, stdout, stderr io.Writer) error {
 	}
 	srv, err := server.New(server.Options{
 		DataDir: f.data, Dev: f.dev, Bind: f.bind, PortOffset: f.portOffset, DNS: f.dns,
-		Logger: slog.New(handler), Out: stdout,
+		Logger: slog.New(handler), Out: stdout, Version: version(),
 	})
 	if err != nil {
 		return err

@@ -51,6 +51,7 @@ type CertHost struct {
 
 // Config is what the server gives the admin pages.
 type Config struct {
+	Version string // the running binary's version, shown on the overview
 	Store    *store.Store
 	Resolver Resolver
 	Logger   *slog.Logger
@@ -86,6 +87,7 @@ type Admin struct {
 	logins *loginlimit.Limiter
 	slots  chan struct{} // the page budget (MaxPageRequests)
 	port25 port25Cache
+	fresh  oneTime // app passwords just made, for the one page view that shows each
 	mux    *http.ServeMux
 }
 

@@ -30,6 +30,7 @@ type Resolver interface {
 // Check outcomes.
 const (
 	StatusOK        = "ok"
+	StatusWeaker    = "weaker" // it passes, but protects less than the record suggested
 	StatusMissing   = "missing"
 	StatusWrong     = "wrong"
 	StatusError     = "error"       // the lookup failed (temporary DNS trouble): try again
@@ -40,7 +41,8 @@ const (
 type Checked struct {
 	Record
 	Status string
-	Found  string // what was published, when it is wrong; the error, when the lookup failed
+	Found  string // what was published, when it is wrong or weaker; the error, when the lookup failed
+	Weaker string // why what was published protects less than the suggested record
 }
 
 // checkAll looks every record up at once and returns them in the same order.
@@ -53,6 +55,9 @@ func checkAll(ctx context.Context, r Resolver, ourIPs []net.IP, recs []Record) [
 			defer wg.Done()
 			st, found := checkRecord(ctx, r, ourIPs, rec)
 			out[i] = Checked{Record: rec, Status: st, Found: found}
+			if st == StatusWeaker {
+				out[i].Weaker = rec.check.weaker(found)
+			}
 		}()
 	}
 	wg.Wait()
@@ -137,6 +142,9 @@ func checkRecord(ctx context.Context, r Resolver, ourIPs []net.IP, rec Record) (
 		}
 		for _, t := range matching {
 			if normSpace(t) == normSpace(c.want) || (c.ok != nil && c.ok(t)) {
+				if c.weaker != nil && c.weaker(t) != "" {
+					return StatusWeaker, t
+				}
 				return StatusOK, ""
 			}
 		}

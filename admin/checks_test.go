@@ -157,3 +157,59 @@ func TestPort25Probe(t *testing.T) {
 		t.Errorf("unresolvable probe target: %+v", c)
 	}
 }
+
+// TestWeakerRecordsAreNamed: a published record that passes but protects less than the one
+// suggested (DMARC p=none, SPF +all, ~all) is "weaker", with what was found and why.
+func TestWeakerRecordsAreNamed(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	r := dns.New(e.zone.Addr())
+	recs := e.records()
+	tests := []struct {
+		name, txt, status, why string
+	}{
+		{"_dmarc.example.test.", "v=DMARC1; p=none", StatusWeaker, "p=none"},
+		{"_dmarc.example.test.", "v=DMARC1; p=reject", StatusOK, ""},
+		{"example.test.", "v=spf1 mx +all", StatusWeaker, "+all"},
+		{"example.test.", "v=spf1 mx ~all", StatusWeaker, "~all"},
+		{"example.test.", "v=spf1 mx -all", StatusOK, ""},
+	}
+	for _, tt := range tests {
+		e.zone.Remove(tt.name, "TXT")
+		e.zone.AddTXT(tt.name, tt.txt)
+		for _, c := range checkAll(ctx, r, []net.IP{e.ip}, recs) {
+			if c.Type != "TXT" || c.Name != tt.name {
+				continue
+			}
+			if c.Status != tt.status || !strings.Contains(c.Weaker, tt.why) || (tt.status == StatusWeaker && c.Found != tt.txt) {
+				t.Errorf("%s %q: %s found %q why %q; want %s with %q", tt.name, tt.txt, c.Status, c.Found, c.Weaker, tt.status, tt.why)
+			}
+		}
+	}
+}
+
+// TestFormValue: what "Copy value" gives is what a provider's form wants: a TXT record as one
+// unquoted string (a 2048-bit DKIM key is over 255 bytes, so two chunks in zone syntax), an MX
+// host with its priority apart.
+func TestFormValue(t *testing.T) {
+	long := "v=DKIM1; k=rsa; p=" + strings.Repeat("A", 392)
+	tests := []struct {
+		rec      Record
+		value    string
+		priority string
+	}{
+		{Record{Type: "TXT", Value: quoteTXT(long)}, long, ""},
+		{Record{Type: "TXT", Value: `"v=spf1 mx -all"`}, "v=spf1 mx -all", ""},
+		{Record{Type: "TXT", Value: `"say \"hi\""`}, `say "hi"`, ""},
+		{Record{Type: "MX", Value: "10 mail.example.org."}, "mail.example.org", "10"},
+		{Record{Type: "CNAME", Value: "mail.example.org."}, "mail.example.org.", ""},
+	}
+	for _, tt := range tests {
+		if got := tt.rec.FormValue(); got != tt.value || tt.rec.Priority() != tt.priority {
+			t.Errorf("%s %q: value %q priority %q; want %q %q", tt.rec.Type, tt.rec.Value, got, tt.rec.Priority(), tt.value, tt.priority)
+		}
+	}
+	if strings.Count(quoteTXT(long), `"`) != 4 {
+		t.Fatal("the long TXT value is not in two chunks; the test proves nothing")
+	}
+}

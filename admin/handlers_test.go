@@ -292,13 +292,23 @@ func TestUserPageAppPasswords(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	c := e.login("user@example.test", "user-password")
-	resp, body := e.do(c, "POST", "/me/app-passwords", url.Values{"name": {"iPhone"}})
-	if resp.StatusCode != 200 {
-		t.Fatalf("make app password: %d", resp.StatusCode)
+	// Post/redirect/get: the POST makes one password, the page after it shows it once, at the
+	// top; loading the page again shows it no more and makes none.
+	resp, _ := e.do(c, "POST", "/me/app-passwords", url.Values{"name": {"iPhone"}})
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/me") {
+		t.Fatalf("make app password: %d %s", resp.StatusCode, resp.Header.Get("Location"))
 	}
+	_, body := e.do(c, "GET", "/me", nil)
 	i := strings.Index(body, `<pre id="new-app-password">`)
-	if i < 0 {
-		t.Fatalf("no new password on the page")
+	if i < 0 || i > strings.Index(body, "Logged in as") {
+		t.Fatalf("the new password is not at the top of the page")
+	}
+	if _, again := e.do(c, "GET", "/me", nil); strings.Contains(again, `id="new-app-password"`) {
+		t.Error("reloading the page shows the password again")
+	}
+	acct, _ := e.st.AccountByAddress(ctx, "user@example.test")
+	if aps, _ := e.st.AppPasswords(ctx, acct.ID); len(aps) != 1 {
+		t.Errorf("%d app passwords after one POST and two loads", len(aps))
 	}
 	pw := body[i+len(`<pre id="new-app-password">`):]
 	pw = pw[:strings.Index(pw, "<")]

@@ -18,20 +18,19 @@ import (
 	"mailstead/store"
 )
 
+// dashboard is the admin landing page: what works and what does not at a glance, each line
+// linking to the page that has the details.
 func (a *Admin) dashboard(w http.ResponseWriter, r *http.Request, s *session) {
-	ds, err := a.st.Domains(r.Context())
+	v, err := a.overview(r.Context())
 	if err != nil {
 		a.serverError(w, r, err)
 		return
 	}
-	if len(ds) > 0 {
-		http.Redirect(w, r, "/admin/dns?domain="+url.QueryEscape(ds[0].Name), http.StatusSeeOther)
-		return
-	}
-	http.Redirect(w, r, "/admin/domains", http.StatusSeeOther)
+	a.render(w, r, "overview.html", s, pageData{Title: "Overview", Nav: "overview", Data: v})
 }
 
 type dnsView struct {
+	Ports     Ports // what the wizard's end tells clients to use
 	Domain    string
 	Domains   []string
 	Welcome   bool
@@ -51,7 +50,7 @@ type recordGroup struct {
 
 // dnsReport builds the records of domain and checks each against DNS, plus the server checks.
 func (a *Admin) dnsReport(ctx context.Context, domain string, fresh bool) (dnsView, error) {
-	v := dnsView{Domain: domain, Hostname: a.hostname(ctx), Counts: map[string]int{}, CheckedAt: time.Now()}
+	v := dnsView{Ports: a.cfg.Ports, Domain: domain, Hostname: a.hostname(ctx), Counts: map[string]int{}, CheckedAt: time.Now()}
 	ips := a.publicIPs(ctx)
 	v.NoIPs = len(ips) == 0
 	recs, haveDKIM, err := RecordsFor(ctx, a.st, domain, ips, a.cfg.Ports, a.cfg.DKIMKeys)

@@ -23,6 +23,51 @@ type Record struct {
 	check checkSpec
 }
 
+// FormValue is the value as a DNS provider's web form wants it: a TXT record as the one string
+// it stands for (no quotes, no 255-byte chunks: providers store what they are given, quotes and
+// all, and a DKIM key in two quoted chunks then fails), an MX record's host without its
+// priority (which has a field of its own, Priority).
+func (r Record) FormValue() string {
+	switch r.Type {
+	case "TXT":
+		return unquoteTXT(r.Value)
+	case "MX":
+		if _, host, ok := strings.Cut(r.Value, " "); ok {
+			return strings.TrimSuffix(host, ".")
+		}
+	}
+	return r.Value
+}
+
+// Priority is an MX record's preference, "" for other types.
+func (r Record) Priority() string {
+	if r.Type != "MX" {
+		return ""
+	}
+	p, _, _ := strings.Cut(r.Value, " ")
+	return p
+}
+
+// unquoteTXT joins the quoted character-strings of a TXT record's zone-file value.
+func unquoteTXT(v string) string {
+	var b strings.Builder
+	in, esc := false, false
+	for _, c := range v {
+		switch {
+		case esc:
+			b.WriteRune(c)
+			esc = false
+		case in && c == '\\':
+			esc = true
+		case c == '"':
+			in = !in
+		case in:
+			b.WriteRune(c)
+		}
+	}
+	return b.String()
+}
+
 // Zone is the record as one zone-file line.
 func (r Record) Zone() string {
 	return fmt.Sprintf("%s %d IN %s %s", r.Name, r.TTL, r.Type, r.Value)
@@ -37,6 +82,9 @@ type checkSpec struct {
 	prefix string // TXT: the record of interest starts with this tag (case-insensitive)
 	want   string // TXT: the expected text, whitespace-normalised
 	ok     func(found string) bool
+	// weaker says why a record that passes ok still protects less than the one suggested ("" if
+	// it does not).
+	weaker func(found string) string
 }
 
 // Ports are the TCP ports clients connect to (the standard ones, plus --port-offset in tests).
@@ -162,7 +210,7 @@ func DomainRecords(in RecordInput) []Record {
 			f := " " + strings.ToLower(found) + " "
 			return strings.Contains(f, " mx ") || strings.Contains(f, " +mx ") || strings.Contains(f, " a:"+host+" ") ||
 				ipInSPF(f, in.IPs)
-		}}})
+		}, weaker: spfWeaker}})
 	for _, k := range in.DKIM {
 		add(Record{Group: "Sending", Name: k.Selector + "._domainkey." + fqdn(d), Type: "TXT", Value: quoteTXT(k.TXT),
 			Reason: "DKIM key " + k.Selector + ": receivers verify the signature this server puts on every message from @" + d + " (RFC 6376" + ifEd(k.TXT, ", RFC 8463") + ").",
@@ -176,6 +224,11 @@ func DomainRecords(in RecordInput) []Record {
 		check: checkSpec{kind: "txt", prefix: "v=dmarc1", want: dmarc, ok: func(found string) bool {
 			p := dkimTag(found, "p")
 			return p == "quarantine" || p == "reject" || p == "none"
+		}, weaker: func(found string) string {
+			if strings.EqualFold(dkimTag(found, "p"), "none") {
+				return "p=none only asks for reports: mail failing SPF and DKIM is still delivered as if it were from @" + d
+			}
+			return ""
 		}}})
 
 	policy := MTASTSPolicy(host, in.MTASTSMode)
@@ -254,6 +307,20 @@ func dkimTag(rec, tag string) string {
 		if ok && strings.EqualFold(strings.TrimSpace(k), tag) {
 			return strings.Join(strings.Fields(v), "")
 		}
+	}
+	return ""
+}
+
+// spfWeaker: an SPF record that lets mail through that "-all" would refuse.
+func spfWeaker(found string) string {
+	f := " " + strings.ToLower(found) + " "
+	switch {
+	case strings.Contains(f, " +all ") || strings.Contains(f, " all "):
+		return "+all lets any server on the internet send as this domain"
+	case strings.Contains(f, " ?all "):
+		return "?all says nothing about other servers, so forged mail is not refused"
+	case strings.Contains(f, " ~all "):
+		return "~all (softfail) only marks mail from other servers, receivers still accept it"
 	}
 	return ""
 }

@@ -53,6 +53,7 @@ var funcs = template.FuncMap{
 		return fmt.Sprintf("%.1f KiB", float64(n)/1024)
 	},
 	"join": strings.Join,
+	"add":  func(a, b int) int { return a + b },
 	"port": portString,
 }
 

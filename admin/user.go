@@ -73,6 +73,10 @@ func (a *Admin) mePage(w http.ResponseWriter, r *http.Request, s *session) {
 		a.serverError(w, r, err)
 		return
 	}
+	if name, pw, ok := a.fresh.take(s.token); ok {
+		v.NewPassword, v.NewName = pw, name
+		w.Header().Set("Cache-Control", "no-store") // the password must not stay in a cache
+	}
 	a.render(w, r, "me.html", s, pageData{Title: "Your account", Nav: "me", Data: v})
 }
 
@@ -108,21 +112,16 @@ func (a *Admin) meChangePassword(w http.ResponseWriter, r *http.Request, s *sess
 	a.done(w, r, "/me", "Password changed. Mail apps that use it need the new one; app passwords keep working.", nil)
 }
 
+// meAddAppPassword makes an app password and redirects to /me, which shows it once at the top
+// (post/redirect/get: reloading the page shows the page, it makes no other password).
 func (a *Admin) meAddAppPassword(w http.ResponseWriter, r *http.Request, s *session) {
 	pw, ap, err := a.ops.AddAppPassword(r.Context(), s.account.ID, r.PostFormValue("name"))
 	if err != nil {
-		a.serverError(w, r, err)
+		a.done(w, r, "/me", "", err)
 		return
 	}
-	v, err := a.meView(r, s)
-	if err != nil {
-		a.serverError(w, r, err)
-		return
-	}
-	v.NewPassword, v.NewName = pw, ap.Name
-	w.Header().Set("Cache-Control", "no-store")
-	a.render(w, r, "me.html", s, pageData{Title: "Your account", Nav: "me", Data: v,
-		Flash: "Type this app password into the app now; it is not shown again."})
+	a.fresh.put(s.token, ap.Name, pw)
+	http.Redirect(w, r, "/me#new-app-password", http.StatusSeeOther)
 }
 
 func (a *Admin) meRemoveAppPassword(w http.ResponseWriter, r *http.Request, s *session) {

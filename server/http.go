@@ -19,6 +19,7 @@ import (
 // there is redirected to HTTPS). Both use the one TLS source of the certificate manager.
 func (s *Server) startHTTP(ctx context.Context) error {
 	a, err := admin.New(admin.Config{
+		Version:     s.opts.Version,
 		Store:       s.store,
 		Resolver:    s.resolver,
 		Logger:      s.log.With("service", "admin"),

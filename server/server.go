@@ -41,6 +41,7 @@ type Options struct {
 	DNS        string // HOST:PORT that every DNS query goes to; "" means the system's
 	Logger     *slog.Logger
 	Out        io.Writer // where the setup URL or dev credentials are printed
+	Version    string    // the binary's version (the admin overview shows it)
 	// InterfaceIPs lists this machine's public interface addresses (the setup URLs and DNS
 	// records use them when admin.public_ips is not set); nil means admin.InterfaceIPs.
 	InterfaceIPs func() []net.IP

@@ -84,3 +84,23 @@ func (s *Store) RecentMailEvents(ctx context.Context, kind string, limit int) ([
 	}
 	return out, rows.Err()
 }
+
+// CountMailEvents counts the recorded events of each kind since the given time (the admin
+// overview's "today"). Old events are pruned, so a count covers at most what is kept.
+func (s *Store) CountMailEvents(ctx context.Context, since time.Time) (map[string]int64, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT kind, COUNT(*) FROM mail_events WHERE at >= ? GROUP BY kind", since.Unix())
+	if err != nil {
+		return nil, fmt.Errorf("count mail events: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var kind string
+		var n int64
+		if err := rows.Scan(&kind, &n); err != nil {
+			return nil, err
+		}
+		out[kind] = n
+	}
+	return out, rows.Err()
+}
