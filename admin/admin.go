@@ -51,7 +51,7 @@ type CertHost struct {
 
 // Config is what the server gives the admin pages.
 type Config struct {
-	Version string // the running binary's version, shown on the overview
+	Version  string // the running binary's version, shown on the overview
 	Store    *store.Store
 	Resolver Resolver
 	Logger   *slog.Logger
