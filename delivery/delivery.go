@@ -10,10 +10,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"strings"
 	"time"
 
+	"mailstead/message"
 	"mailstead/store"
 )
 
@@ -70,9 +69,9 @@ type Message struct {
 	// Top holds header fields to put above the trace line, CRLF-terminated
 	// (Authentication-Results on port 25, DKIM-Signature on submission).
 	Top []byte
-	// Body is the message itself, CRLF-normalised, read once; Size is its length in bytes.
-	Body io.Reader
-	Size int64
+	// Body is the message itself, CRLF-normalised, read through ReadAt (a spool file, or parts
+	// of one, need not be loaded).
+	Body message.Source
 }
 
 // Deliverer delivers messages into one store.
@@ -124,12 +123,8 @@ func (d *Deliverer) Deliver(ctx context.Context, env *Envelope, msg Message) ([]
 	}
 	top := make([]byte, 0, len(msg.Top)+len(trace))
 	top = append(append(top, msg.Top...), trace...)
-	sd := &store.Delivery{
-		MailFrom: env.MailFrom,
-		Body:     io.MultiReader(strings.NewReader(string(top)), msg.Body),
-		Size:     int64(len(top)) + msg.Size,
-		Received: env.Received,
-	}
+	body := message.NewConcat(message.Bytes(top), msg.Body)
+	sd := &store.Delivery{MailFrom: env.MailFrom, Body: body, Size: body.Size(), Received: env.Received}
 	for _, rc := range env.Rcpts {
 		if rc.Remote {
 			sd.Remote = append(sd.Remote, store.RemoteRecipient{

@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -80,7 +81,7 @@ func TestDeliver(t *testing.T) {
 	env := &Envelope{ID: "abc", MailFrom: "x@far.test",
 		Rcpts: []Recipient{team, far, {Address: "bob@example.test"}},
 		Trace: &Trace{Helo: "mail.far.test", IP: "192.0.2.1", With: "ESMTPS", At: time.Unix(0, 0)}}
-	copies, err := d.Deliver(ctx, env, Message{Top: []byte("X-Top: 1\r\n"), Body: strings.NewReader(body), Size: int64(len(body))})
+	copies, err := d.Deliver(ctx, env, Message{Top: []byte("X-Top: 1\r\n"), Body: strings.NewReader(body)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +108,7 @@ func TestDeliverRefusesShortBody(t *testing.T) {
 	st := openStore(t)
 	d := New(st, nil)
 	env := &Envelope{ID: "x", Rcpts: []Recipient{{Address: "alice@example.test"}}}
-	if _, err := d.Deliver(context.Background(), env, Message{Body: strings.NewReader("short"), Size: 100}); err == nil {
+	if _, err := d.Deliver(context.Background(), env, Message{Body: io.NewSectionReader(strings.NewReader("short"), 0, 100)}); err == nil {
 		t.Fatal("short body delivered")
 	}
 	if got := inbox(t, st, "alice@example.test"); len(got) != 0 {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -18,17 +19,24 @@ import (
 // store (store.Options.Describe), so FETCH never reparses a body. It never fails: a message it
 // cannot parse gets nil, and FETCH then parses on demand.
 func Describe(msg []byte) (envelope, structure []byte) {
+	return DescribeAt(bytes.NewReader(msg), int64(len(msg)))
+}
+
+// DescribeAt is Describe for a message read through ReadAt (a spooled or stored one): it reads
+// the header, then streams the whole message once for the structure, holding no more than a
+// buffer of it (third_party/go-imap counts leaf parts instead of loading them).
+func DescribeAt(msg io.ReaderAt, size int64) (envelope, structure []byte) {
 	defer func() {
 		if recover() != nil {
 			envelope, structure = nil, nil
 		}
 	}()
-	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(msg)))
+	h, err := textproto.ReadHeader(bufio.NewReader(io.NewSectionReader(msg, 0, size)))
 	if err != nil {
 		return nil, nil
 	}
 	envelope, _ = json.Marshal(extractEnvelope(h))
-	structure, _ = json.Marshal(encodeStructure(imapserver.ExtractBodyStructure(bytes.NewReader(msg))))
+	structure, _ = json.Marshal(encodeStructure(imapserver.ExtractBodyStructure(io.NewSectionReader(msg, 0, size))))
 	return envelope, structure
 }
 

@@ -37,7 +37,7 @@ type testEnv struct {
 }
 
 func newEnv(t testing.TB, mutate func(*Config)) *testEnv {
-	return newEnvStore(t, store.Options{Describe: Describe}, mutate)
+	return newEnvStore(t, store.Options{Describe: DescribeAt}, mutate)
 }
 
 func newEnvStore(t testing.TB, opts store.Options, mutate func(*Config)) *testEnv {

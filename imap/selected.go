@@ -270,7 +270,8 @@ func (s *session) fetchOne(ctx context.Context, w *imapserver.FetchWriter, m *st
 		return nil
 	}
 	// Load what the items need before starting the response, so a store error cannot leave a
-	// half-written FETCH line.
+	// half-written FETCH line; BODY[] and BODY[TEXT] are the exception: they stream from the
+	// store (fetchstream.go), which a message of any size needs.
 	var full, header []byte
 	var err error
 	loadFull := func() ([]byte, error) {
@@ -300,7 +301,25 @@ func (s *session) fetchOne(ctx context.Context, w *imapserver.FetchWriter, m *st
 		}
 	}
 	sections := make([][]byte, len(options.BodySection))
+	streams := make([]*streamed, len(options.BodySection))
+	var stored *store.MessageReader
 	for i, sec := range options.BodySection {
+		if streamable(sec) && full == nil {
+			if stored == nil {
+				if stored, err = s.srv.st.OpenMessage(ctx, m.ID); err != nil {
+					return s.fetchError("fetch body", err)
+				}
+			}
+			st, err := streamSection(stored, sec)
+			if err == errNULInLiteral {
+				return err
+			}
+			if err != nil {
+				return s.fetchError("fetch body", err)
+			}
+			streams[i] = &st
+			continue
+		}
 		var src []byte
 		if sec.Specifier == imap.PartSpecifierHeader && len(sec.Part) == 0 {
 			if header == nil {
@@ -365,6 +384,12 @@ func (s *session) fetchOne(ctx context.Context, w *imapserver.FetchWriter, m *st
 		rw.WriteBodyStructure(bs)
 	}
 	for i, sec := range options.BodySection {
+		if st := streams[i]; st != nil {
+			if err := st.write(rw.WriteBodySection(sec, st.len)); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := writeLiteral(rw.WriteBodySection(sec, int64(len(sections[i]))), sections[i]); err != nil {
 			return err
 		}

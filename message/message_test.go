@@ -3,6 +3,7 @@ package message
 import (
 	"bytes"
 	"errors"
+	"io"
 	"slices"
 	"testing"
 )
@@ -130,5 +131,29 @@ func TestNormalizerChunks(t *testing.T) {
 	}
 	if z.Size() != int64(buf.Len()) {
 		t.Fatalf("Size %d, wrote %d", z.Size(), buf.Len())
+	}
+}
+
+// TestConcat: reads across part boundaries, at any offset and length, give the joined bytes.
+func TestConcat(t *testing.T) {
+	parts := []string{"Top: 1\r\n", "", "Subject: x\r\n\r\n", "body line\r\n"}
+	var srcs []Source
+	for _, p := range parts {
+		srcs = append(srcs, Bytes([]byte(p)))
+	}
+	c := NewConcat(srcs...)
+	whole := "Top: 1\r\nSubject: x\r\n\r\nbody line\r\n"
+	if c.Size() != int64(len(whole)) {
+		t.Fatalf("Size %d, want %d", c.Size(), len(whole))
+	}
+	for off := 0; off <= len(whole); off++ {
+		for n := 0; off+n <= len(whole)+2; n++ {
+			p := make([]byte, n)
+			got, err := c.ReadAt(p, int64(off))
+			want := whole[off:min(off+n, len(whole))]
+			if string(p[:got]) != want || (got < n) != (err == io.EOF) {
+				t.Fatalf("ReadAt(%d, %d) = %q, %v; want %q", n, off, p[:got], err, want)
+			}
+		}
 	}
 }

@@ -299,7 +299,7 @@ func (q *Queue) sendDSN(ctx context.Context, sender string, msg []byte) error {
 		}
 	}
 	env := &delivery.Envelope{ID: "dsn-" + randomHex(8), MailFrom: "", Rcpts: []delivery.Recipient{rc}}
-	if _, err := q.deliver.Deliver(ctx, env, delivery.Message{Top: top, Body: bytes.NewReader(msg), Size: int64(len(msg))}); err != nil {
+	if _, err := q.deliver.Deliver(ctx, env, delivery.Message{Top: top, Body: bytes.NewReader(msg)}); err != nil {
 		return err
 	}
 	if rc.Remote {

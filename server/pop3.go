@@ -1,7 +1,7 @@
 package server
 
 import (
-	"bytes"
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -112,14 +112,15 @@ func (m *maildrop) Messages(ctx context.Context) ([]pop3.Message, error) {
 }
 
 func (m *maildrop) Open(ctx context.Context, id int64) (io.ReadCloser, error) {
-	data, err := m.st.MessageData(ctx, id)
+	// Streamed from the store's chunks: RETR of a large message holds one chunk at a time.
+	r, err := m.st.OpenMessage(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, pop3.ErrGone
 	}
 	if err != nil {
 		return nil, err
 	}
-	return io.NopCloser(bytes.NewReader(data)), nil
+	return io.NopCloser(bufio.NewReaderSize(io.NewSectionReader(r, 0, r.Size()), 64<<10)), nil
 }
 
 func (m *maildrop) Delete(ctx context.Context, ids []int64) error {

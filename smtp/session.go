@@ -1,7 +1,6 @@
 package smtp
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -10,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"strings"
 	"time"
@@ -382,24 +382,25 @@ func (s *session) classifyJunk(ctx context.Context, t *transaction) error {
 
 // sample returns the first n bytes of the message as it will be stored (without the trace).
 func (t *transaction) sample(n int) ([]byte, error) {
-	r := io.LimitReader(t.reader(), int64(n))
+	r := io.LimitReader(io.NewSectionReader(t.message(), 0, math.MaxInt64), int64(n))
 	return io.ReadAll(r)
 }
 
-// reader is the message as it will be stored, below the trace line: the (possibly rewritten)
-// header, then the rest of the spooled message as it arrived.
-func (t *transaction) reader() io.Reader {
-	return io.MultiReader(bytes.NewReader(t.top), bytes.NewReader(t.header), t.body.Reader(int64(t.orig)))
+// message is the message as it will be stored, below the trace line: t.top, the (possibly
+// rewritten) header, then the rest of the spooled message as it arrived.
+func (t *transaction) message() *message.Concat {
+	return message.NewConcat(message.Bytes(t.top), t.content())
+}
+
+// content is the message less t.top.
+func (t *transaction) content() *message.Concat {
+	return message.NewConcat(message.Bytes(t.header), message.Section(t.body, int64(t.orig), t.body.Size()-int64(t.orig)))
 }
 
 // deliver hands the transaction to the delivery function: t.top, the Received: line, the
 // (possibly rewritten) header, then the rest of the spooled message as it arrived.
 func (s *session) deliver(ctx context.Context, t *transaction) error {
-	msg := delivery.Message{
-		Top:  t.top,
-		Body: io.MultiReader(bytes.NewReader(t.header), t.body.Reader(int64(t.orig))), // t.reader() less Top
-		Size: int64(len(t.header)) + t.body.Size() - int64(t.orig),
-	}
+	msg := delivery.Message{Top: t.top, Body: t.content()}
 	if _, err := s.srv.deliverer.Deliver(ctx, &t.env, msg); err != nil {
 		return s.srv.storeFailed(s.srv.cfg.Logger, t.attrs, err)
 	}

@@ -193,9 +193,6 @@ func (b *Body) ReadAt(p []byte, off int64) (int, error) {
 	return bytes.NewReader(b.mem).ReadAt(p, off)
 }
 
-// Reader returns a reader of the whole message from off.
-func (b *Body) Reader(off int64) io.Reader { return io.NewSectionReader(b, off, b.size-off) }
-
 // Close removes the spool file, frees the memory and gives the budget back. It is safe to call
 // more than once.
 func (b *Body) Close() error {

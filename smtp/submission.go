@@ -1,7 +1,6 @@
 package smtp
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -313,8 +312,8 @@ func (s *session) signDKIM(ctx context.Context, t *transaction) error {
 	if s.sub.cfg.Sign == nil {
 		return nil
 	}
-	body := io.MultiReader(bytes.NewReader(t.header), t.body.Reader(int64(t.orig)))
-	sig, err := s.sub.cfg.Sign(ctx, t.header, body)
+	c := t.content()
+	sig, err := s.sub.cfg.Sign(ctx, t.header, io.NewSectionReader(c, 0, c.Size()))
 	if err != nil {
 		s.srv.cfg.Logger.Error("smtp dkim signing", append(t.attrs, "err", err)...)
 		return errTempStore

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -14,9 +15,11 @@ import (
 // queued for each remote recipient, all in one transaction.
 type Delivery struct {
 	MailFrom string // envelope sender, "" for the null sender
-	// Body is the CRLF-normalised message, trace headers included, shared by all copies, read
-	// once; Size is its length. Data may hold the message instead when it is in memory already.
-	Body     io.Reader
+	// Body is the CRLF-normalised message, trace headers included, shared by all copies; Size is
+	// its length. It is read through ReadAt (twice: to describe it, then to store it chunk by
+	// chunk), so a spooled message is never loaded whole. Data may hold the message instead when
+	// it is in memory already.
+	Body     io.ReaderAt
 	Size     int64
 	Data     []byte
 	Local    []LocalRecipient
@@ -55,12 +58,9 @@ func (s *Store) Deliver(ctx context.Context, d *Delivery) ([]DeliveredCopy, erro
 	if len(d.Local) == 0 && len(d.Remote) == 0 {
 		return nil, errors.New("deliver: no recipients")
 	}
-	if d.Body != nil {
-		data, err := readBody(d.Body, d.Size)
-		if err != nil {
-			return nil, fmt.Errorf("deliver: %w", err)
-		}
-		d.Data, d.Body = data, nil
+	body, size := d.Body, d.Size
+	if body == nil {
+		body, size = bytes.NewReader(d.Data), int64(len(d.Data))
 	}
 	received := d.Received
 	if received.IsZero() {
@@ -68,16 +68,12 @@ func (s *Store) Deliver(ctx context.Context, d *Delivery) ([]DeliveredCopy, erro
 	}
 	var envelope, structure []byte
 	if s.opts.Describe != nil && len(d.Local) > 0 {
-		envelope, structure = s.opts.Describe(d.Data) // outside the writer: parsing is the slow part
+		envelope, structure = s.opts.Describe(body, size) // outside the writer: parsing is the slow part
 	}
 	var copies []DeliveredCopy
 	err := s.Update(ctx, func(t *Tx) error {
 		copies = copies[:0]
-		res, err := t.Exec("INSERT INTO blobs (size, data) VALUES (?, ?)", len(d.Data), d.Data)
-		if err != nil {
-			return fmt.Errorf("store body: %w", err)
-		}
-		blobID, err := res.LastInsertId()
+		blobID, err := t.insertBlob(body, size)
 		if err != nil {
 			return err
 		}
@@ -92,7 +88,7 @@ func (s *Store) Deliver(ctx context.Context, d *Delivery) ([]DeliveredCopy, erro
 				return fmt.Errorf("deliver to account %d: %w", r.AccountID, err)
 			}
 			uid, err := t.insertMessage(mb, newMessage{
-				blobID: blobID, size: int64(len(r.Prefix) + len(d.Data)), prefix: r.Prefix,
+				blobID: blobID, size: int64(len(r.Prefix)) + size, prefix: r.Prefix,
 				flags: r.Flags, date: received, envelope: envelope, structure: structure, origin: FromDelivery,
 			})
 			if err != nil {
@@ -117,19 +113,6 @@ func (s *Store) Deliver(ctx context.Context, d *Delivery) ([]DeliveredCopy, erro
 		return nil, err
 	}
 	return copies, nil
-}
-
-// readBody reads a message of the given size from r, refusing one whose length differs (a
-// truncated spool file must not be stored as a shorter message).
-func readBody(r io.Reader, size int64) ([]byte, error) {
-	data := make([]byte, size)
-	if _, err := io.ReadFull(r, data); err != nil {
-		return nil, fmt.Errorf("read message body: %w", err)
-	}
-	if n, _ := r.Read(make([]byte, 1)); n > 0 {
-		return nil, fmt.Errorf("message body longer than its size %d", size)
-	}
-	return data, nil
 }
 
 // deliveryMailbox finds the mailbox for a delivery: by special use, falling back to INBOX.

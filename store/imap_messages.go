@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,17 +19,13 @@ func (s *Store) Append(ctx context.Context, mailboxID int64, msg []byte, flags [
 	}
 	var envelope, structure []byte
 	if s.opts.Describe != nil {
-		envelope, structure = s.opts.Describe(msg)
+		envelope, structure = s.opts.Describe(bytes.NewReader(msg), int64(len(msg)))
 	}
 	err = s.update(ctx, func(t *Tx) error {
 		if err := t.QueryRow("SELECT uidvalidity FROM mailboxes WHERE id = ?", mailboxID).Scan(&uidValidity); err != nil {
 			return fmt.Errorf("mailbox %d: %w", mailboxID, notFound(err))
 		}
-		res, err := t.Exec("INSERT INTO blobs (size, data) VALUES (?, ?)", len(msg), msg)
-		if err != nil {
-			return fmt.Errorf("store body: %w", err)
-		}
-		blobID, err := res.LastInsertId()
+		blobID, err := t.insertBlob(bytes.NewReader(msg), int64(len(msg)))
 		if err != nil {
 			return err
 		}

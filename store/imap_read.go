@@ -145,9 +145,22 @@ func (s *Store) FetchMeta(ctx context.Context, mailboxID int64, uids []uint32, d
 func (s *Store) MessageHeader(ctx context.Context, messageID int64) ([]byte, error) {
 	var prefix []byte
 	var blob int64
-	err := s.db.QueryRowContext(ctx, "SELECT prefix, blob_id FROM messages WHERE id = ?", messageID).Scan(&prefix, &blob)
+	var chunked bool
+	err := s.db.QueryRowContext(ctx, `SELECT m.prefix, m.blob_id, b.size != length(b.data) FROM messages m
+		JOIN blobs b ON b.id = m.blob_id WHERE m.id = ?`, messageID).Scan(&prefix, &blob, &chunked)
 	if err != nil {
 		return nil, fmt.Errorf("message %d: %w", messageID, notFound(err))
+	}
+	if chunked {
+		r, err := s.openBlob(ctx, blob)
+		if err != nil {
+			return nil, fmt.Errorf("message %d: %w", messageID, err)
+		}
+		head, err := message.ReadHeaderAt(r, r.Size())
+		if err != nil {
+			return nil, fmt.Errorf("message %d: %w", messageID, err)
+		}
+		return append(prefix, head...), nil
 	}
 	// Headers are nearly always short: read a first slice and grow only if needed.
 	for n := 16 << 10; ; n *= 4 {

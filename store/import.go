@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -50,7 +51,7 @@ func (s *Store) Import(ctx context.Context, accountID int64, msgs []ImportMessag
 		// Parsing is the slow part: done outside the writer, and only for messages that are not
 		// all there already (a resumed import skips quickly through what it has done).
 		if s.opts.Describe != nil && !s.imported(ctx, accountID, p.names, p.digest, ids) {
-			p.envelope, p.structure = s.opts.Describe(m.Data)
+			p.envelope, p.structure = s.opts.Describe(bytes.NewReader(m.Data), int64(len(m.Data)))
 		}
 		prep[i] = p
 	}
@@ -103,16 +104,13 @@ func (s *Store) Import(ctx context.Context, accountID int64, msgs []ImportMessag
 					continue
 				}
 				if blobID == 0 {
-					r, err := t.Exec("INSERT INTO blobs (size, data) VALUES (?, ?)", len(m.Data), m.Data)
-					if err != nil {
-						return fmt.Errorf("store body: %w", err)
-					}
-					if blobID, err = r.LastInsertId(); err != nil {
+					var err error
+					if blobID, err = t.insertBlob(bytes.NewReader(m.Data), int64(len(m.Data))); err != nil {
 						return err
 					}
 				}
 				if p.envelope == nil && s.opts.Describe != nil { // imported before, but gone meanwhile
-					p.envelope, p.structure = s.opts.Describe(m.Data)
+					p.envelope, p.structure = s.opts.Describe(bytes.NewReader(m.Data), int64(len(m.Data)))
 				}
 				if _, err := t.insertMessage(mb, newMessage{blobID: blobID, size: int64(len(m.Data)), flags: m.Flags,
 					date: date, envelope: p.envelope, structure: p.structure, origin: FromImport}); err != nil {

@@ -283,13 +283,12 @@ func (s *Store) JunkFiled(ctx context.Context, accountID int64, days int) ([]Jun
 
 // MessageByUID returns the full stored bytes of one message, or ErrNotFound once it is gone.
 func (s *Store) MessageByUID(ctx context.Context, mailboxID int64, uid uint32) ([]byte, error) {
-	var prefix, data []byte
-	err := s.db.QueryRowContext(ctx, `SELECT m.prefix, b.data FROM messages m JOIN blobs b ON b.id = m.blob_id
-		WHERE m.mailbox_id = ? AND m.uid = ?`, mailboxID, uid).Scan(&prefix, &data)
+	var id int64
+	err := s.db.QueryRowContext(ctx, `SELECT id FROM messages WHERE mailbox_id = ? AND uid = ?`, mailboxID, uid).Scan(&id)
 	if err != nil {
 		return nil, fmt.Errorf("message %d/%d: %w", mailboxID, uid, notFound(err))
 	}
-	return append(prefix, data...), nil
+	return s.MessageData(ctx, id)
 }
 
 // JunkUnbootstrapped lists the accounts with the filter on whose existing mail has not been used

@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 )
@@ -45,17 +43,13 @@ func (s *Store) Messages(ctx context.Context, mailboxID int64) ([]Message, error
 // MessageData returns the full stored bytes of a message: its own header prefix, then the shared
 // body. It returns ErrNotFound once the message has been expunged.
 func (s *Store) MessageData(ctx context.Context, messageID int64) ([]byte, error) {
-	var prefix, data []byte
-	err := s.db.QueryRowContext(ctx, `SELECT m.prefix, b.data FROM messages m JOIN blobs b ON b.id = m.blob_id
-		WHERE m.id = ?`, messageID).Scan(&prefix, &data)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("message %d: %w", messageID, ErrNotFound)
+	r, err := s.OpenMessage(ctx, messageID)
+	if err != nil {
+		return nil, err
 	}
+	data, err := r.readAll()
 	if err != nil {
 		return nil, fmt.Errorf("message %d: %w", messageID, err)
 	}
-	if len(prefix) == 0 {
-		return data, nil
-	}
-	return append(prefix, data...), nil
+	return data, nil
 }

@@ -111,11 +111,11 @@ func (s *Store) QueueNextAttempt(ctx context.Context) (next time.Time, ok bool, 
 
 // QueueData returns the message body an entry refers to.
 func (s *Store) QueueData(ctx context.Context, blobID int64) ([]byte, error) {
-	var data []byte
-	err := s.db.QueryRowContext(ctx, "SELECT data FROM blobs WHERE id = ?", blobID).Scan(&data)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("blob %d: %w", blobID, ErrNotFound)
+	r, err := s.openBlob(ctx, blobID)
+	if err != nil {
+		return nil, err
 	}
+	data, err := r.readAll()
 	if err != nil {
 		return nil, fmt.Errorf("blob %d: %w", blobID, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -29,7 +30,7 @@ type Options struct {
 
 	// Describe, if set, parses a message at delivery into its IMAP ENVELOPE and BODYSTRUCTURE,
 	// stored with each message so that fetching them never reparses the body.
-	Describe func(msg []byte) (envelope, structure []byte)
+	Describe func(msg io.ReaderAt, size int64) (envelope, structure []byte)
 
 	// MaxSchema stops migrations after this version (tests of upgrades). Zero applies all.
 	MaxSchema int
@@ -162,7 +163,7 @@ func (s *Store) IntegrityCheck(ctx context.Context) (string, error) {
 // CountRows counts the rows of a table (verification and tests).
 func (s *Store) CountRows(ctx context.Context, table string) (int, error) {
 	switch table {
-	case "blobs", "messages", "mailboxes", "accounts", "domains", "aliases", "queue":
+	case "blobs", "blob_chunks", "messages", "mailboxes", "accounts", "domains", "aliases", "queue":
 	default:
 		return 0, fmt.Errorf("count rows: unknown table %q", table)
 	}

@@ -278,7 +278,17 @@ func extractBodyStructure(rawHeader textproto.Header, r io.Reader) imap.BodyStru
 		}
 		return bs
 	} else {
-		body, _ := io.ReadAll(r) // TODO: optimize
+		// mailstead: only an embedded message is read into memory (it is parsed again); any other
+		// leaf part is counted as it streams by, so a large attachment is never held whole.
+		embedded := mediaType == "message/rfc822" || mediaType == "message/global"
+		var size, lines int64
+		var body []byte
+		if embedded {
+			body, _ = io.ReadAll(r)
+			size, lines = int64(len(body)), int64(bytes.Count(body, []byte("\n")))
+		} else {
+			size, lines = countLines(r)
+		}
 		bs := &imap.BodyStructureSinglePart{
 			Type:        primaryType,
 			Subtype:     subType,
@@ -286,20 +296,20 @@ func extractBodyStructure(rawHeader textproto.Header, r io.Reader) imap.BodyStru
 			ID:          header.Get("Content-Id"),
 			Description: header.Get("Content-Description"),
 			Encoding:    header.Get("Content-Transfer-Encoding"),
-			Size:        uint32(len(body)),
+			Size:        uint32(size),
 		}
-		if mediaType == "message/rfc822" || mediaType == "message/global" {
+		if embedded {
 			br := bufio.NewReader(bytes.NewReader(body))
 			childHeader, _ := textproto.ReadHeader(br)
 			bs.MessageRFC822 = &imap.BodyStructureMessageRFC822{
 				Envelope:      ExtractEnvelope(childHeader),
 				BodyStructure: extractBodyStructure(childHeader, br),
-				NumLines:      int64(bytes.Count(body, []byte("\n"))),
+				NumLines:      lines,
 			}
 		}
 		if primaryType == "text" {
 			bs.Text = &imap.BodyStructureText{
-				NumLines: int64(bytes.Count(body, []byte("\n"))),
+				NumLines: lines,
 			}
 		}
 		bs.Extended = &imap.BodyStructureSinglePartExt{
@@ -333,4 +343,17 @@ func getContentLanguage(header gomessage.Header) []string {
 		l[i] = strings.TrimSpace(lang)
 	}
 	return l
+}
+
+// countLines reads r to its end and returns its length and its number of LF bytes (mailstead).
+func countLines(r io.Reader) (size, lines int64) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := r.Read(buf)
+		size += int64(n)
+		lines += int64(bytes.Count(buf[:n], []byte("\n")))
+		if err != nil {
+			return size, lines
+		}
+	}
 }
