@@ -8,7 +8,7 @@ import (
 	"io"
 )
 
-// chunkSize is the size of one stored piece of a large body (schema 10): large enough that a
+// chunkSize is the size of one stored piece of a large body (schema 12): large enough that a
 // 50 MB message is 200 rows, small enough that a reader or writer holds one at a time.
 const chunkSize = 256 << 10
 
