@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // Store keeps each account's model. The store package implements it; nothing here knows SQL.
@@ -79,6 +80,7 @@ func (v Verdict) Header() string {
 type Filter struct {
 	Store  Store
 	models models
+	seen   sync.Pool // token sets for tokenize, reused: a set per message was most of the garbage
 }
 
 // Classify scores msg for the account. A disabled filter returns a zero Verdict and ok false.
@@ -96,13 +98,20 @@ func (f *Filter) Classify(ctx context.Context, accountID int64, msg []byte) (v V
 	if !m.enabled {
 		return Verdict{}, false, nil
 	}
-	v = score(m, Tokenize(msg))
+	seen, _ := f.seen.Get().(map[string]bool)
+	if seen == nil {
+		seen = make(map[string]bool, 512)
+	}
+	feat := tokenize(msg, seen)
+	clear(seen)
+	f.seen.Put(seen)
+	v = score(m, feat)
 	v.Spam = v.Score >= m.threshold
 	return v, true, nil
 }
 
 func score(m *model, feat Features) Verdict {
-	toks := append(slices.Clip(feat.Tokens), reputationTokens(feat)...)
+	rep := reputationTokens(feat)
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	nham, nspam, counts := m.ham, m.spam, m.tokens
@@ -112,7 +121,7 @@ func score(m *model, feat Features) Verdict {
 		v.Reasons = []string{"nothing learned yet"}
 	} else {
 		var clues []clue
-		v.Score, clues = combine(counts, toks, nham, nspam)
+		v.Score, clues = combine(counts, nham, nspam, feat.Tokens, rep)
 		v.Reasons = tokenReasons(clues)
 	}
 	marks := m.marks
@@ -172,28 +181,30 @@ type clue struct {
 // combine is Robinson's method: each token's spam probability, smoothed towards 0.5 by how
 // little it has been seen, then Fisher's chi-square combination of the strongest clues, both for
 // spamminess and hamminess (Gary Robinson, "A Statistical Approach to the Spam Problem", 2003).
-func combine(counts map[string][2]int64, toks []string, nham, nspam int64) (float64, []clue) {
-	var clues []clue
-	for _, t := range toks {
-		c, ok := counts[t]
-		if !ok {
-			continue
-		}
-		var g, b float64
-		if nham > 0 {
-			g = float64(c[0]) / float64(nham)
-		}
-		if nspam > 0 {
-			b = float64(c[1]) / float64(nspam)
-		}
-		if g+b == 0 {
-			continue
-		}
-		p := b / (g + b)
-		n := float64(c[0] + c[1])
-		p = (unknownStrength*unknownProb + n*p) / (unknownStrength + n)
-		if math.Abs(p-0.5) >= minStrength {
-			clues = append(clues, clue{t, p})
+func combine(counts map[string][2]int64, nham, nspam int64, toks, more []string) (float64, []clue) {
+	clues := make([]clue, 0, (len(toks)+len(more))/2)
+	for _, list := range [2][]string{toks, more} {
+		for _, t := range list {
+			c, ok := counts[t]
+			if !ok {
+				continue
+			}
+			var g, b float64
+			if nham > 0 {
+				g = float64(c[0]) / float64(nham)
+			}
+			if nspam > 0 {
+				b = float64(c[1]) / float64(nspam)
+			}
+			if g+b == 0 {
+				continue
+			}
+			p := b / (g + b)
+			n := float64(c[0] + c[1])
+			p = (unknownStrength*unknownProb + n*p) / (unknownStrength + n)
+			if math.Abs(p-0.5) >= minStrength {
+				clues = append(clues, clue{t, p})
+			}
 		}
 	}
 	if len(clues) == 0 {

@@ -54,7 +54,13 @@ func Key(msg []byte) string {
 // Tokenize reads msg (RFC 5322, CRLF or LF) into features. It never fails: whatever does not
 // parse is skipped, because spam is often malformed on purpose.
 func Tokenize(msg []byte) Features {
-	t := tokenizer{seen: make(map[string]bool, 256)}
+	return tokenize(msg, make(map[string]bool, 512))
+}
+
+// tokenize is Tokenize with a set for the seen tokens, empty, that the caller may reuse.
+func tokenize(msg []byte, seen map[string]bool) Features {
+	t := tokenizer{seen: seen}
+	t.f.Tokens = make([]string, 0, 512)
 	ent, err := gomessage.Read(bytes.NewReader(msg))
 	if ent == nil {
 		// Not even a header: the bytes are still words.
@@ -348,11 +354,21 @@ func (t *tokenizer) urls(s string) {
 // words splits s into lower-case words of 3 to 20 letters or digits; a longer run is counted by
 // its length (Graham's "skip" tokens), which catches encoded junk without storing it.
 func (t *tokenizer) words(prefix, s string) {
-	for _, w := range strings.FieldsFunc(s, isSeparator) {
-		if len(t.f.Tokens) >= maxTokens {
-			return
+	for i := 0; i < len(s) && len(t.f.Tokens) < maxTokens; {
+		if r, size := runeAt(s, i); isSeparator(r) {
+			i += size
+			continue
 		}
-		w = strings.Trim(w, "-'")
+		j := i
+		for j < len(s) {
+			r, size := runeAt(s, j)
+			if isSeparator(r) {
+				break
+			}
+			j += size
+		}
+		w := strings.Trim(s[i:j], "-'")
+		i = j
 		n := utf8.RuneCountInString(w)
 		switch {
 		case n < 3:
@@ -365,9 +381,21 @@ func (t *tokenizer) words(prefix, s string) {
 	}
 }
 
+// runeAt decodes the rune at s[i], ASCII without a call.
+func runeAt(s string, i int) (rune, int) {
+	if c := s[i]; c < utf8.RuneSelf {
+		return rune(c), 1
+	}
+	return utf8.DecodeRuneInString(s[i:])
+}
+
 // isSeparator splits words at anything but letters, digits and the few marks spam leans on
 // ("$100", "free!!!") or words contain ("don't", "e-mail").
 func isSeparator(r rune) bool {
+	if r < utf8.RuneSelf {
+		c := byte(r)
+		return !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '$' || c == '!' || c == '\'' || c == '-')
+	}
 	return !unicode.IsLetter(r) && !unicode.IsDigit(r) && r != '$' && r != '!' && r != '\'' && r != '-'
 }
 

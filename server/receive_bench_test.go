@@ -1,8 +1,10 @@
 package server_test
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,8 +16,10 @@ import (
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 
+	"mailstead/junk"
 	"mailstead/mailtest"
 	"mailstead/server"
+	"mailstead/store"
 )
 
 // BenchmarkReceive delivers 5 KB messages over 1 and over 20 concurrent SMTP sessions on port 25
@@ -56,6 +60,57 @@ func BenchmarkSubmit(b *testing.B) {
 	})
 }
 
+// BenchmarkReceiveJunk measures the junk filter's share of receiving: 5 KB messages of words over
+// 20 sessions into an account whose filter is off, then on with a model trained on 600 messages
+// of the same vocabulary, in turns, twice each.
+//
+//	go test -run '^$' -bench ReceiveJunk -benchtime 4000x ./server/
+func BenchmarkReceiveJunk(b *testing.B) {
+	body := string(benchWords(rand.New(rand.NewPCG(3, 4)), 5000))
+	for range 2 {
+		for _, on := range []bool{false, true} {
+			b.Run(map[bool]string{false: "filter=off", true: "filter=on"}[on], func(b *testing.B) {
+				benchSMTP(b, "", 25, 20, func(addr string) (*gosmtp.Client, error) { return gosmtp.Dial(addr) },
+					"x@remote.test", body, func(st *store.Store, acc int64) { benchJunkModel(b, st, acc, on) })
+			})
+		}
+	}
+}
+
+// benchJunkModel switches the account's filter off, or trains it on 600 messages.
+func benchJunkModel(b *testing.B, st *store.Store, acc int64, on bool) {
+	ctx := context.Background()
+	if !on {
+		if err := st.SetJunkSettings(ctx, acc, false, 0); err != nil {
+			b.Fatal(err)
+		}
+		return
+	}
+	f := &junk.Filter{Store: st}
+	r := rand.New(rand.NewPCG(5, 6))
+	for i := range 600 {
+		if _, err := f.Train(ctx, acc, benchWords(r, 5000), i%2 == 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := st.SetJunkBootstrapped(ctx, acc, true); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// benchWords is a message of about size bytes drawn from a vocabulary of 8000 words.
+func benchWords(r *rand.Rand, size int) []byte {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "Subject: word%d word%d\r\nFrom: sender%d@remote.test\r\n\r\n", r.IntN(8000), r.IntN(8000), r.IntN(50))
+	for sb.Len() < size {
+		fmt.Fprintf(&sb, "word%d ", r.IntN(8000))
+		if r.IntN(12) == 0 {
+			sb.WriteString("\r\n")
+		}
+	}
+	return []byte(sb.String() + "\r\n")
+}
+
 func benchBaseAndHead(b *testing.B, run func(b *testing.B, binary string)) {
 	base := os.Getenv("MAILSTEAD_BENCH_BASE")
 	if base == "" {
@@ -71,7 +126,7 @@ func benchBaseAndHead(b *testing.B, run func(b *testing.B, binary string)) {
 func benchReceive(b *testing.B, binary string, sessions int) {
 	body := "Subject: bench\r\nFrom: x@remote.test\r\n\r\n" + strings.Repeat(strings.Repeat("x", 78)+"\r\n", 62)
 	benchSMTP(b, binary, 25, sessions, func(addr string) (*gosmtp.Client, error) { return gosmtp.Dial(addr) },
-		"x@remote.test", body)
+		"x@remote.test", body, nil)
 }
 
 func benchSubmit(b *testing.B, binary string, sessions int) {
@@ -87,12 +142,14 @@ func benchSubmit(b *testing.B, binary string, sessions int) {
 			return nil, err
 		}
 		return c, nil
-	}, "alice@example.test", body)
+	}, "alice@example.test", body, nil)
 }
 
 // benchSMTP runs b.N transactions from sender to alice@example.test over sessions connections
 // to port, each made by dial, against a server process started from binary ("" for this build).
-func benchSMTP(b *testing.B, binary string, port, sessions int, dial func(addr string) (*gosmtp.Client, error), sender, body string) {
+// prepare, if set, changes alice's data before the server starts.
+func benchSMTP(b *testing.B, binary string, port, sessions int, dial func(addr string) (*gosmtp.Client, error), sender, body string,
+	prepare func(st *store.Store, acc int64)) {
 	// A directory of its own per run: b.TempDir names repeat across repeated sub-benchmarks.
 	dir, err := os.MkdirTemp("", "mailstead-bench-")
 	if err != nil {
@@ -105,6 +162,18 @@ func benchSMTP(b *testing.B, binary string, port, sessions int, dial func(addr s
 	zone.Add("remote.test. 300 IN A 127.0.0.1")
 	zone.SetNegativeTTL(300)
 	opts := mailtest.Prepare(b, mailtest.Options{Binary: binary, Dir: dir, DNS: zone.Addr()})
+	if prepare != nil {
+		st, err := store.Open(dir, store.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		acc, err := st.AccountByAddress(context.Background(), "alice@example.test")
+		if err != nil {
+			b.Fatal(err)
+		}
+		prepare(st, acc.ID)
+		st.Close()
+	}
 	p := mailtest.StartProcess(b, opts)
 	pss0, pssErr := p.PSS()
 	fsyncRate := syncedWritesPerSecond(b, opts.Dir)
