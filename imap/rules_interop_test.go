@@ -298,3 +298,25 @@ for bad in ['("name")', '(', 'FOO', '("%s" "x")' % ('k' * 31)]:
 ok(M.noop())
 `)
 }
+
+// TestImaplibWithin: SEARCH YOUNGER and OLDER (RFC 5032) compare INTERNALDATE with now to the
+// second, inside NOT and OR too; 0 seconds is BAD.
+func TestImaplibWithin(t *testing.T) {
+	runImaplib(t, newEnv(t, nil), `
+ok(M.append('INBOX', None, imaplib.Time2Internaldate(time.time() - 7200), b'Subject: old\r\n\r\nx\r\n'))
+ok(M.append('INBOX', None, imaplib.Time2Internaldate(time.time() - 1800), b'Subject: middle\r\n\r\nx\r\n'))
+ok(M.append('INBOX', None, None, b'Subject: new\r\n\r\nx\r\n'))
+ok(M.select('INBOX'))
+assert ok(M.search(None, 'YOUNGER', '600'))[0] == b'3'
+assert ok(M.search(None, 'OLDER', '3600'))[0] == b'1'
+assert ok(M.search(None, 'YOUNGER', '3600', 'OLDER', '600'))[0] == b'2'
+assert ok(M.search(None, 'NOT', 'YOUNGER', '3600'))[0] == b'1'
+assert ok(M.search(None, 'OR', 'YOUNGER', '600', 'OLDER', '3600'))[0] == b'1 3'
+assert ok(M.uid('SEARCH', 'YOUNGER', '36000'))[0] == b'1 2 3'
+try:
+    M.search(None, 'YOUNGER', '0')
+    assert False, 'YOUNGER 0 accepted'
+except imaplib.IMAP4.error as e:
+    assert 'BAD' in str(e) or 'RFC 5032' in str(e), e
+`)
+}

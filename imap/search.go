@@ -161,6 +161,10 @@ func (c *candidate) match(cr *imap.SearchCriteria) bool {
 			return false
 		}
 	}
+	// WITHIN (RFC 5032): to the second, unlike SINCE and BEFORE, which compare dates.
+	if (!cr.Younger.IsZero() && c.meta.InternalDate.Before(cr.Younger)) || (!cr.Older.IsZero() && !c.meta.InternalDate.Before(cr.Older)) {
+		return false
+	}
 	if !matchDate(c.meta.InternalDate, cr.Since, cr.Before) {
 		return false
 	}

@@ -101,6 +101,7 @@ var capabilities = imap.CapSet{
 	imap.CapID:               {}, // SessionID (id.go)
 	imap.CapCondStore:        {}, // MODSEQ in FETCH/STORE/SEARCH/STATUS/SELECT (condstore_interop_test.go)
 	imap.CapQResync:          {}, // SessionQResync (qresync.go), VANISHED instead of EXPUNGE
+	imap.CapWithin:           {}, // SEARCH OLDER/YOUNGER (search.go)
 	imap.CapQuota:            {}, // SessionQuota (quota.go); the limit is the account's
 	"QUOTA=RES-STORAGE":      {}, // with STATUS DELETED-STORAGE (RFC 9208 §4.4)
 }

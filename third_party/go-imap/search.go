@@ -45,6 +45,10 @@ type SearchCriteria struct {
 	SentSince  time.Time
 	SentBefore time.Time
 
+	// mailstead: WITHIN (RFC 5032) — INTERNALDATE at or after Younger, before Older, to the
+	// second (YOUNGER n and OLDER n, taken relative to when the command arrived).
+	Younger, Older time.Time
+
 	Header []SearchCriteriaHeaderField
 	Body   []string
 	Text   []string

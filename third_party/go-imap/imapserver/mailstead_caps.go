@@ -13,4 +13,5 @@ var mailsteadCaps = []imap.Cap{
 	imap.CapQuota, "QUOTA=RES-STORAGE", // RFC 9208, mailstead_quota.go
 	imap.CapCondStore, // RFC 7162 §3.1, mailstead_condstore.go
 	imap.CapQResync,   // RFC 7162 §3.2, mailstead_qresync.go
+	imap.CapWithin,    // RFC 5032, mailstead_within.go
 }

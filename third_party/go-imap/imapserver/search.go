@@ -226,6 +226,8 @@ func readSearchKeyWithAtom(criteria *imap.SearchCriteria, dec *imapwire.Decoder,
 		// nothing to do
 	case "MODSEQ": // mailstead: RFC 7162 §3.1.5, mailstead_condstore.go
 		return readSearchModSeq(dec, criteria)
+	case "OLDER", "YOUNGER": // mailstead: RFC 5032, mailstead_within.go
+		return readSearchWithin(dec, criteria, key == "OLDER")
 	case "UID":
 		var uidSet imap.UIDSet
 		if !dec.ExpectSP() || !dec.ExpectUIDSet(&uidSet) {
