@@ -360,11 +360,14 @@ func (e *env) submitDSN(msg, rcpt string, dsn store.DSN) {
 
 // idle reports whether the queue is empty and no delivery is running (every outcome, and every
 // report it causes, is recorded).
-func (e *env) idle() bool {
+func (e *env) idle() bool { return e.quiet() && e.queueLen() == 0 }
+
+// quiet reports whether no delivery is running: once an attempt's effect is seen, its outcome
+// has been recorded too.
+func (e *env) quiet() bool {
 	e.q.mu.Lock()
-	running := e.q.running
-	e.q.mu.Unlock()
-	return running == 0 && e.queueLen() == 0
+	defer e.q.mu.Unlock()
+	return e.q.running == 0
 }
 
 // waitFor polls cond until it holds or the test times out.
