@@ -3,10 +3,12 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,6 +18,7 @@ import (
 
 	"mailstead/mailtest"
 	"mailstead/mailtest/testkit"
+	"mailstead/queue"
 	"mailstead/server"
 )
 
@@ -129,7 +132,7 @@ func TestBrowserOpensDevURLs(t *testing.T) {
 			}
 			continue
 		}
-		if got := evalJS[string](b, "location.href"); !strings.HasPrefix(got, u) {
+		if got := evalJS[string](b, "location.href"); got != u {
 			t.Errorf("%s ended at %s", u, got)
 		}
 		if b.count(`main`) != 1 || b.count(`form[action="/login"]`) != 0 {
@@ -177,4 +180,93 @@ func TestAccountGuardRailsThroughControlSocket(t *testing.T) {
 	if out, err := call("remove", "alice@example.test", "--force"); err != nil || !strings.Contains(out, "1 message(s)") {
 		t.Errorf("remove --force: %q %v", out, err)
 	}
+}
+
+// TestBrowserOverviewAndDNSOnPhone: in Chromium at phone width (390 px) the overview is the
+// admin landing page and links each area to its page; the DNS page has no horizontal scroll;
+// a DMARC p=none shows as weaker; and "Copy value" on the RSA DKIM record copies one unquoted
+// string, the key exactly as published. Screenshots are kept as artefacts.
+func TestBrowserOverviewAndDNSOnPhone(t *testing.T) {
+	b := newChromium(t, 390, 844)
+	zone := mailtest.NewDNSZone(t)
+	zone.Add("remote.test. 300 IN A 127.0.0.1")
+	srv := mailtest.Start(t, mailtest.Options{DNS: zone.Addr(), Settings: map[string]string{"admin.port25_probe": "127.0.0.1:1"}})
+	ctx := context.Background()
+	if err := srv.Store().SetAdmin(ctx, "alice@example.test", true); err != nil {
+		t.Fatal(err)
+	}
+	zone.AddTXT("_dmarc.example.test.", "v=DMARC1; p=none")
+	base := "https://" + srv.Opts.Addr(443)
+
+	// A desktop window cannot be made narrower than about 500 px: emulate the phone's viewport.
+	b.step("phone viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
+	b.step("log in", chromedp.Navigate(base+"/login"),
+		chromedp.SetValue(chromedp.CSS(`input[name=address]`), "alice@example.test"),
+		chromedp.SetValue(chromedp.CSS(`input[name=password]`), "alice-password"),
+		chromedp.Click(chromedp.CSS(`form[action="/login"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(`#overview`)))
+	b.shot("10-overview-390px")
+	if got := evalJS[string](b, "location.pathname"); got != "/admin/" {
+		t.Errorf("landing page after login is %s, want the overview", got)
+	}
+	for _, link := range []string{"/admin/dns?domain=example.test", "/admin/certificates", "/admin/queue", "/admin/events"} {
+		if b.count(fmt.Sprintf(`#overview a[href=%q]`, link)) != 1 {
+			t.Errorf("overview does not link to %s:\n%s", link, b.html())
+		}
+	}
+	if !strings.Contains(evalJS[string](b, "document.querySelector('#overview').innerText"), "0 message(s)") {
+		t.Errorf("overview lacks the queue length:\n%s", b.html())
+	}
+
+	b.step("open DNS", chromedp.Navigate(base+"/admin/dns?domain=example.test"), chromedp.WaitVisible(chromedp.CSS(`#summary`)))
+	if b.count(`#no-dkim`) == 1 {
+		b.step("make DKIM keys", chromedp.Click(chromedp.CSS(`#no-dkim button`)), chromedp.WaitVisible(chromedp.CSS(`#summary`)))
+		b.step("back to DNS", chromedp.Navigate(base+"/admin/dns?domain=example.test"), chromedp.WaitVisible(chromedp.CSS(`#summary`)))
+	}
+	if w := evalJS[[]int](b, "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"); len(w) != 2 || w[0] > w[1] {
+		wide := evalJS[[]string](b, `Array.from(document.querySelectorAll("body *")).filter(e =>
+			e.getBoundingClientRect().right > document.documentElement.clientWidth + 1 || e.scrollWidth > e.clientWidth + 1).slice(0, 8).map(e =>
+			e.tagName + "." + e.className + " " + Math.round(e.getBoundingClientRect().right) + " " + (e.textContent || "").slice(0, 60))`)
+		t.Errorf("DNS page scrolls sideways at 390 px: scrollWidth, clientWidth = %v; too wide: %q", w, wide)
+	}
+	b.shot("11-dns-390px") // after measuring: a full-page screenshot resizes the viewport
+	if b.count(`.record[data-status="weaker"][data-name="_dmarc.example.test."]`) != 1 ||
+		!strings.Contains(evalJS[string](b, `document.querySelector('.record[data-name="_dmarc.example.test."]').innerText`), "weaker") {
+		t.Errorf("DMARC p=none is not shown as weaker:\n%s", b.html())
+	}
+
+	// What the button hands to the clipboard, whichever way app.js reaches it.
+	evalJS[bool](b, `(() => {
+		Object.defineProperty(navigator, "clipboard", {value: {writeText: (t) => { window.copied = t; return Promise.resolve(); }}});
+		document.execCommand = () => { window.copied = document.querySelector("textarea[readonly]").value; return true; };
+		return true; })()`)
+	rsa := `.record[data-type="TXT"][data-name$="._domainkey.example.test."]`
+	names := evalJS[[]string](b, `Array.from(document.querySelectorAll('`+rsa+`')).map(r => r.dataset.name)`)
+	copied := ""
+	for _, name := range names {
+		b.step("copy "+name, chromedp.Click(chromedp.CSS(fmt.Sprintf(`.record[data-name=%q] button.copy`, name))))
+		if c := evalJS[string](b, "window.copied || ''"); strings.Contains(c, "k=rsa") {
+			copied = c
+		}
+	}
+	if copied == "" || strings.Contains(copied, `"`) || !strings.HasPrefix(copied, "v=DKIM1;") || len(copied) <= 255 {
+		t.Fatalf("Copy value of the RSA DKIM record gave %q (records %v)", copied, names)
+	}
+	txts, err := dnsTXTOfRecords(srv, "example.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(txts, copied) {
+		t.Errorf("copied %q, which is none of the DKIM keys %q", copied, txts)
+	}
+}
+
+// dnsTXTOfRecords returns the TXT values of the domain's DKIM keys as the queue signs with them.
+func dnsTXTOfRecords(srv *mailtest.Server, domain string) ([]string, error) {
+	keys, err := queue.DKIMKeys(context.Background(), srv.Store(), domain)
+	var out []string
+	for _, k := range keys {
+		out = append(out, k.TXT())
+	}
+	return out, err
 }
