@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/textproto"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -98,5 +99,40 @@ func TestLiveSettings(t *testing.T) {
 	defer c.Close()
 	if line, _ := bufio.NewReader(c).ReadString('\n'); !strings.Contains(line, "mx2.example.test") {
 		t.Errorf("IMAPS greeting after the hostname change: %q", line)
+	}
+}
+
+// TestInteropLiveSettingsPython: Python's smtplib, imaplib and poplib see a changed setting
+// in their next session: the second RCPT refused with 452 after smtp.max_recipients 1, and the
+// new hostname in each greeting.
+func TestInteropLiveSettingsPython(t *testing.T) {
+	python := mailtest.Python(t)
+	srv := mailtest.Start(t, mailtest.Options{})
+	setSetting(t, srv.Opts.Dir, "smtp.max_recipients", "1")
+	setSetting(t, srv.Opts.Dir, "hostname", "mx2.example.test")
+	port := func(p int) string { return strings.TrimPrefix(srv.Opts.Addr(p), srv.Opts.IP+":") }
+	script := `
+import smtplib, imaplib, poplib, sys
+host, smtp_port, imap_port, pop_port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+s = smtplib.SMTP()
+code, banner = s.connect(host, smtp_port)
+assert code == 220 and b"mx2.example.test" in banner, banner
+s.ehlo("py.remote.test")
+s.mail("x@remote.test")
+assert s.rcpt("alice@example.test")[0] == 250
+code, msg = s.rcpt("postmaster@example.test")
+assert code == 452 and msg.startswith(b"4.5.3"), (code, msg)
+s.quit()
+i = imaplib.IMAP4(host, imap_port)
+assert b"mx2.example.test" in i.welcome, i.welcome
+i.logout()
+p = poplib.POP3(host, pop_port)
+assert b"mx2.example.test" in p.getwelcome(), p.getwelcome()
+p.quit()
+print("ok")
+`
+	cmd := exec.Command(python, "-c", script, srv.Opts.IP, port(server.PortSMTP), port(server.PortIMAP), port(server.PortPOP3))
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "ok") {
+		t.Fatalf("python: %v\n%s", err, out)
 	}
 }
