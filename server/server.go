@@ -65,6 +65,8 @@ type Server struct {
 	certs    *acme.Manager
 	ops      *manage.Ops        // the operations layer; with the certificate manager once started
 	changes  chan settingChange // changed settings for the applier (settings.go)
+	// applierDone is closed when the applier stops (shutdown), so no one waits for it then.
+	applierDone chan struct{}
 	// hostname is the mail hostname now (the setup wizard and settings change it while running;
 	// every greeting, EHLO and Received: line reads it).
 	hostname atomic.Pointer[string]

@@ -62,6 +62,7 @@ type settingChange struct {
 // whose definition says Restart is read at start only.
 func (s *Server) followSettings(ctx context.Context) {
 	s.changes = make(chan settingChange, 256)
+	s.applierDone = make(chan struct{})
 	cancel := s.store.Subscribe(func(ev store.Event) {
 		if ev.Kind != store.SettingChanged {
 			return
@@ -73,6 +74,7 @@ func (s *Server) followSettings(ctx context.Context) {
 		}
 	})
 	s.goBackground(func() {
+		defer close(s.applierDone)
 		defer cancel()
 		for {
 			select {
@@ -101,10 +103,13 @@ func (s *Server) settingsApplied(ctx context.Context) {
 	case s.changes <- settingChange{applied: done}:
 	case <-ctx.Done():
 		return
+	case <-s.applierDone: // shutting down: nothing applies any more
+		return
 	}
 	select {
 	case <-done:
 	case <-ctx.Done():
+	case <-s.applierDone:
 	}
 }
 
