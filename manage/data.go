@@ -18,12 +18,9 @@ func (o *Ops) Import(ctx context.Context, address string, msgs []store.ImportMes
 	return o.st.Import(ctx, acct.ID, msgs)
 }
 
-// Backup writes a consistent copy of the database into the new or empty directory dest.
-func (o *Ops) Backup(ctx context.Context, dest string) (int64, error) {
-	return o.st.Backup(ctx, dest)
-}
-
-// WriteBackup streams a consistent backup as a .tar.gz (the admin page's download).
+// WriteBackup streams a consistent backup as a .tar.gz (the admin page's download). The CLI's
+// `mailstead backup DEST` copies the data directory in its own process instead (server/ops.go),
+// where the CLI's user may write and the sandboxed service may not.
 func (o *Ops) WriteBackup(ctx context.Context, w io.Writer) error {
 	return o.st.WriteBackup(ctx, w)
 }
