@@ -302,8 +302,5 @@ func (q *Queue) sendDSN(ctx context.Context, sender string, msg []byte) error {
 	if _, err := q.deliver.Deliver(ctx, env, delivery.Message{Top: top, Body: bytes.NewReader(msg)}); err != nil {
 		return err
 	}
-	if rc.Remote {
-		q.Kick()
-	}
-	return nil
+	return nil // a remote DSN wakes the queue through the store's QueueDue event
 }

@@ -133,6 +133,13 @@ func (q *Queue) Run(ctx context.Context) error {
 	q.stop = cancel
 	q.mu.Unlock()
 	defer close(q.done)
+	// Woken by the store, not by callers: a queue row committed or made due on any path (SMTP
+	// submission, DSN, CLI, admin page, API) starts its attempt at once.
+	defer q.st.Subscribe(func(ev store.Event) {
+		if ev.Kind == store.QueueDue {
+			q.Kick()
+		}
+	})()
 	defer q.conns.reap(true)
 	defer q.wg.Wait()
 	defer cancel()

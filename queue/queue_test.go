@@ -430,3 +430,31 @@ func TestMXOrder(t *testing.T) {
 		t.Fatalf("equal preferences not shuffled: %v", firsts)
 	}
 }
+
+// TestRetryWakesQueue: an entry made due by the store (what `mailstead queue retry`, the admin
+// page and the API all do) is attempted at once, although its own next attempt is an hour away:
+// the queue wakes on the store's QueueDue event, not on a caller remembering to kick it.
+func TestRetryWakesQueue(t *testing.T) {
+	e := newEnv(t, "127.0.0.61")
+	ctx := context.Background()
+	for k, v := range map[string]string{"queue.retry_initial": "1h", "queue.retry_max": "2h"} {
+		if err := e.st.SetSetting(ctx, k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.zone.Add("b.test. 300 IN MX 10 mx.b.test.", "mx.b.test. 300 IN A 127.0.0.61")
+	e.start()
+	if _, err := e.st.Deliver(ctx, deliveryOf("alice@a.test", testMsg, "bob@b.test")); err != nil {
+		t.Fatal(err)
+	}
+	// No Kick: the committed row itself wakes the queue, which finds the far side down.
+	e.waitFor("a deferral an hour away", func() bool {
+		l, _ := e.st.QueueList(ctx)
+		return len(l) == 1 && l[0].Attempts == 1 && time.Until(l[0].NextAttempt) > 30*time.Minute
+	})
+	far := startFarSide(t, "127.0.0.61", 25+e.offset, nil)
+	if n, err := e.st.QueueRetry(ctx, 0); err != nil || n != 1 {
+		t.Fatalf("QueueRetry = %d, %v", n, err)
+	}
+	e.waitFor("the delivery after the retry", func() bool { return len(far.messages()) == 1 })
+}

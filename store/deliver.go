@@ -107,6 +107,9 @@ func (s *Store) Deliver(ctx context.Context, d *Delivery) ([]DeliveredCopy, erro
 				return fmt.Errorf("queue for %s: %w", r.Address, err)
 			}
 		}
+		if len(d.Remote) > 0 {
+			t.Publish(Event{Kind: QueueDue})
+		}
 		return nil
 	})
 	if err != nil {

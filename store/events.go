@@ -20,6 +20,10 @@ const (
 	AccountChanged
 	// SettingChanged: the setting Name was stored (or reset to its default).
 	SettingChanged
+	// QueueDue: queue entries were committed or made due now (a delivery with remote
+	// recipients, a DSN, a retry from the CLI, the admin page or the API). The queue wakes on it,
+	// whichever path made the change.
+	QueueDue
 )
 
 // Event describes one committed change. Events are published after their commit, in commit order,

@@ -195,7 +195,9 @@ func (s *Store) QueueRetry(ctx context.Context, id int64) (int, error) {
 		if err != nil {
 			return err
 		}
-		n, err = res.RowsAffected()
+		if n, err = res.RowsAffected(); err == nil && n > 0 {
+			t.Publish(Event{Kind: QueueDue})
+		}
 		return err
 	})
 	if err != nil {
