@@ -82,7 +82,7 @@ func (s *Server) startOutbound(ctx context.Context) error {
 		Logger:             s.log.With("service", "submission"),
 		Limits:             s.smtpLimits(ctx),
 		Spool:              spool,
-		Delivered: func(in *smtp.Delivered, _ int) { s.notifySuccess(in) }, // the queue wakes on the store's QueueDue
+		Delivered:          func(in *smtp.Delivered, _ int) { s.notifySuccess(in) }, // the queue wakes on the store's QueueDue
 	}, smtp.SubmissionConfig{Sign: signStream, Logins: s.logins})
 	s.addSMTPServer(sub)
 	l587, err := s.listen(PortSubmission)
