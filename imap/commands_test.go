@@ -49,7 +49,7 @@ func TestCapabilitiesAreExactlyWhatWorks(t *testing.T) {
 	got := capList(c.untilTagged("f")[0])
 	want := []string{"IMAP4rev2", "IMAP4rev1", "IDLE", "MOVE", "UIDPLUS", "NAMESPACE", "SPECIAL-USE", "CREATE-SPECIAL-USE",
 		"ESEARCH", "SEARCHRES", "LIST-EXTENDED", "LIST-STATUS", "STATUS=SIZE", "UNSELECT", "ENABLE", "LITERAL+", "SASL-IR",
-		"APPENDLIMIT=52428800", "UTF8=ACCEPT", "BINARY", "CHILDREN", "QUOTA", "QUOTA=RES-STORAGE", "ID", "CONDSTORE", "QRESYNC", "WITHIN",
+		"APPENDLIMIT=52428800", "UTF8=ACCEPT", "BINARY", "CHILDREN", "QUOTA", "QUOTA=RES-STORAGE", "ID", "CONDSTORE", "QRESYNC", "WITHIN", "PREVIEW",
 		"LITERAL-"} // LITERAL- is added by imapserver itself next to LITERAL+
 	sort.Strings(got)
 	sort.Strings(want)

@@ -320,3 +320,32 @@ except imaplib.IMAP4.error as e:
     assert 'BAD' in str(e) or 'RFC 5032' in str(e), e
 `)
 }
+
+// TestImaplibPreview: FETCH PREVIEW (RFC 8970) gives the decoded start of the first text part,
+// white space collapsed, at most 256 characters, from HTML when there is no plain text, "" for
+// a message without text; PREVIEW (LAZY) is the same; \Seen is not set.
+func TestImaplibPreview(t *testing.T) {
+	runImaplib(t, newEnv(t, nil), `
+long = 'word ' * 100
+plain = ('From: a@example.test\r\nSubject: p\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n'
+         '--b\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n'
+         'Gr=FC=DFe,\r\n\r\n  the   meeting\r\nmoved. ' + long + '\r\n--b\r\nContent-Type: application/pdf\r\n\r\nxx\r\n--b--\r\n').encode()
+html = b'Subject: h\r\nContent-Type: text/html\r\n\r\n<html><style>p{}</style><p>Hello&nbsp;<b>there</b></p></html>\r\n'
+none = b'Subject: n\r\nContent-Type: image/png\r\n\r\nxxxx\r\n'
+for m in (plain, html, none):
+    ok(M.append('INBOX', None, None, m))
+ok(M.select('INBOX'))
+typ, got, data = cmd(M, 'FETCH', '1:3', '(PREVIEW)')
+assert typ == 'OK', data
+got = [g for g in got if g != b')']  # imaplib's remainder after a literal
+# Non-ASCII text comes as a literal (imaplib gives a (prefix, text) pair), ASCII quoted.
+assert isinstance(got[0], tuple) and got[0][0].startswith(b'1 (PREVIEW {'), got[0]
+p1 = got[0][1].decode('utf-8')
+assert p1.startswith('Grüße, the meeting moved. word word'), p1
+assert len(p1) == 256, (len(p1), p1)
+assert '"Hello there"' in got[1].decode(), got[1]
+assert got[2] == b'3 (PREVIEW "")', got[2]
+typ, got, data = cmd(M, 'FETCH', '2', '(UID PREVIEW (LAZY) FLAGS)')
+assert typ == 'OK' and b'"Hello there"' in got[0] and b'\\Seen' not in got[0], got
+`)
+}

@@ -339,6 +339,14 @@ func (s *session) fetchOne(ctx context.Context, w *imapserver.FetchWriter, m *st
 				Text: "This section contains NUL bytes; fetch it with BINARY[]"}
 		}
 	}
+	var prev string
+	if options.Preview {
+		msg, err := loadFull()
+		if err != nil {
+			return s.fetchError("fetch preview", err)
+		}
+		prev = preview(msg)
+	}
 	binaries := make([][]byte, len(options.BinarySection))
 	for i, sec := range options.BinarySection {
 		msg, err := loadFull()
@@ -382,6 +390,9 @@ func (s *session) fetchOne(ctx context.Context, w *imapserver.FetchWriter, m *st
 	}
 	if bs != nil {
 		rw.WriteBodyStructure(bs)
+	}
+	if options.Preview {
+		rw.WritePreview(prev)
 	}
 	for i, sec := range options.BodySection {
 		if st := streams[i]; st != nil {

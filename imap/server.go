@@ -102,6 +102,7 @@ var capabilities = imap.CapSet{
 	imap.CapCondStore:        {}, // MODSEQ in FETCH/STORE/SEARCH/STATUS/SELECT (condstore_interop_test.go)
 	imap.CapQResync:          {}, // SessionQResync (qresync.go), VANISHED instead of EXPUNGE
 	imap.CapWithin:           {}, // SEARCH OLDER/YOUNGER (search.go)
+	imap.CapPreview:          {}, // FETCH PREVIEW (preview.go)
 	imap.CapQuota:            {}, // SessionQuota (quota.go); the limit is the account's
 	"QUOTA=RES-STORAGE":      {}, // with STATUS DELETED-STORAGE (RFC 9208 §4.4)
 }

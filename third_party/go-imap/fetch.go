@@ -22,6 +22,7 @@ type FetchOptions struct {
 
 	ChangedSince uint64 // requires CONDSTORE
 	Vanished     bool   // mailstead: UID FETCH (CHANGEDSINCE n VANISHED), requires QRESYNC
+	Preview      bool   // mailstead: RFC 8970, requires PREVIEW
 }
 
 // FetchItemBodyStructure contains FETCH options for the body structure.

@@ -113,6 +113,9 @@ func handleFetchAtt(dec *imapwire.Decoder, attName string, options *imap.FetchOp
 		options.UID = true
 	case "MODSEQ": // mailstead: RFC 7162 §3.1.4
 		options.ModSeq = true
+	case "PREVIEW": // mailstead: RFC 8970, mailstead_preview.go
+		options.Preview = true
+		return readFetchPreview(dec)
 	case "RFC822": // equivalent to BODY[]
 		bs := &imap.FetchItemBodySection{}
 		writerOptions.obsolete[bs] = attName

@@ -14,4 +14,5 @@ var mailsteadCaps = []imap.Cap{
 	imap.CapCondStore, // RFC 7162 §3.1, mailstead_condstore.go
 	imap.CapQResync,   // RFC 7162 §3.2, mailstead_qresync.go
 	imap.CapWithin,    // RFC 5032, mailstead_within.go
+	imap.CapPreview,   // RFC 8970, mailstead_preview.go
 }
