@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -269,4 +271,34 @@ func dnsTXTOfRecords(srv *mailtest.Server, domain string) ([]string, error) {
 		out = append(out, k.TXT())
 	}
 	return out, err
+}
+
+// TestUnwritableDataDirectorySaysPermissionDenied: a user who may not write the data directory
+// is told "permission denied", not SQLite's "no such file or directory", and "open data
+// directory" comes once (the path twice: the directory, then its database file). The command runs as a user other than the directory's owner (nobody, when
+// the tests run as root).
+func TestUnwritableDataDirectorySaysPermissionDenied(t *testing.T) {
+	bin := mailtest.Binary(t)
+	dir := filepath.Join(t.TempDir(), "data")
+	os.Mkdir(dir, 0o755)
+	cmd := exec.Command(bin, "account", "list", "--data", dir)
+	if os.Geteuid() == 0 {
+		// nobody must reach the binary and the directory: open the path to them.
+		for p := dir; p != "/" && p != os.TempDir(); p = filepath.Dir(p) {
+			os.Chmod(p, 0o755)
+		}
+		own := filepath.Join(filepath.Dir(dir), "mailstead")
+		if b, err := os.ReadFile(bin); err != nil || os.WriteFile(own, b, 0o755) != nil {
+			t.Fatal("copy the binary", err)
+		}
+		cmd = exec.Command(own, "account", "list", "--data", dir)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	} else {
+		os.Chmod(dir, 0o555)
+	}
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "permission denied") || strings.Count(string(out), dir) != 2 ||
+		strings.Contains(string(out), "no such file") {
+		t.Errorf("account list on an unwritable directory: %v\n%s", err, out)
+	}
 }

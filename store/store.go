@@ -71,11 +71,11 @@ func Open(dir string, opts Options) (*Store, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if err := os.MkdirAll(dir, dirMode); err != nil {
-		return nil, fmt.Errorf("create data directory: %w", err)
+		return nil, fmt.Errorf("create: %w", err)
 	}
 	path := filepath.Join(dir, DBFile)
 	if err := createPrivate(path); err != nil {
-		return nil, fmt.Errorf("open data directory: %w", err)
+		return nil, fmt.Errorf("create database: %w", err)
 	}
 	// synchronous=FULL: a commit returns only after the WAL is fsynced (the 250 contract).
 	dsn := "file:" + path + "?_journal_mode=WAL&_synchronous=FULL&_foreign_keys=on&_busy_timeout=15000&_txlock=immediate&cache=private"
