@@ -21,7 +21,7 @@ func (s *Server) authChecker(ctx context.Context) (*mailauth.Checker, error) {
 		s.log.Warn("inbound check settings", "err", err)
 	}
 	return &mailauth.Checker{
-		Resolver: s.resolver,
+		Resolver: s.mailResolver,
 		Hostname: s.Hostname(),
 		Policy: mailauth.Policy{
 			DMARCRejectToJunk: toJunk,

@@ -61,7 +61,7 @@ type Server struct {
 	opts     Options
 	log      *slog.Logger
 	store    *store.Store
-	resolver *dns.Resolver
+	resolver *dns.Resolver // asks the wire every time: live DNS checks, ACME, the queue
 	certs    *acme.Manager
 	ops      *manage.Ops        // the operations layer; with the certificate manager once started
 	changes  chan settingChange // changed settings for the applier (settings.go)
@@ -95,6 +95,10 @@ type Server struct {
 	// logins is the one failed-login budget of every protocol and the web, so guesses spread
 	// over ports and protocols add up per account and per client address.
 	logins *loginlimit.Limiter
+	// mailResolver is resolver through a short-lived cache of answers (dns.Cache), for the
+	// checks of port 25 (SPF, DKIM, DMARC, iprev), which ask the same questions for every
+	// message of a sender.
+	mailResolver *dns.Resolver
 
 	profiler profiler // pprof profiles on request through the control socket (profile.go)
 }
@@ -127,6 +131,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts, log: opts.Logger, store: st, resolver: dns.New(opts.DNS), addrs: map[int]string{},
 		logins: loginlimit.New(loginlimit.Config{})}
+	s.mailResolver = s.resolver.Cached(dns.NewCache(dns.CacheConfig{}))
 	if s.ops, err = newOps(st, nil, nil, opts.Logger, nil); err != nil {
 		st.Close()
 		return nil, err
