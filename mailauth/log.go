@@ -48,7 +48,7 @@ func (r *Result) LogAttrs(in Input) []slog.Attr {
 	var header []byte
 	if in.Message != nil {
 		attrs = append(attrs, slog.Int64("size", in.Message.Size()))
-		header, _ = message.ReadHeaderAt(in.Message, in.Message.Size())
+		header, _ = in.header()
 	}
 	if id := messageID(header); id != "" {
 		attrs = append(attrs, slog.String("msgid", id))

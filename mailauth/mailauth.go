@@ -94,6 +94,17 @@ type Input struct {
 	// a message spooled to disk is checked without being loaded whole: the header section is
 	// read once, and DKIM hashes the body as a stream. bytes.NewReader(msg) suits one in memory.
 	Message Message
+	// Header is Message's header section (message.ReadHeaderAt) when the caller has read it
+	// already, so it is not read again; nil reads it from Message.
+	Header []byte
+}
+
+// header returns the message's header section, read from Message unless the caller gave it.
+func (in Input) header() ([]byte, error) {
+	if in.Header != nil || in.Message == nil {
+		return in.Header, nil
+	}
+	return message.ReadHeaderAt(in.Message, in.Message.Size())
 }
 
 // Message is a received message, in memory or spooled to a file.
@@ -153,7 +164,7 @@ func (c *Checker) Check(ctx context.Context, in Input) (*Result, error) {
 	if in.Message == nil {
 		return nil, errors.New("mailauth: no message")
 	}
-	header, err := message.ReadHeaderAt(in.Message, in.Message.Size())
+	header, err := in.header()
 	if err != nil {
 		return nil, fmt.Errorf("mailauth: read header: %w", err)
 	}

@@ -160,20 +160,25 @@ const MaxHeaderBytes = 1 << 20
 // that ends it, without reading the body. A header longer than MaxHeaderBytes is cut at its last
 // complete line within that bound.
 func ReadHeaderAt(r io.ReaderAt, size int64) ([]byte, error) {
-	buf := make([]byte, 0, min(size, 16<<10))
+	// Read straight into buf, growing it fourfold while the header has not ended: one
+	// allocation for the usual message, whose header fits in the first 16 KiB.
+	buf := make([]byte, 0, min(size, 16<<10, MaxHeaderBytes))
 	for int64(len(buf)) < size {
-		n := min(int64(max(cap(buf), 16<<10)), size, MaxHeaderBytes) - int64(len(buf))
-		if n <= 0 {
+		want := int(min(int64(max(cap(buf), 16<<10)), size, MaxHeaderBytes))
+		if want <= len(buf) {
 			break
 		}
-		chunk := make([]byte, n)
-		got, err := r.ReadAt(chunk, int64(len(buf)))
-		buf = append(buf, chunk[:got]...)
+		buf = slices.Grow(buf, want-len(buf))
+		got, err := r.ReadAt(buf[len(buf):want], int64(len(buf)))
+		buf = buf[:len(buf)+got]
 		if end, complete := HeaderLen(buf); complete {
 			return buf[:end], nil
 		}
 		if err != nil && !(errors.Is(err, io.EOF) && int64(len(buf)) == size) {
 			return nil, fmt.Errorf("read header: %w", err)
+		}
+		if got == 0 && err == nil {
+			return nil, fmt.Errorf("read header: %w", io.ErrNoProgress)
 		}
 		if int64(len(buf)) >= MaxHeaderBytes {
 			if i := bytes.LastIndexByte(buf, '\n'); i >= 0 {

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net"
 	"strings"
 	"time"
@@ -316,7 +315,8 @@ func (s *session) checkAuth(ctx context.Context, t *transaction) error {
 	defer cancel()
 	checker := *s.srv.auth.Load()
 	checker.Hostname = s.srv.cfg.Hostname() // the authserv-id follows a hostname changed while running
-	in := mailauth.Input{IP: s.ip, Helo: s.conn.Hostname(), MailFrom: s.from, Message: t.body}
+	// The header as received: t.header is still that, nothing has rewritten it yet.
+	in := mailauth.Input{IP: s.ip, Helo: s.conn.Hostname(), MailFrom: s.from, Message: t.body, Header: t.header[:t.orig:t.orig]}
 	for _, rc := range t.env.Rcpts {
 		in.Rcpts = append(in.Rcpts, rc.Address)
 	}
@@ -382,8 +382,14 @@ func (s *session) classifyJunk(ctx context.Context, t *transaction) error {
 
 // sample returns the first n bytes of the message as it will be stored (without the trace).
 func (t *transaction) sample(n int) ([]byte, error) {
-	r := io.LimitReader(io.NewSectionReader(t.message(), 0, math.MaxInt64), int64(n))
-	return io.ReadAll(r)
+	// Sized once: io.ReadAll would grow its buffer step by step for every message.
+	m := t.message()
+	buf := make([]byte, min(int64(n), m.Size()))
+	got, err := m.ReadAt(buf, 0)
+	if errors.Is(err, io.EOF) {
+		err = nil
+	}
+	return buf[:got], err
 }
 
 // message is the message as it will be stored, below the trace line: t.top, the (possibly
