@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 
 	gosmtp "github.com/emersion/go-smtp"
@@ -24,6 +25,26 @@ type Spool struct {
 	dir       string
 	threshold int
 	budget    *Budget
+	// bufs holds *[]byte: copy buffers, and the memory of closed bodies, reused by the next
+	// message instead of allocated and grown for each (the runtime empties a pool at GC, so an
+	// idle server keeps none).
+	bufs sync.Pool
+}
+
+// poolBytes is the size of the pooled buffers; a body that grew past it is not kept.
+const poolBytes = 32 << 10
+
+func (sp *Spool) buf() []byte {
+	if p, ok := sp.bufs.Get().(*[]byte); ok {
+		return (*p)[:0]
+	}
+	return make([]byte, 0, poolBytes)
+}
+
+func (sp *Spool) putBuf(b []byte) {
+	if cap(b) == poolBytes {
+		sp.bufs.Put(&b)
+	}
 }
 
 // spoolPrefix names spool files, so that start-up removes only ours.
@@ -104,9 +125,11 @@ var (
 // behind and the error is the SMTP reply to give; go-smtp reads on to the end of the data before
 // sending it, so the rest of a refused message is never taken for commands.
 func (sp *Spool) Receive(r io.Reader, maxSize int64) (*Body, error) {
-	b := &Body{sp: sp, max: maxSize}
+	b := &Body{sp: sp, max: maxSize, mem: sp.buf()}
 	z := message.NewNormalizer(b)
-	_, err := io.Copy(z, r)
+	cp := sp.buf()
+	_, err := io.CopyBuffer(z, r, cp[:cap(cp)])
+	sp.putBuf(cp)
 	if err == nil {
 		err = z.Close()
 	}
@@ -160,6 +183,7 @@ func (b *Body) Write(p []byte) (int, error) {
 		if _, err := b.w.Write(b.mem); err != nil {
 			return 0, fmt.Errorf("%w: %v", errSpool, err)
 		}
+		b.sp.putBuf(b.mem)
 		b.mem = nil
 	}
 	if _, err := b.w.Write(p); err != nil {
@@ -198,6 +222,7 @@ func (b *Body) ReadAt(p []byte, off int64) (int, error) {
 func (b *Body) Close() error {
 	b.sp.budget.give(b.taken)
 	b.taken = 0
+	b.sp.putBuf(b.mem) // nothing reads it after Close: ReadAt and Reader see an empty body
 	b.mem = nil
 	if b.file == nil {
 		return nil
