@@ -9,6 +9,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"sync"
 
 	"mailstead/mailauth"
 	"mailstead/message"
@@ -87,17 +88,40 @@ func DKIMKeyPrefix(domain string) string { return dkimPrefix(domain) }
 
 // DKIMKeys returns the signing keys of domain, RSA first.
 func DKIMKeys(ctx context.Context, st *store.Store, domain string) ([]DKIMKey, error) {
-	names, err := st.KVKeys(ctx, dkimPrefix(domain))
+	return (&Signer{st: st}).Keys(ctx, domain)
+}
+
+// Signer signs outgoing mail with the keys in the store, keeping the parsed keys: parsing an RSA
+// key (with its precomputation and consistency check) costs about a quarter of an RSA signature,
+// and would otherwise be paid for every message. Keys are still read from the store each time
+// and looked up by their PEM bytes, so a replaced key is used from the next message on.
+type Signer struct {
+	st     *store.Store
+	mu     sync.Mutex
+	parsed map[string]crypto.Signer // PEM bytes → key; nil keeps nothing
+}
+
+// maxParsedKeys bounds the Signer's cache (two keys per domain).
+const maxParsedKeys = 256
+
+// NewSigner returns a signer reading keys from st.
+func NewSigner(st *store.Store) *Signer {
+	return &Signer{st: st, parsed: map[string]crypto.Signer{}}
+}
+
+// Keys returns the signing keys of domain, RSA first.
+func (s *Signer) Keys(ctx context.Context, domain string) ([]DKIMKey, error) {
+	names, err := s.st.KVKeys(ctx, dkimPrefix(domain))
 	if err != nil {
 		return nil, fmt.Errorf("dkim keys of %s: %w", domain, err)
 	}
 	var keys []DKIMKey
 	for _, name := range names {
-		b, err := st.GetKV(ctx, name)
+		b, err := s.st.GetKV(ctx, name)
 		if err != nil {
 			return nil, err
 		}
-		signer, err := mailauth.ParsePrivateKey(b)
+		signer, err := s.parse(b)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
@@ -105,6 +129,29 @@ func DKIMKeys(ctx context.Context, st *store.Store, domain string) ([]DKIMKey, e
 	}
 	sort.SliceStable(keys, func(i, j int) bool { return keys[i].Algorithm() == "rsa" && keys[j].Algorithm() != "rsa" })
 	return keys, nil
+}
+
+func (s *Signer) parse(pemBytes []byte) (crypto.Signer, error) {
+	if s.parsed == nil {
+		return mailauth.ParsePrivateKey(pemBytes)
+	}
+	s.mu.Lock()
+	k, ok := s.parsed[string(pemBytes)]
+	s.mu.Unlock()
+	if ok {
+		return k, nil
+	}
+	k, err := mailauth.ParsePrivateKey(pemBytes)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.parsed) >= maxParsedKeys {
+		clear(s.parsed)
+	}
+	s.parsed[string(pemBytes)] = k
+	return k, nil
 }
 
 // SignDKIM signs msg (CRLF-normalised) with every key of domain (mailauth.Sign: relaxed/relaxed,
@@ -116,8 +163,16 @@ func SignDKIM(ctx context.Context, st *store.Store, domain string, msg []byte) (
 
 func signStream(ctx context.Context, st *store.Store, domain string, header []byte, msg io.Reader) ([]byte, error) {
 	keys, err := DKIMKeys(ctx, st, domain)
-	if err != nil || len(keys) == 0 {
+	if err != nil {
 		return nil, err
+	}
+	return signWith(keys, domain, header, msg)
+}
+
+// signWith signs msg with keys (none: no signature).
+func signWith(keys []DKIMKey, domain string, header []byte, msg io.Reader) ([]byte, error) {
+	if len(keys) == 0 {
+		return nil, nil
 	}
 	sks := make([]mailauth.SigningKey, len(keys))
 	for i, k := range keys {
@@ -131,12 +186,22 @@ func signStream(ctx context.Context, st *store.Store, domain string, header []by
 // address comes from message's one parser, the same one submission checked ownership with, so
 // the domain signed for is always the one the user was allowed to send as.
 func SignFrom(ctx context.Context, st *store.Store, msg []byte) ([]byte, error) {
-	return SignStream(ctx, st, message.HeaderBytes(msg), bytes.NewReader(msg))
+	return (&Signer{st: st}).SignFrom(ctx, msg)
 }
 
 // SignStream is SignFrom for a message read once from msg (a spooled one need not fit in
 // memory); header is its header section.
 func SignStream(ctx context.Context, st *store.Store, header []byte, msg io.Reader) ([]byte, error) {
+	return (&Signer{st: st}).SignStream(ctx, header, msg)
+}
+
+// SignFrom is the package's SignFrom with the signer's parsed keys.
+func (s *Signer) SignFrom(ctx context.Context, msg []byte) ([]byte, error) {
+	return s.SignStream(ctx, message.HeaderBytes(msg), bytes.NewReader(msg))
+}
+
+// SignStream is the package's SignStream with the signer's parsed keys.
+func (s *Signer) SignStream(ctx context.Context, header []byte, msg io.Reader) ([]byte, error) {
 	hdr, _ := message.ParseHeader(header)
 	froms, err := hdr.Addresses("From")
 	if err != nil || len(froms) == 0 {
@@ -150,12 +215,12 @@ func SignStream(ctx context.Context, st *store.Store, header []byte, msg io.Read
 	// its own: the nearest parent domain with keys signs, and DMARC's relaxed alignment accepts
 	// it (RFC 7489 §3.1.1). Every domain here has keys, so a user's own domain signs for itself.
 	for d := domain; strings.Contains(d, "."); _, d, _ = strings.Cut(d, ".") {
-		keys, err := DKIMKeys(ctx, st, d)
+		keys, err := s.Keys(ctx, d)
 		if err != nil {
 			return nil, err
 		}
 		if len(keys) > 0 {
-			return signStream(ctx, st, d, header, msg)
+			return signWith(keys, d, header, msg) // the keys just read, not read again
 		}
 	}
 	return nil, nil

@@ -245,3 +245,52 @@ func TestDKIMSignAndRecords(t *testing.T) {
 		t.Fatalf("signing for a domain without keys: %q, %v", h, err)
 	}
 }
+
+// A Signer keeps parsed keys, but a key replaced in the store signs from the next message on:
+// after new keys are stored and published, both signatures verify against the new records only.
+func TestSignerReplacedKey(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	s := NewSigner(e.st)
+	msg := []byte(strings.ReplaceAll(testMsg, "\n", "\r\n"))
+	verify := func(keys []DKIMKey, h []byte) {
+		t.Helper()
+		records := map[string]string{}
+		for _, k := range keys {
+			records[k.Selector+"._domainkey.a.test"] = k.TXT()
+		}
+		vs, err := dkim.VerifyWithOptions(strings.NewReader(string(append(h, msg...))), &dkim.VerifyOptions{
+			LookupTXT: func(name string) ([]string, error) { return []string{records[strings.TrimSuffix(name, ".")]}, nil },
+		})
+		if err != nil || len(vs) != 2 {
+			t.Fatalf("verify: %v, %v", vs, err)
+		}
+		for _, v := range vs {
+			if v.Err != nil {
+				t.Fatalf("signature by %s does not verify: %v", v.Domain, v.Err)
+			}
+		}
+	}
+	for round := range 2 {
+		keys, err := EnsureDKIMKeys(ctx, e.st, "a.test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := s.SignFrom(ctx, msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		verify(keys, h)
+		if round == 0 { // replace both keys under the same selectors
+			kv, err := NewDKIMKeys("a.test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, v := range kv {
+				if err := e.st.PutKV(ctx, k, v); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+}

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -34,10 +33,8 @@ func (s *Server) startOutbound(ctx context.Context) error {
 	if ip := net.ParseIP(s.opts.Bind); ip != nil && !ip.IsUnspecified() {
 		source = ip
 	}
-	sign := func(ctx context.Context, msg []byte) ([]byte, error) { return queue.SignFrom(ctx, s.store, msg) }
-	signStream := func(ctx context.Context, header []byte, msg io.Reader) ([]byte, error) {
-		return queue.SignStream(ctx, s.store, header, msg)
-	}
+	signer := queue.NewSigner(s.store) // keeps the parsed keys across messages
+	sign, signStream := signer.SignFrom, signer.SignStream
 	q, err := queue.New(queue.Config{
 		Store:      s.store,
 		Resolver:   s.resolver,
