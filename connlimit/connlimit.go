@@ -184,6 +184,9 @@ const logEvery = time.Minute
 // RefusalLog writes the "connection refused" line at most once per client per minute, with the
 // number of refusals since the last line: a flood must not fill the disk with log lines.
 type RefusalLog struct {
+	// Count, if set, is called for every refusal (metrics), logged or not.
+	Count func(limit string)
+
 	mu       sync.Mutex
 	loggedAt map[string]time.Time // client → when its refusals were last logged
 	muted    map[string]int       // client → refusals not logged since
@@ -193,6 +196,9 @@ type RefusalLog struct {
 //
 //	level=INFO msg="connection refused: too many connections" service=imaps ip=192.0.2.7 limit=client refused_since_last_line=41
 func (r *RefusalLog) Refused(log *slog.Logger, service, ip, limit string) {
+	if r.Count != nil {
+		r.Count(limit)
+	}
 	key := loginlimit.ClientKey(ip)
 	now := time.Now()
 	r.mu.Lock()

@@ -53,6 +53,8 @@ type Config struct {
 	// Logins is the server-wide failed-login budget, shared with SMTP, POP3 and the web; nil
 	// gives this server a limiter of its own.
 	Logins *loginlimit.Limiter
+	// Refused, if set, counts each connection refused over MaxConnsPerIP (metrics).
+	Refused func(limit string)
 	// Hostname, when set, names the server in each new connection's greeting; it is called per
 	// connection, so a changed hostname shows without a restart.
 	Hostname func() string
@@ -149,6 +151,7 @@ func NewServer(cfg Config) (*Server, error) {
 		sessions:  map[*session]bool{},
 		closed:    make(chan struct{}),
 	}
+	s.refusals.Count = cfg.Refused
 	s.hub = newHub(s.log)
 	s.imap = imapserver.New(&imapserver.Options{
 		NewSession:   s.newSession,

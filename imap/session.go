@@ -49,7 +49,7 @@ var (
 func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
 	sess := &session{srv: s, conn: c, ip: connlimit.RemoteIP(c.NetConn().RemoteAddr())}
 	if overLimit(c.NetConn()) {
-		s.refusals.Refused(s.log, "imap", sess.ip, "client")
+		s.refusals.Refused(s.log, "imap", sess.ip, "protocol")
 		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Code: imap.ResponseCodeUnavailable,
 			Text: "Too many connections from your address"}
 	}

@@ -56,6 +56,8 @@ type Config struct {
 	// Logins is the server-wide failed-login budget, shared with SMTP, IMAP
 	// and the web. Nil: a limiter of this server's own.
 	Logins *loginlimit.Limiter
+	// Refused, if set, counts each connection refused over a limit (metrics).
+	Refused func(limit string)
 	// Implementation is the CAPA IMPLEMENTATION value (RFC 2449 §6.9).
 	// Default "mailstead".
 	Implementation string
@@ -117,7 +119,7 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	cfg.setDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{
+	s := &Server{
 		cfg:       cfg,
 		log:       cfg.Logger,
 		ctx:       ctx,
@@ -127,7 +129,9 @@ func NewServer(cfg Config) (*Server, error) {
 		sessions:  make(map[*session]struct{}),
 		perIP:     make(map[string]int),
 		locks:     make(map[string]struct{}),
-	}, nil
+	}
+	s.refusals.Count = cfg.Refused
+	return s, nil
 }
 
 // Serve accepts plain POP3 connections on l (port 110) and offers STLS when
@@ -204,7 +208,7 @@ func (s *Server) accept(c net.Conn, implicitTLS bool) {
 		s.rejecting++
 		s.wg.Add(1)
 		s.mu.Unlock()
-		s.refusals.Refused(s.log, "pop3", ip, "client")
+		s.refusals.Refused(s.log, "pop3", ip, "protocol")
 		go s.refuse(c, implicitTLS)
 		return
 	}

@@ -29,6 +29,7 @@ func (s *Server) startIMAP(ctx context.Context) error {
 		MaxMessageSize:     size,
 		Hostname:           s.Hostname,
 		Logins:             s.logins,
+		Refused:            s.metrics.countRefusals("imap"),
 		MaxConnsPerIP:      int(perIP),
 		MaxConnsPerAccount: int(perAccount),
 	})

@@ -188,6 +188,26 @@ func TestConnectionLimitsAreSettings(t *testing.T) {
 			t.Errorf("SMTP connection %d: %q", i+1, l)
 		}
 	}
+	// Both refusals are counted, each at its layer.
+	want := []string{`mailstead_connections_refused_total{limit="protocol",service="imap"} 1`,
+		`mailstead_connections_refused_total{limit="client",service="smtp"} 1`}
+	page := metricsPage(t, srv)
+	for _, w := range want {
+		if !strings.Contains(page, w) {
+			t.Errorf("metrics lack %s:\n%s", w, grepLines(page, "refused"))
+		}
+	}
+}
+
+func metricsPage(t *testing.T, srv *mailtest.Server) string {
+	t.Helper()
+	resp, err := http.Get("http://" + srv.Addr(server.PortMetrics) + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }
 
 // TestKnownClientKeepsLoggingInDuringAnAttack: wrong guesses for one account from several
@@ -235,13 +255,7 @@ func TestFailedHandshakesAreCounted(t *testing.T) {
 	want := []string{`proto="imap"`, `proto="smtp"`, `proto="pop3"`, `proto="https"`}
 	var page string
 	for range 200 {
-		resp, err := http.Get("http://" + srv.Addr(server.PortMetrics) + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		page = string(b)
+		page = metricsPage(t, srv)
 		missing := 0
 		for _, w := range want {
 			if !strings.Contains(page, "mailstead_tls_handshake_failures_total{"+w+"} 1") {

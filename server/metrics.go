@@ -50,7 +50,8 @@ func newMetrics(s *Server) *metrics {
 	m.conns = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailstead_connections_total",
 		Help: "Connections accepted, by service."}, []string{"service"})
 	m.refused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailstead_connections_refused_total",
-		Help: "Connections closed at once because a limit was reached, by service and limit (total or client)."},
+		Help: "Connections refused because a limit was reached, by service and limit: total or client " +
+			"(every listener's, closed at once), protocol (the service's own per-client limit, refused politely)."},
 		[]string{"service", "limit"})
 	m.received = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailstead_messages_received_total",
 		Help: "Messages accepted and committed: via=mx from other servers, via=submission from own users."}, []string{"via"})

@@ -72,6 +72,7 @@ func (s *Server) startOutbound(ctx context.Context) error {
 		return err
 	}
 	sub := smtp.NewSubmission(smtp.Config{
+		Refused:            s.metrics.countRefusals("submission"),
 		OverQuotaTemporary: overQuota,
 		Store:              s.store,
 		Hostname:           s.Hostname,

@@ -28,6 +28,7 @@ func (s *Server) startPOP3(ctx context.Context) error {
 		Hostname:            s.Hostname,
 		AllowInsecureAuth:   s.opts.Dev, // and even then only for loopback clients
 		Logins:              s.logins,
+		Refused:             s.metrics.countRefusals("pop3"),
 		MaxConnections:      int(total),
 		MaxConnectionsPerIP: int(perIP),
 	})

@@ -409,6 +409,7 @@ func (s *Server) startSMTP(ctx context.Context) error {
 		return err
 	}
 	mx := smtp.NewMX(smtp.Config{
+		Refused:            s.metrics.countRefusals("smtp"),
 		OverQuotaTemporary: overQuota,
 		Store:              s.store,
 		Hostname:           s.Hostname,

@@ -51,7 +51,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		l.mu.Unlock()
 		if over {
-			l.refusals.Refused(l.log, "smtp", ip, "client")
+			l.refusals.Refused(l.log, "smtp", ip, "protocol")
 			if !l.implicitTLS {
 				c.SetWriteDeadline(time.Now().Add(5 * time.Second))
 				c.Write([]byte("421 4.7.0 Too many connections, try again later\r\n"))

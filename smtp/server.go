@@ -55,7 +55,9 @@ type Config struct {
 	Hostname  func() string // our name in the greeting, EHLO reply and Received: lines
 	TLSConfig *tls.Config
 	Logger    *slog.Logger
-	Limits    Limits
+	// Refused, if set, counts each connection refused over a connection limit (metrics).
+	Refused func(limit string)
+	Limits  Limits
 	// Auth, if set, authenticates senders on port 25: CheckSender at MAIL FROM, Check after
 	// DATA (SPF, DKIM, DMARC, iprev, DNSBL), which may reject or defer the message or send it to
 	// Junk. Its Hostname is replaced by Hostname() for each message.
@@ -119,6 +121,7 @@ func newServer(cfg Config) *Server {
 		cfg.Limits = DefaultLimits
 	}
 	s := &Server{cfg: cfg, spool: cfg.Spool, deliverer: cfg.Delivery}
+	s.refusals.Count = cfg.Refused
 	if s.deliverer == nil {
 		s.deliverer = delivery.New(cfg.Store, cfg.Hostname)
 	}
