@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -61,5 +62,37 @@ func TestJunkFiled(t *testing.T) {
 	}
 	if days, _ := s.JunkFiled(ctx, bob.ID, 7); len(days) != 0 {
 		t.Errorf("bob: %+v", days)
+	}
+}
+
+// The model is in the one database, so a backup holds it: a restored data directory classifies
+// as the original did.
+func TestJunkModelInBackup(t *testing.T) {
+	s := openTest(t)
+	alice, _ := fixture(t, s)
+	ctx := context.Background()
+	if _, _, err := s.JunkTrain(ctx, alice.ID, "k1", true, []string{"cheap", "pills"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.JunkMark(ctx, alice.ID, []string{"addr:bob@example.org"}, 1); err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(t.TempDir(), "backup")
+	if _, err := s.Backup(ctx, dest); err != nil {
+		t.Fatal(err)
+	}
+	b, err := Open(dest, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ham, spam, toks, err := b.JunkModel(ctx, alice.ID)
+	marks, _ := b.JunkMarks(ctx, alice.ID)
+	if err != nil || ham != 0 || spam != 1 || toks["pills"] != [2]int64{0, 1} || marks["addr:bob@example.org"] != 1 {
+		t.Errorf("backup's model: %d/%d %v %v %v", ham, spam, toks, marks, err)
+	}
+	// Training the same content again in the backup changes nothing: the record came along.
+	if changed, _, _ := b.JunkTrain(ctx, alice.ID, "k1", true, []string{"cheap", "pills"}); changed {
+		t.Error("backup lost the training record")
 	}
 }
