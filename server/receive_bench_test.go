@@ -27,20 +27,20 @@ import (
 // time per message, database commits per message next to the disk's synced-write rate measured in
 // the same run, the server's peak resident memory, and its PSS before and after the run.
 //
-//	go test -run '^$' -bench 'Receive|Submit' -benchtime 4000x ./server/
+//	go test -run '^$' -bench '^Benchmark(Receive|Submit)$' -benchtime 4000x ./server/
 //
 // With MAILSTEAD_BENCH_BASE set to another mailstead binary (an older commit's build), it runs
 // base and head in turns, twice each, so a change is measured against its parent on the same
 // machine at the same moment:
 //
 //	git worktree add /tmp/base HEAD~1 && (cd /tmp/base && go build -o mailstead .)
-//	MAILSTEAD_BENCH_BASE=/tmp/base/mailstead go test -run '^$' -bench 'Receive|Submit' -benchtime 4000x ./server/
+//	MAILSTEAD_BENCH_BASE=/tmp/base/mailstead go test -run '^$' -bench '^Benchmark(Receive|Submit)$' -benchtime 4000x ./server/
 //
 // With MAILSTEAD_BENCH_PROFILE set to a directory, each run of this build writes the server's CPU
 // and allocation profiles there (`mailstead profile`, through the control socket, of the same
 // binary and settings a user runs), named after the benchmark:
 //
-//	MAILSTEAD_BENCH_PROFILE=/tmp/prof go test -run '^$' -bench 'Receive|Submit' -benchtime 4000x ./server/
+//	MAILSTEAD_BENCH_PROFILE=/tmp/prof go test -run '^$' -bench '^Benchmark(Receive|Submit)$' -benchtime 4000x ./server/
 //	go tool pprof -top /tmp/prof/BenchmarkReceive_sessions=1.cpu.pprof
 func BenchmarkReceive(b *testing.B) {
 	for _, sessions := range []int{1, 20} {
