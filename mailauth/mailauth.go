@@ -195,7 +195,7 @@ func (c *Checker) Check(ctx context.Context, in Input) (*Result, error) {
 	} else {
 		res.DMARC = evaluateDMARC(fromDomain, policy, res.SPF, res.DKIM)
 	}
-	res.Action = c.Policy.Decide(res, c.DNSBL)
+	res.Action = c.Policy.once().Decide(res, c.DNSBL)
 	res.Header = c.authResultsHeader(res)
 	return res, nil
 }

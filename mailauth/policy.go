@@ -57,6 +57,25 @@ type Policy struct {
 	NoFromToJunk bool
 }
 
+// once returns p asking IsLocalDomain at most once per domain: Decide asks about the From
+// domains and then MAIL FROM's, often the same one, and each question is a store query.
+func (p Policy) once() Policy {
+	ask := p.IsLocalDomain
+	if ask == nil {
+		return p
+	}
+	seen := map[string]bool{}
+	p.IsLocalDomain = func(d string) bool {
+		local, ok := seen[d]
+		if !ok {
+			local = ask(d)
+			seen[d] = local
+		}
+		return local
+	}
+	return p
+}
+
 // Decide turns results into an action, first rule that applies wins:
 //
 //  1. the IP is on a DNSBL zone marked Reject: 550 5.7.1; other zones: Junk

@@ -319,3 +319,19 @@ func TestLogAttrs(t *testing.T) {
 		}
 	}
 }
+
+// A message From, Sender and MAIL FROM one of our domains, signed by it, is accepted; the store
+// is asked whether that domain is ours once per message, not for each field that names it.
+func TestLocalDomainAskedOncePerMessage(t *testing.T) {
+	e := newEnv(t)
+	asked := map[string]int{}
+	e.checker.Policy.IsLocalDomain = func(d string) bool { asked[d]++; return d == "a.test" }
+	msg := e.sign(t, message("alice@a.test", "hi", "hello\r\n", "Sender: alice@a.test"), "a.test")
+	res := e.check(t, otherIP, "mail.other.test", "alice@a.test", msg)
+	if res.Action.Verdict != mailauth.Accept {
+		t.Fatalf("verdict %s (%s), want accept", res.Action.Verdict, res.Action.Reason)
+	}
+	if asked["a.test"] != 1 {
+		t.Errorf("asked about a.test %d times, want once", asked["a.test"])
+	}
+}
