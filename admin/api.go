@@ -91,7 +91,7 @@ func (a *Admin) api(fn func(w http.ResponseWriter, r *http.Request, acct store.A
 			attempt.Succeeded()
 		} else {
 			attempt.Failed()
-			loginlimit.LogFailure(a.log, "api", remoteIP(r), "(api token)")
+			a.logins.LogFailure(a.log, "api", remoteIP(r), "(api token)")
 			w.Header().Set("WWW-Authenticate", `Bearer realm="mailstead"`)
 			write(http.StatusUnauthorized, map[string]string{"error": "missing or unknown API token"})
 			return

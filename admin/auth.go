@@ -149,7 +149,7 @@ func (a *Admin) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, store.ErrAuthFailed):
 		attempt.Failed()
-		loginlimit.LogFailure(a.log, "admin", remoteIP(r), address)
+		a.logins.LogFailure(a.log, "admin", remoteIP(r), address)
 		fail(http.StatusUnauthorized, "Wrong address or password.")
 		return
 	case err != nil:
@@ -211,7 +211,7 @@ func (a *Admin) setupToken(w http.ResponseWriter, r *http.Request, given string)
 	}
 	if subtle.ConstantTimeCompare([]byte(given), []byte(want)) != 1 {
 		attempt.Failed()
-		loginlimit.LogFailure(a.log, "admin", remoteIP(r), "(setup token)")
+		a.logins.LogFailure(a.log, "admin", remoteIP(r), "(setup token)")
 		w.WriteHeader(http.StatusForbidden)
 		a.render(w, r, "message.html", nil, pageData{Title: "Wrong setup link",
 			Data: "This setup link is not valid. Use the exact link the server printed when it started."})

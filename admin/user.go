@@ -95,7 +95,7 @@ func (a *Admin) meChangePassword(w http.ResponseWriter, r *http.Request, s *sess
 			return
 		}
 		attempt.Failed()
-		loginlimit.LogFailure(a.log, "admin", remoteIP(r), s.account.Address)
+		a.logins.LogFailure(a.log, "admin", remoteIP(r), s.account.Address)
 		a.done(w, r, "/me", "", errors.New("the current password is wrong"))
 		return
 	}

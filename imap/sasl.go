@@ -82,7 +82,7 @@ func (s *session) scramServer(plus bool) sasl.Server {
 		if attempt != nil {
 			attempt.Failed()
 		}
-		loginlimit.LogFailure(s.srv.log, "imap", s.ip, strings.ToLower(user))
+		s.srv.cfg.Logins.LogFailure(s.srv.log, "imap", s.ip, strings.ToLower(user))
 	}
 	return imapSASLErrors{srv}
 }

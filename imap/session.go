@@ -152,7 +152,7 @@ func (s *session) Login(username, password string) error {
 			return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: "Temporary failure, try again"}
 		}
 		attempt.Failed()
-		loginlimit.LogFailure(s.srv.log, "imap", s.ip, strings.ToLower(username))
+		s.srv.cfg.Logins.LogFailure(s.srv.log, "imap", s.ip, strings.ToLower(username))
 		return imapserver.ErrAuthFailed
 	}
 	attempt.Succeeded()

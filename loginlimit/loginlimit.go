@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"mailstead/maillog"
 )
 
 // Kind says which secret an attempt presents; each kind has its own per-client budget, so ten bad
@@ -48,6 +50,9 @@ type Config struct {
 	KnownClient time.Duration
 	// MaxRecords bounds each table of records (addresses, accounts, known clients).
 	MaxRecords int
+	// MailLog writes the "auth failed" line and tells its subscribers (metrics); nil writes the
+	// line only.
+	MailLog *maillog.Log
 }
 
 // DefaultConfig: 30 mail and 10 web failures per address, 60 per account per hour.
@@ -269,9 +274,13 @@ func (t *table[V]) put(key string, v V, now time.Time, expired func(V, time.Time
 }
 
 // LogFailure writes the failed-login line, the same for every protocol so one fail2ban filter
-// matches them all:
+// matches them all, as a typed maillog.AuthFailed event:
 //
 //	level=WARN msg="auth failed" proto=imap ip=192.0.2.7 user=alice@example.org
-func LogFailure(log *slog.Logger, proto, ip, user string) {
-	log.Warn("auth failed", "proto", proto, "ip", ip, "user", user)
+func (l *Limiter) LogFailure(log *slog.Logger, proto, ip, user string) {
+	var ml *maillog.Log
+	if l != nil {
+		ml = l.cfg.MailLog
+	}
+	ml.AuthFailed(log, proto, ip, user)
 }

@@ -313,7 +313,7 @@ func (s *session) authFailed(user string) error {
 // authFailedCounted logs the fail2ban line (see the package doc) and answers -ERR [AUTH]
 // (RFC 3206, RFC 5034 §6); after MaxAuthFailures it closes the session.
 func (s *session) authFailedCounted(user string) error {
-	loginlimit.LogFailure(s.log, "pop3", s.ip, user)
+	s.srv.cfg.Logins.LogFailure(s.log, "pop3", s.ip, user)
 	s.authFails++
 	if s.authFails >= s.srv.cfg.MaxAuthFailures {
 		s.reply("-ERR [AUTH] authentication failed, closing connection")

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"mailstead/delivery"
+	"mailstead/maillog"
 )
 
 type status int
@@ -161,7 +162,8 @@ func (q *Queue) record(ctx context.Context, g *group, data []byte, set settings,
 		switch o.status {
 		case delivered:
 			done = append(done, e.ID)
-			q.log.Info("delivered", "id", e.ID, "from", e.MailFrom, "rcpt", e.Rcpt, "host", o.host, "reply", o.reason, "attempt", e.Attempts+1)
+			q.cfg.MailLog.Delivered(q.log, maillog.Event{MailFrom: e.MailFrom, Rcpts: []string{e.Rcpt}, Remote: o.host, Detail: o.reason, Queued: e.Created},
+				"id", e.ID, "from", e.MailFrom, "rcpt", e.Rcpt, "host", o.host, "reply", o.reason, "attempt", e.Attempts+1)
 			continue
 		case failed:
 			bounced = append(bounced, i)
@@ -212,7 +214,8 @@ func (q *Queue) record(ctx context.Context, g *group, data []byte, set settings,
 			for _, i := range bounced {
 				e := g.entries[i]
 				gone = append(gone, e.ID)
-				q.log.Info("bounced", "id", e.ID, "from", e.MailFrom, "rcpt", e.Rcpt, "host", out[i].host, "status", out[i].code, "reason", out[i].reason, "attempt", e.Attempts+1)
+				q.cfg.MailLog.Bounced(q.log, maillog.Event{MailFrom: e.MailFrom, Rcpts: []string{e.Rcpt}, Remote: out[i].host, Detail: out[i].reason},
+					"id", e.ID, "from", e.MailFrom, "rcpt", e.Rcpt, "host", out[i].host, "status", out[i].code, "reason", out[i].reason, "attempt", e.Attempts+1)
 			}
 			if err := q.st.QueueDone(ctx, gone...); err != nil {
 				q.log.Error("queue: removing bounced entries", "ids", gone, "err", err)
@@ -231,7 +234,8 @@ func (q *Queue) record(ctx context.Context, g *group, data []byte, set settings,
 		if err := q.st.QueueDefer(ctx, []int64{e.ID}, o.reason, o.host, next); err != nil {
 			q.log.Error("queue: recording deferral", "id", e.ID, "err", err)
 		}
-		q.log.Info("deferred", "id", e.ID, "from", e.MailFrom, "rcpt", e.Rcpt, "host", o.host, "status", o.code, "reason", o.reason, "attempt", e.Attempts+1, "next", next.Format(time.RFC3339))
+		q.cfg.MailLog.Deferred(q.log, maillog.Event{MailFrom: e.MailFrom, Rcpts: []string{e.Rcpt}, Remote: o.host, Detail: o.reason},
+			"id", e.ID, "from", e.MailFrom, "rcpt", e.Rcpt, "host", o.host, "status", o.code, "reason", o.reason, "attempt", e.Attempts+1, "next", next.Format(time.RFC3339))
 		if !e.DelayNotified && e.MailFrom != "" && now.Sub(e.Created) >= set.delayNotice {
 			notice = append(notice, i)
 		}

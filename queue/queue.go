@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"mailstead/delivery"
+	"mailstead/maillog"
 	"mailstead/store"
 )
 
@@ -55,6 +56,9 @@ type Config struct {
 	// Sign, if set, DKIM-signs bounces and delay notices before they are queued to a remote
 	// sender; it returns the header lines to prepend.
 	Sign func(ctx context.Context, msg []byte) ([]byte, error)
+	// MailLog writes the delivered, deferred and bounced lines as typed events (metrics, the
+	// admin page); nil writes the lines only.
+	MailLog *maillog.Log
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 }

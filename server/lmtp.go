@@ -26,6 +26,7 @@ func (s *Server) startLMTP(ctx context.Context) error {
 		Store:    s.store,
 		Hostname: s.Hostname,
 		Logger:   s.log.With("service", "lmtp"),
+		MailLog:  s.maillog,
 		Limits:   s.smtpLimits(ctx),
 		Classify: s.classifyJunk,
 	})

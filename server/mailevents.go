@@ -6,81 +6,47 @@ import (
 	"strings"
 	"time"
 
+	"mailstead/maillog"
 	"mailstead/store"
 )
 
-// The admin page's "recent deliveries and rejections" come from the stable log lines the SMTP
-// listeners and the queue already write, the way the metrics do: no protocol package knows of the
-// page, and recording costs no extra commit on the delivery path (events are batched).
+// The admin page's "recent deliveries and rejections" and the Prometheus counters are the
+// subscribers of the typed mail events (maillog) that the SMTP listeners, the queue and every
+// login write their stable lines with: no protocol package knows of either, no handler reads log
+// text, and recording costs no extra commit on the delivery path (events are batched).
 
-// mailEventKinds maps a log message to the event it records.
-var mailEventKinds = map[string]string{
-	"smtp delivered":           store.MailReceived,
-	"smtp submitted":           store.MailReceived,
-	"smtp rejected":            store.MailRejected,
-	"smtp submission rejected": store.MailRejected,
-	"delivered":                store.MailDelivered,
-	"deferred":                 store.MailDeferred,
-	"bounced":                  store.MailBounced,
-}
+// mailSubscribers is the server's one maillog subscriber: it passes each event to the metrics
+// and to the recent-events recorder. Both are set in Start before any service runs.
+type mailSubscribers struct{ s *Server }
 
-// eventHandler turns those log lines into store.MailEvents and passes every record on.
-type eventHandler struct {
-	next slog.Handler
-	out  chan<- store.MailEvent
-}
-
-func (h *eventHandler) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= slog.LevelInfo || h.next.Enabled(ctx, l)
-}
-
-func (h *eventHandler) Handle(ctx context.Context, r slog.Record) error {
-	if kind, ok := mailEventKinds[r.Message]; ok {
-		if ev, ok := mailEvent(kind, r); ok {
-			select {
-			case h.out <- ev:
-			default: // a flood: the page shows a window on recent traffic, not every line
-			}
+func (m mailSubscribers) MailEvent(ev maillog.Event) {
+	if m.s.metrics != nil {
+		m.s.metrics.MailEvent(ev)
+	}
+	if m.s.mailEvents == nil {
+		return
+	}
+	if se, ok := storeMailEvent(ev); ok {
+		select {
+		case m.s.mailEvents <- se:
+		default: // a flood: the page shows a window on recent traffic, not every line
 		}
 	}
-	if h.next.Enabled(ctx, r.Level) {
-		return h.next.Handle(ctx, r)
+}
+
+// storeMailKinds maps a mail event to the admin page's kind; failed logins are not shown there.
+var storeMailKinds = map[maillog.Kind]string{
+	maillog.Received: store.MailReceived, maillog.Submitted: store.MailReceived, maillog.Rejected: store.MailRejected,
+	maillog.Delivered: store.MailDelivered, maillog.Deferred: store.MailDeferred, maillog.Bounced: store.MailBounced,
+}
+
+func storeMailEvent(ev maillog.Event) (store.MailEvent, bool) {
+	kind, ok := storeMailKinds[ev.Kind]
+	if !ok {
+		return store.MailEvent{}, false
 	}
-	return nil
-}
-
-func (h *eventHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return &eventHandler{next: h.next.WithAttrs(as), out: h.out}
-}
-
-func (h *eventHandler) WithGroup(name string) slog.Handler {
-	return &eventHandler{next: h.next.WithGroup(name), out: h.out}
-}
-
-func mailEvent(kind string, r slog.Record) (store.MailEvent, bool) {
-	ev := store.MailEvent{At: r.Time, Kind: kind}
-	var queueLine bool
-	r.Attrs(func(a slog.Attr) bool {
-		v := a.Value.String()
-		switch a.Key {
-		case "mail_from", "from":
-			ev.MailFrom = v
-		case "rcpts":
-			ev.Rcpt = strings.Trim(v, "[]")
-		case "rcpt":
-			ev.Rcpt, queueLine = v, true
-		case "ip", "host":
-			ev.Remote = v
-		case "reply", "reason":
-			ev.Detail = v
-		}
-		return true
-	})
-	switch kind {
-	case store.MailDelivered, store.MailDeferred, store.MailBounced:
-		return ev, queueLine // only the queue's per-recipient attempt lines
-	}
-	return ev, true
+	return store.MailEvent{At: ev.At, Kind: kind, MailFrom: ev.MailFrom, Rcpt: strings.Join(ev.Rcpts, ","),
+		Remote: ev.Remote, Detail: ev.Detail}, true
 }
 
 // recordMailEvents writes events in batches until ctx ends, then writes what is left.

@@ -13,16 +13,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"mailstead/maillog"
 )
 
 // PortMetrics is the standard port of the Prometheus page (http://127.0.0.1:9025/metrics);
 // --port-offset applies to it like to every other port, and the metrics.listen setting moves it.
 const PortMetrics = 9025
 
-// Metrics are counted without reaching into the services: every service already writes one
-// stable log line per event that matters (smtp delivered/submitted/rejected, the queue's
-// delivered/bounced/deferred per attempt, "auth failed" with proto=…), so a slog.Handler in
-// front of the server's logger counts those lines. Gauges (queue, store size, certificate
+// Metrics are counted without reaching into the services: mail events arrive typed from the
+// maillog the services write their stable lines with (MailEvent); failed TLS handshakes, which
+// only libraries' error logs report, are counted by a slog.Handler in front of the logger. Gauges (queue, store size, certificate
 // expiry) are read from the store and the certificate manager at scrape time. Each server has its
 // own registry: no global state.
 type metrics struct {
@@ -212,45 +213,11 @@ func (h *countingHandler) WithGroup(name string) slog.Handler {
 	return &countingHandler{next: h.next.WithGroup(name), m: h.m, proto: h.proto}
 }
 
+// count counts the one line that is not a mail event: a failed TLS handshake, which go-smtp,
+// go-imap and net/http report only through their error logs.
 func (h *countingHandler) count(r slog.Record) {
-	m := h.m
-	switch r.Message {
-	case "smtp delivered":
-		m.received.WithLabelValues("mx").Inc()
-	case "smtp submitted":
-		m.received.WithLabelValues("submission").Inc()
-	case "smtp rejected", "smtp submission rejected":
-		m.rejected.Inc()
-	case "tls handshake failed":
-		m.handshakes.WithLabelValues(h.protoOf(r)).Inc()
-	case "auth failed":
-		m.authFailed.WithLabelValues(h.protoOf(r)).Inc()
-	case "delivered", "bounced", "deferred":
-		var id int64
-		var rcpt bool
-		r.Attrs(func(a slog.Attr) bool {
-			switch a.Key {
-			case "id":
-				if a.Value.Kind() == slog.KindInt64 {
-					id = a.Value.Int64()
-				}
-			case "rcpt":
-				rcpt = true
-			}
-			return true
-		})
-		if !rcpt { // not the queue's per-attempt line
-			return
-		}
-		switch r.Message {
-		case "delivered":
-			m.sent.Inc()
-			m.observeLatency(id, r.Time)
-		case "bounced":
-			m.bounced.Inc()
-		case "deferred":
-			m.deferred.Inc()
-		}
+	if r.Message == "tls handshake failed" {
+		h.m.handshakes.WithLabelValues(h.protoOf(r)).Inc()
 	}
 }
 
@@ -267,22 +234,28 @@ func (h *countingHandler) protoOf(r slog.Record) string {
 	return proto
 }
 
-// observeLatency looks the queue entry up while it still exists: the queue logs a delivery before
-// it removes the entry.
-func (m *metrics) observeLatency(id int64, at time.Time) {
-	if id == 0 || m.s.store == nil {
-		return
+// MailEvent counts one typed mail event (maillog). The delivery latency comes with the event
+// (the entry's queue time), so no database query runs on the queue's goroutine.
+func (m *metrics) MailEvent(ev maillog.Event) {
+	switch ev.Kind {
+	case maillog.Received:
+		m.received.WithLabelValues("mx").Inc()
+	case maillog.Submitted:
+		m.received.WithLabelValues("submission").Inc()
+	case maillog.Rejected:
+		m.rejected.Inc()
+	case maillog.AuthFailed:
+		m.authFailed.WithLabelValues(ev.Proto).Inc()
+	case maillog.Delivered:
+		m.sent.Inc()
+		if !ev.Queued.IsZero() {
+			m.latency.Observe(ev.At.Sub(ev.Queued).Seconds())
+		}
+	case maillog.Bounced:
+		m.bounced.Inc()
+	case maillog.Deferred:
+		m.deferred.Inc()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	e, err := m.s.store.QueueEntryByID(ctx, id)
-	if err != nil {
-		return
-	}
-	if at.IsZero() {
-		at = time.Now()
-	}
-	m.latency.Observe(at.Sub(e.Created).Seconds())
 }
 
 // gaugeCollector reads the gauges at scrape time.

@@ -39,6 +39,7 @@ func (s *Server) startOutbound(ctx context.Context) error {
 		Store:      s.store,
 		Resolver:   s.resolver,
 		Logger:     s.log.With("service", "queue"),
+		MailLog:    s.maillog,
 		Hostname:   s.Hostname,
 		PortOffset: s.opts.PortOffset,
 		DevMode:    s.opts.Dev,
@@ -78,6 +79,7 @@ func (s *Server) startOutbound(ctx context.Context) error {
 		Hostname:           s.Hostname,
 		TLSConfig:          s.certs.TLSConfig(),
 		Logger:             s.log.With("service", "submission"),
+		MailLog:            s.maillog,
 		Limits:             s.smtpLimits(ctx),
 		Spool:              spool,
 		Delivered:          func(in *smtp.Delivered, _ int) { s.notifySuccess(in) }, // the queue wakes on the store's QueueDue

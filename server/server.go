@@ -26,6 +26,7 @@ import (
 	"mailstead/dns"
 	"mailstead/junk"
 	"mailstead/loginlimit"
+	"mailstead/maillog"
 	"mailstead/manage"
 	"mailstead/queue"
 	"mailstead/smtp"
@@ -99,6 +100,10 @@ type Server struct {
 	// checks of port 25 (SPF, DKIM, DMARC, iprev), which ask the same questions for every
 	// message of a sender.
 	mailResolver *dns.Resolver
+	// maillog writes the stable mail lines and passes them, typed, to the metrics and the admin
+	// page's recent events (mailSubscribers, mailevents.go).
+	maillog    *maillog.Log
+	mailEvents chan<- store.MailEvent
 
 	profiler profiler // pprof profiles on request through the control socket (profile.go)
 }
@@ -129,8 +134,9 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: opts, log: opts.Logger, store: st, resolver: dns.New(opts.DNS), addrs: map[int]string{},
-		logins: loginlimit.New(loginlimit.Config{})}
+	s := &Server{opts: opts, log: opts.Logger, store: st, resolver: dns.New(opts.DNS), addrs: map[int]string{}}
+	s.maillog = maillog.New(mailSubscribers{s})
+	s.logins = loginlimit.New(loginlimit.Config{MailLog: s.maillog})
 	s.mailResolver = s.resolver.Cached(dns.NewCache(dns.CacheConfig{}))
 	if s.ops, err = newOps(st, nil, nil, opts.Logger, nil); err != nil {
 		st.Close()
@@ -249,7 +255,7 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.startMetrics(ctx)
 	events := make(chan store.MailEvent, 1024)
-	s.log = slog.New(&eventHandler{next: s.log.Handler(), out: events})
+	s.mailEvents = events // before any service starts: read by mailSubscribers from then on
 	s.goBackground(func() { recordMailEvents(bg, s.store, events, s.log) })
 
 	for _, start := range []func(context.Context) error{s.startSMTP, s.startLMTP, s.startIMAP, s.startPOP3, s.startOutbound, s.startHTTP} {
@@ -415,6 +421,7 @@ func (s *Server) startSMTP(ctx context.Context) error {
 		Hostname:           s.Hostname,
 		TLSConfig:          s.certs.TLSConfig(),
 		Logger:             s.log.With("service", "smtp"),
+		MailLog:            s.maillog,
 		Limits:             s.smtpLimits(ctx),
 		Auth:               auth,
 		Spool:              spool,

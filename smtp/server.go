@@ -24,6 +24,7 @@ import (
 	"mailstead/connlimit"
 	"mailstead/delivery"
 	"mailstead/mailauth"
+	"mailstead/maillog"
 	"mailstead/store"
 )
 
@@ -67,6 +68,9 @@ type Config struct {
 	Spool *Spool
 	// Delivery stores accepted messages; nil means delivery.New(Store, Hostname).
 	Delivery *delivery.Deliverer
+	// MailLog writes the stable mail lines (smtp delivered, submitted, rejected) as typed events
+	// for the metrics and the admin page; nil writes the lines only.
+	MailLog *maillog.Log
 	// Delivered, if set, is told of every committed message (metrics, queue wake-up).
 	Delivered func(d *Delivered, remote int)
 	// OverQuotaTemporary answers mail that would take an account over its quota with

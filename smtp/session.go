@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"strings"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"mailstead/delivery"
 	"mailstead/junk"
 	"mailstead/mailauth"
+	"mailstead/maillog"
 	"mailstead/message"
 	"mailstead/store"
 )
@@ -298,7 +298,7 @@ func (s *session) receive(ctx context.Context, t *transaction) error {
 	if err := s.deliver(ctx, t); err != nil {
 		return err
 	}
-	log.Info("smtp delivered", append(t.attrs, "junk", t.junk)...)
+	s.srv.cfg.MailLog.Received(log, s.event(t, ""), append(t.attrs, "junk", t.junk)...)
 	s.delivered(t, 0)
 	return nil
 }
@@ -334,7 +334,7 @@ func (s *session) checkAuth(ctx context.Context, t *transaction) error {
 	}
 	switch res.Action.Verdict {
 	case mailauth.Reject, mailauth.TempFail:
-		log.Info("smtp rejected", append(t.attrs, "reply", res.Action.Reply.String())...)
+		s.srv.cfg.MailLog.Rejected(log, s.event(t, res.Action.Reply.String()), append(t.attrs, "reply", res.Action.Reply.String())...)
 		return smtpError(res.Action.Reply)
 	case mailauth.Junk:
 		t.junk = true
@@ -408,24 +408,40 @@ func (t *transaction) content() *message.Concat {
 func (s *session) deliver(ctx context.Context, t *transaction) error {
 	msg := delivery.Message{Top: t.top, Body: t.content()}
 	if _, err := s.srv.deliverer.Deliver(ctx, &t.env, msg); err != nil {
-		return s.srv.storeFailed(s.srv.cfg.Logger, t.attrs, err)
+		return s.storeFailed(t, err)
 	}
 	return nil
+}
+
+// event is the transaction as a typed mail event (maillog), with the reply or reason detail.
+func (s *session) event(t *transaction, detail string) maillog.Event {
+	ev := maillog.Event{Via: "mx", MailFrom: s.from, Remote: s.ip.String(), Detail: detail}
+	switch {
+	case s.sub != nil:
+		ev.Via = "submission"
+	case s.srv.srv.LMTP:
+		ev.Via = "lmtp"
+	}
+	for _, rc := range t.env.Rcpts {
+		ev.Rcpts = append(ev.Rcpts, rc.Address)
+	}
+	return ev
 }
 
 // storeFailed is the reply to a delivery the store did not commit: a local recipient over its
 // quota (the store's one quota check) is 552 5.2.2, or 452 4.2.2 by setting; anything else is
 // a temporary local problem.
-func (s *Server) storeFailed(log *slog.Logger, attrs []any, err error) error {
+func (s *session) storeFailed(t *transaction, err error) error {
+	log := s.srv.cfg.Logger
 	if errors.Is(err, store.ErrOverQuota) {
 		r := reply(552, 5, 2, 2, "Mailbox full: a recipient is over its storage quota")
-		if s.cfg.OverQuotaTemporary {
+		if s.srv.cfg.OverQuotaTemporary {
 			r = reply(452, 4, 2, 2, "Mailbox full: a recipient is over its storage quota, try again later")
 		}
-		log.Info("smtp rejected", append(attrs, "reply", r.Error(), "err", err)...)
+		s.srv.cfg.MailLog.Rejected(log, s.event(t, r.Error()), append(t.attrs, "reply", r.Error(), "err", err)...)
 		return r
 	}
-	log.Error("smtp store", append(attrs, "err", err)...)
+	log.Error("smtp store", append(t.attrs, "err", err)...)
 	return errTempStore
 }
 

@@ -127,7 +127,7 @@ func (s *subSession) login(user, pass string) error {
 			return errAuthTemporary
 		}
 		attempt.Failed()
-		loginlimit.LogFailure(s.srv.cfg.Logger, "smtp", s.ip.String(), strings.ToLower(user))
+		s.sub.cfg.Logins.LogFailure(s.srv.cfg.Logger, "smtp", s.ip.String(), strings.ToLower(user))
 		return gosmtp.ErrAuthFailed
 	}
 	attempt.Succeeded()
@@ -163,7 +163,7 @@ func (s *subSession) scramServer(plus bool) sasl.Server {
 		if attempt != nil {
 			attempt.Failed()
 		}
-		loginlimit.LogFailure(s.srv.cfg.Logger, "smtp", s.ip.String(), strings.ToLower(user))
+		s.sub.cfg.Logins.LogFailure(s.srv.cfg.Logger, "smtp", s.ip.String(), strings.ToLower(user))
 	}
 	return saslReplies{srv}
 }
@@ -276,7 +276,7 @@ func (s *session) submit(ctx context.Context, t *transaction) error {
 			remote++
 		}
 	}
-	s.srv.cfg.Logger.Info("smtp submitted", append(t.attrs, "remote", remote)...)
+	s.srv.cfg.MailLog.Submitted(s.srv.cfg.Logger, s.event(t, ""), append(t.attrs, "remote", remote)...)
 	s.delivered(t, remote)
 	return nil
 }
@@ -288,7 +288,7 @@ func (s *session) submit(ctx context.Context, t *transaction) error {
 func (s *session) checkIdentity(t *transaction) error {
 	hdr, _ := message.ParseHeader(t.header)
 	reject := func(r *gosmtp.SMTPError, why string) error {
-		s.srv.cfg.Logger.Warn("smtp submission rejected", append(t.attrs, "reason", why)...)
+		s.srv.cfg.MailLog.SubmissionRejected(s.srv.cfg.Logger, s.event(t, why), append(t.attrs, "reason", why)...)
 		return r
 	}
 	froms, err := hdr.Addresses("From")
