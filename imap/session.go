@@ -116,7 +116,7 @@ func (s *session) storeError(op string, err error) error {
 		code, text = imap.ResponseCodeOverQuota, "Over storage quota" // RFC 9208 §4.3
 	case errors.Is(err, store.ErrSpecialUse):
 		code, text = "USEATTR", "Unsupported special-use attribute"
-	case store.IsBusy(err) || errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, store.ErrBusy) || errors.Is(err, context.DeadlineExceeded):
 		s.srv.log.Warn("imap store busy", "op", op, "user", s.account.Address, "err", err)
 		code, text = imap.ResponseCodeUnavailable, "Server busy, try again"
 	default:

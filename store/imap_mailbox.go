@@ -441,26 +441,19 @@ func (s *Store) update(ctx context.Context, fn func(*Tx) error) error {
 	return retryBusy(ctx, func() error { return s.Update(ctx, fn) })
 }
 
-// IsBusy reports whether err is SQLite saying the database is locked by someone else.
-func IsBusy(err error) bool {
-	if err == nil {
-		return false
-	}
-	msg := err.Error()
-	return strings.Contains(msg, "database is locked") || strings.Contains(msg, "database table is locked") ||
-		strings.Contains(msg, "SQLITE_BUSY")
-}
-
 func retryBusy(ctx context.Context, fn func() error) error {
 	delay := 10 * time.Millisecond
 	for attempt := 0; ; attempt++ {
 		err := fn()
-		if !IsBusy(err) || attempt >= 8 {
+		if !isBusy(err) {
 			return err
+		}
+		if attempt >= 8 {
+			return fmt.Errorf("%w: %v", ErrBusy, err)
 		}
 		select {
 		case <-ctx.Done():
-			return err
+			return fmt.Errorf("%w: %v", ErrBusy, err)
 		case <-time.After(delay):
 		}
 		delay *= 2
