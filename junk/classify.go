@@ -176,6 +176,7 @@ func hasMark(marks map[string]int, feat Features, kind string, m Mark) bool {
 type clue struct {
 	token string
 	prob  float64
+	dist  float64 // |prob - 0.5|, the sort key
 }
 
 // combine is Robinson's method: each token's spam probability, smoothed towards 0.5 by how
@@ -202,8 +203,8 @@ func combine(counts map[string][2]int64, nham, nspam int64, toks, more []string)
 			p := b / (g + b)
 			n := float64(c[0] + c[1])
 			p = (unknownStrength*unknownProb + n*p) / (unknownStrength + n)
-			if math.Abs(p-0.5) >= minStrength {
-				clues = append(clues, clue{t, p})
+			if d := math.Abs(p - 0.5); d >= minStrength {
+				clues = append(clues, clue{t, p, d})
 			}
 		}
 	}
@@ -211,11 +212,10 @@ func combine(counts map[string][2]int64, nham, nspam int64, toks, more []string)
 		return 0.5, nil
 	}
 	slices.SortFunc(clues, func(a, b clue) int {
-		da, db := math.Abs(a.prob-0.5), math.Abs(b.prob-0.5)
 		switch {
-		case da > db:
+		case a.dist > b.dist:
 			return -1
-		case da < db:
+		case a.dist < b.dist:
 			return 1
 		}
 		return strings.Compare(a.token, b.token)

@@ -359,17 +359,23 @@ func (t *tokenizer) words(prefix, s string) {
 			i += size
 			continue
 		}
-		j := i
+		j, n := i, 0
 		for j < len(s) {
 			r, size := runeAt(s, j)
 			if isSeparator(r) {
 				break
 			}
 			j += size
+			n++
 		}
-		w := strings.Trim(s[i:j], "-'")
+		w := s[i:j]
 		i = j
-		n := utf8.RuneCountInString(w)
+		for len(w) > 0 && (w[0] == '-' || w[0] == '\'') {
+			w, n = w[1:], n-1
+		}
+		for len(w) > 0 && (w[len(w)-1] == '-' || w[len(w)-1] == '\'') {
+			w, n = w[:len(w)-1], n-1
+		}
 		switch {
 		case n < 3:
 			continue
