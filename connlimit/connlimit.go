@@ -98,11 +98,12 @@ func (l *Listener) Accept() (net.Conn, error) {
 		}
 		l.mu.Unlock()
 		if reason != "" {
-			c.Close()
+			// Counted and logged before the close, so whoever sees the close sees the count.
 			if l.refuse != nil {
 				l.refuse(reason)
 			}
 			l.quiet.Refused(l.log, l.name, ip, reason)
+			c.Close()
 			continue
 		}
 		c.SetReadDeadline(time.Now().Add(lim.FirstRead))
