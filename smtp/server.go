@@ -25,6 +25,7 @@ import (
 	"mailstead/delivery"
 	"mailstead/mailauth"
 	"mailstead/maillog"
+	"mailstead/scram"
 	"mailstead/store"
 )
 
@@ -50,9 +51,23 @@ type Limits struct {
 // gives none.
 var DefaultLimits = defaultLimits()
 
+// Store is what the SMTP listeners need of the store, declared here as pop3.Backend is: the
+// recipient checks, logins and the delivery function's writes. *store.Store satisfies it.
+type Store interface {
+	delivery.Store
+	Domains(ctx context.Context) ([]store.Domain, error)
+	IsLocalDomain(ctx context.Context, name string) (bool, error)
+	Postmasters(ctx context.Context, domain string) ([]int64, error)
+	Authenticate(ctx context.Context, address, password string) (store.Account, error)
+	OwnedAddresses(ctx context.Context, accountID int64) ([]string, error)
+	SCRAMCredentials(ctx context.Context, address string) (store.Account, scram.Credentials, error)
+}
+
+var _ Store = (*store.Store)(nil)
+
 // Config is what an SMTP listener needs.
 type Config struct {
-	Store     *store.Store
+	Store     Store
 	Hostname  func() string // our name in the greeting, EHLO reply and Received: lines
 	TLSConfig *tls.Config
 	Logger    *slog.Logger
