@@ -13,6 +13,9 @@ import (
 
 	"github.com/emersion/go-msgauth/dkim"
 	mdns "github.com/miekg/dns"
+
+	"mailstead/mailauth"
+	"mailstead/store"
 )
 
 // startSTSServer serves policy as https://mta-sts.b.test/.well-known/mta-sts.txt on ip:443+offset.
@@ -199,13 +202,13 @@ func TestSMTPUTF8ToServerWithoutIt(t *testing.T) {
 func TestDKIMSignAndRecords(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	keys, err := EnsureDKIMKeys(ctx, e.st, "a.test")
+	keys, err := ensureKeys(ctx, e.st, "a.test")
 	if err != nil || len(keys) != 2 || keys[0].Algorithm() != "rsa" || keys[1].Algorithm() != "ed25519" {
 		t.Fatalf("keys = %v, %v", keys, err)
 	}
-	again, err := EnsureDKIMKeys(ctx, e.st, "A.test")
+	again, err := mailauth.Keys(ctx, e.st, "a.test")
 	if err != nil || len(again) != 2 || again[0].Selector != keys[0].Selector {
-		t.Fatal("EnsureDKIMKeys made new keys for a domain that has them")
+		t.Fatal("keys read back differ from the ones stored")
 	}
 	for _, k := range keys {
 		txt := k.TXT()
@@ -222,7 +225,7 @@ func TestDKIMSignAndRecords(t *testing.T) {
 		e.zone.Add(rr.String())
 	}
 	msg := []byte(strings.ReplaceAll(testMsg, "\n", "\r\n"))
-	h, err := SignFrom(ctx, e.st, msg)
+	h, err := mailauth.NewSigner(e.st).SignFrom(ctx, msg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +244,7 @@ func TestDKIMSignAndRecords(t *testing.T) {
 	if !strings.Contains(string(h), "c=relaxed/relaxed") || !strings.Contains(string(h), "a=ed25519-sha256") {
 		t.Fatalf("signature header: %s", h)
 	}
-	if h, err := SignFrom(ctx, e.st, []byte("From: x@elsewhere.test\r\n\r\nhi\r\n")); err != nil || h != nil {
+	if h, err := mailauth.NewSigner(e.st).SignFrom(ctx, []byte("From: x@elsewhere.test\r\n\r\nhi\r\n")); err != nil || h != nil {
 		t.Fatalf("signing for a domain without keys: %q, %v", h, err)
 	}
 }
@@ -251,9 +254,9 @@ func TestDKIMSignAndRecords(t *testing.T) {
 func TestSignerReplacedKey(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	s := NewSigner(e.st)
+	s := mailauth.NewSigner(e.st)
 	msg := []byte(strings.ReplaceAll(testMsg, "\n", "\r\n"))
-	verify := func(keys []DKIMKey, h []byte) {
+	verify := func(keys []mailauth.DKIMKey, h []byte) {
 		t.Helper()
 		records := map[string]string{}
 		for _, k := range keys {
@@ -272,7 +275,7 @@ func TestSignerReplacedKey(t *testing.T) {
 		}
 	}
 	for round := range 2 {
-		keys, err := EnsureDKIMKeys(ctx, e.st, "a.test")
+		keys, err := ensureKeys(ctx, e.st, "a.test")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -282,7 +285,7 @@ func TestSignerReplacedKey(t *testing.T) {
 		}
 		verify(keys, h)
 		if round == 0 { // replace both keys under the same selectors
-			kv, err := NewDKIMKeys("a.test")
+			kv, err := mailauth.NewKeys("a.test")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -293,4 +296,21 @@ func TestSignerReplacedKey(t *testing.T) {
 			}
 		}
 	}
+}
+
+// ensureKeys stores a domain's two keys unless it has keys, as domain-add does, and reads them.
+func ensureKeys(ctx context.Context, st *store.Store, domain string) ([]mailauth.DKIMKey, error) {
+	if keys, err := mailauth.Keys(ctx, st, domain); err != nil || len(keys) > 0 {
+		return keys, err
+	}
+	kv, err := mailauth.NewKeys(domain)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range kv {
+		if err := st.PutKV(ctx, k, v); err != nil {
+			return nil, err
+		}
+	}
+	return mailauth.Keys(ctx, st, domain)
 }

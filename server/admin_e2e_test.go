@@ -18,6 +18,7 @@ import (
 
 	mdns "github.com/miekg/dns"
 
+	"mailstead/mailauth"
 	"mailstead/mailtest"
 	"mailstead/server"
 )
@@ -276,5 +277,33 @@ func TestDNSRecordsZoneFile(t *testing.T) {
 		if types[typ] != n {
 			t.Errorf("%d %s records, want %d", types[typ], typ, n)
 		}
+	}
+}
+
+// Reading records never makes keys: dns-records on a domain added without them (by a tool
+// writing the store directly) lists no DKIM record and leaves the store without keys.
+func TestDNSRecordsMakesNoKeys(t *testing.T) {
+	opts := mailtest.Prepare(t, mailtest.Options{Settings: map[string]string{"admin.public_ips": "192.0.2.25"}})
+	st, err := server.OpenStore(opts.Dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	if _, err := st.AddDomain(ctx, "nokeys.test"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := server.Execute(ctx, st, server.Request{Command: "dns-records", Args: []string{"nokeys.test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "nokeys.test. 3600 IN MX") {
+		t.Fatalf("dns-records printed no records for the domain:\n%s", out)
+	}
+	if strings.Contains(out, "_domainkey.nokeys.test") {
+		t.Errorf("dns-records lists DKIM records for a domain without keys:\n%s", out)
+	}
+	if keys, err := st.KVKeys(ctx, mailauth.KeyPrefix("nokeys.test")); err != nil || len(keys) != 0 {
+		t.Fatalf("keys after dns-records: %v, %v", keys, err)
 	}
 }

@@ -18,9 +18,9 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"mailstead/mailauth"
 	"mailstead/mailtest"
 	"mailstead/mailtest/testkit"
-	"mailstead/queue"
 	"mailstead/server"
 )
 
@@ -265,7 +265,7 @@ func TestBrowserOverviewAndDNSOnPhone(t *testing.T) {
 
 // dnsTXTOfRecords returns the TXT values of the domain's DKIM keys as the queue signs with them.
 func dnsTXTOfRecords(srv *mailtest.Server, domain string) ([]string, error) {
-	keys, err := queue.DKIMKeys(context.Background(), srv.Store(), domain)
+	keys, err := mailauth.Keys(context.Background(), srv.Store(), domain)
 	var out []string
 	for _, k := range keys {
 		out = append(out, k.TXT())

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"mailstead/admin"
-	"mailstead/queue"
+	"mailstead/mailauth"
 )
 
 // startHTTP serves the admin pages, autoconfiguration and MTA-STS policies over HTTPS on 443,
@@ -104,7 +104,7 @@ func (s *Server) fallbackIPs() []net.IP {
 }
 
 func (s *Server) dkimKeys(ctx context.Context, domain string) ([]admin.DKIMKey, error) {
-	keys, err := queue.DKIMKeys(ctx, s.store, domain)
+	keys, err := mailauth.Keys(ctx, s.store, domain)
 	if err != nil {
 		return nil, err
 	}

@@ -15,8 +15,8 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"mailstead/admin"
+	"mailstead/mailauth"
 	"mailstead/mailtest"
-	"mailstead/queue"
 	"mailstead/store"
 )
 
@@ -97,7 +97,7 @@ func TestBrowserAdmin(t *testing.T) {
 	ctx := context.Background()
 	recs, haveDKIM, err := admin.RecordsFor(ctx, st, "first.test", []net.IP{net.ParseIP(opts.IP)},
 		admin.StandardPorts.Offset(opts.PortOffset), func(ctx context.Context, d string) ([]admin.DKIMKey, error) {
-			keys, err := queue.DKIMKeys(ctx, st, d)
+			keys, err := mailauth.Keys(ctx, st, d)
 			out := make([]admin.DKIMKey, len(keys))
 			for i, k := range keys {
 				out[i] = admin.DKIMKey{Selector: k.Selector, TXT: k.TXT()}

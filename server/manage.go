@@ -9,8 +9,8 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"mailstead/mailauth"
 	"mailstead/manage"
-	"mailstead/queue"
 	"mailstead/store"
 )
 
@@ -74,11 +74,11 @@ func execute(ctx context.Context, ops *manage.Ops, req Request) (string, error) 
 // (the CLI exits 2 for it).
 func IsUsage(err error) bool { return errors.Is(err, ErrUsage) || manage.IsInvalid(err) }
 
-// dkimKeys gives the operations layer the queue's DKIM keys.
+// dkimKeys gives the operations layer mailauth's DKIM key making.
 type dkimKeys struct{}
 
-func (dkimKeys) NewKeys(domain string) (map[string][]byte, error) { return queue.NewDKIMKeys(domain) }
-func (dkimKeys) KeyPrefix(domain string) string                   { return queue.DKIMKeyPrefix(domain) }
+func (dkimKeys) NewKeys(domain string) (map[string][]byte, error) { return mailauth.NewKeys(domain) }
+func (dkimKeys) KeyPrefix(domain string) string                   { return mailauth.KeyPrefix(domain) }
 
 // newOps builds the operations layer on st; certs and junk are the running certificate manager
 // and junk filter (nil from the CLI without a server).

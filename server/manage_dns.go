@@ -6,8 +6,8 @@ import (
 	"strings"
 
 	"mailstead/admin"
+	"mailstead/mailauth"
 	"mailstead/manage"
-	"mailstead/queue"
 	"mailstead/store"
 )
 
@@ -44,7 +44,7 @@ func manageDNSZone(ctx context.Context, ops *manage.Ops, args []string, _ string
 	}
 	ips := admin.PublicIPs(ctx, st, admin.InterfaceIPs)
 	dkim := func(ctx context.Context, domain string) ([]admin.DKIMKey, error) {
-		keys, err := queue.EnsureDKIMKeys(ctx, st, domain) // as the running server does for every domain
+		keys, err := mailauth.Keys(ctx, st, domain) // reading records never makes keys: domain-add does
 		if err != nil {
 			return nil, err
 		}

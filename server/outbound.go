@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"mailstead/mailauth"
 	"mailstead/manage"
 	"mailstead/queue"
 	"mailstead/smtp"
@@ -19,13 +20,14 @@ import (
 // and then wakes the queue.
 func (s *Server) startOutbound(ctx context.Context) error {
 	// Domains created before keys were made at domain creation (or by tools that write the
-	// store directly) get their keys now, so every domain signs.
+	// store directly) get their keys now, through the operations layer that makes them at
+	// domain creation, so every domain signs.
 	domains, err := s.store.Domains(ctx)
 	if err != nil {
 		return err
 	}
 	for _, d := range domains {
-		if _, err := queue.EnsureDKIMKeys(ctx, s.store, d.Name); err != nil {
+		if err := s.ops.EnsureDKIM(ctx, d.Name); err != nil {
 			return fmt.Errorf("dkim keys for %s: %w", d.Name, err)
 		}
 	}
@@ -33,7 +35,7 @@ func (s *Server) startOutbound(ctx context.Context) error {
 	if ip := net.ParseIP(s.opts.Bind); ip != nil && !ip.IsUnspecified() {
 		source = ip
 	}
-	signer := queue.NewSigner(s.store) // keeps the parsed keys across messages
+	signer := mailauth.NewSigner(s.store) // keeps the parsed keys across messages
 	sign, signStream := signer.SignFrom, signer.SignStream
 	q, err := queue.New(queue.Config{
 		Store:      s.store,

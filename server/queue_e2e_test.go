@@ -30,8 +30,8 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"mailstead/dns"
+	"mailstead/mailauth"
 	"mailstead/mailtest"
-	"mailstead/queue"
 	"mailstead/server"
 	"mailstead/store"
 )
@@ -102,7 +102,7 @@ func (p *pair) startB(t testing.TB) {
 // publishDKIM puts the domain's keys in the zone, from the same lines `dns-records` prints.
 func (p *pair) publishDKIM(t testing.TB, st *store.Store, domain string) {
 	t.Helper()
-	keys, err := queue.DKIMKeys(context.Background(), st, domain)
+	keys, err := mailauth.Keys(context.Background(), st, domain)
 	if err != nil || len(keys) != 2 {
 		t.Fatalf("dkim keys of %s: %v, %v", domain, keys, err)
 	}
@@ -218,7 +218,7 @@ func dkimpyVerify(t *testing.T, msg []byte, st *store.Store) {
 	if _, err := os.Stat(py); err != nil {
 		t.Fatalf("interop: %s missing (apt-get install python3 python3-dkim python3-nacl)", py)
 	}
-	keys, err := queue.DKIMKeys(context.Background(), st, "a.test")
+	keys, err := mailauth.Keys(context.Background(), st, "a.test")
 	if err != nil {
 		t.Fatal(err)
 	}

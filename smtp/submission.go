@@ -21,7 +21,7 @@ import (
 // SubmissionConfig is what message submission (RFC 6409, ports 587 and 465) adds to Config.
 type SubmissionConfig struct {
 	// Sign returns the DKIM-Signature header lines for a submitted message, read once from msg
-	// (the server passes queue.SignStream); header is its header section. Nil sends mail
+	// (the server passes mailauth.Signer.SignStream); header is its header section. Nil sends mail
 	// unsigned.
 	Sign func(ctx context.Context, header []byte, msg io.Reader) ([]byte, error)
 	// Logins is the server-wide failed-login budget, shared with IMAP, POP3 and the web; nil
