@@ -2,20 +2,17 @@ package manage
 
 import (
 	"context"
-	"fmt"
 	"io"
 
+	"mailstead/delivery"
 	"mailstead/store"
 )
 
 // Import stores one batch of messages of `mailstead import` into an account (inside the running
-// server when there is one, so IMAP sessions see the mail at once).
+// server when there is one, so IMAP sessions see the mail at once), through delivery's import
+// entry point like every other way mail enters the store.
 func (o *Ops) Import(ctx context.Context, address string, msgs []store.ImportMessage) (store.ImportResult, error) {
-	acct, err := o.st.AccountByAddress(ctx, address)
-	if err != nil {
-		return store.ImportResult{}, fmt.Errorf("import: %w", err) // the store's error names the account
-	}
-	return o.st.Import(ctx, acct.ID, msgs)
+	return delivery.Import(ctx, o.st, address, msgs)
 }
 
 // WriteBackup streams a consistent backup as a .tar.gz (the admin page's download). The CLI's
