@@ -1,19 +1,17 @@
 package admin
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"mime"
 	"net/http"
-	"net/mail"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"mailstead/manage"
+	"mailstead/message"
 	"mailstead/settings"
 	"mailstead/store"
 )
@@ -372,14 +370,8 @@ func (a *Admin) queuePage(w http.ResponseWriter, r *http.Request, s *session) {
 
 // subjectOf returns the decoded Subject of a message (RFC 2047 words decoded), or "".
 func subjectOf(msg []byte) string {
-	m, err := mail.ReadMessage(bytes.NewReader(msg))
-	if err != nil {
-		return ""
-	}
-	subj := m.Header.Get("Subject")
-	if dec, err := new(mime.WordDecoder).DecodeHeader(subj); err == nil {
-		subj = dec
-	}
+	hdr, _ := message.ParseHeader(msg)
+	subj := hdr.Text("Subject")
 	if len(subj) > 200 {
 		subj = subj[:200] + "…"
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"mime"
-	"net/mail"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -18,6 +17,7 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
+	"mailstead/message"
 	"mailstead/store"
 )
 
@@ -191,18 +191,15 @@ func (m *mboxSource) Next() (importMessage, error) {
 func (m *mboxSource) describe(from string, data []byte) importMessage {
 	im := importMessage{Data: data}
 	date := mboxDate(from)
-	var hdr mail.Header
-	if msg, err := mail.ReadMessage(bytes.NewReader(data)); err == nil {
-		hdr = msg.Header
-	}
-	if date.IsZero() && hdr != nil {
+	hdr, _ := message.ParseHeader(data)
+	if date.IsZero() {
 		date, _ = hdr.Date()
 	}
 	if !date.IsZero() {
 		im.Date = date.Unix()
 	}
 	var seen bool
-	if hdr != nil {
+	if len(hdr) > 0 {
 		status, xstatus := hdr.Get("Status"), hdr.Get("X-Status")
 		seen = strings.Contains(status, "R")
 		for _, c := range xstatus {
@@ -217,7 +214,7 @@ func (m *mboxSource) describe(from string, data []byte) importMessage {
 				im.Flags = append(im.Flags, `\Deleted`)
 			}
 		}
-		if labels := hdr.Get("X-Gmail-Labels"); labels != "" || len(hdr["X-Gmail-Labels"]) > 0 {
+		if labels := hdr.Get("X-Gmail-Labels"); labels != "" || hdr.Has("X-Gmail-Labels") {
 			boxes, flags, unread := gmailLabels(labels)
 			im.Flags = append(im.Flags, flags...)
 			seen = !unread
