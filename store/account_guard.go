@@ -57,7 +57,7 @@ func (s *Store) Holdings(ctx context.Context, address string) (AccountHoldings, 
 const holdingsQuery = `SELECT COUNT(*) FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id WHERE b.account_id = ?`
 
 // keepAnAdmin refuses a change that leaves no admin besides account id.
-func (t *Tx) keepAnAdmin(id int64, address string) error {
+func (t *writeTx) keepAnAdmin(id int64, address string) error {
 	var isAdmin bool
 	var others int
 	if err := t.QueryRow("SELECT is_admin FROM accounts WHERE id = ?", id).Scan(&isAdmin); err != nil {

@@ -113,7 +113,7 @@ func (s *Store) AddAccount(ctx context.Context, address, password string, admin 
 		return Account{}, err
 	}
 	var a Account
-	err = s.Update(ctx, func(t *Tx) error {
+	err = s.updateOnce(ctx, func(t *writeTx) error {
 		if a, err = t.insertAccount(address, hash, admin); err != nil {
 			return err
 		}
@@ -130,7 +130,7 @@ func hashNewPassword(password string) (string, error) {
 }
 
 // insertAccount creates an account with its default mailboxes inside a write.
-func (t *Tx) insertAccount(address, hash string, admin bool) (Account, error) {
+func (t *writeTx) insertAccount(address, hash string, admin bool) (Account, error) {
 	address, err := CanonicalAddress(address)
 	if err != nil {
 		return Account{}, err
@@ -231,7 +231,7 @@ func (s *Store) RemoveAccount(ctx context.Context, address string, maxMessages i
 	if err != nil {
 		return err
 	}
-	return s.Update(ctx, func(t *Tx) error {
+	return s.updateOnce(ctx, func(t *writeTx) error {
 		if err := t.keepAnAdmin(a.ID, a.Address); err != nil {
 			return err
 		}
@@ -266,7 +266,7 @@ func (s *Store) SetPassword(ctx context.Context, address, password string) error
 	if err != nil {
 		return err
 	}
-	return s.Update(ctx, func(t *Tx) error {
+	return s.updateOnce(ctx, func(t *writeTx) error {
 		if _, err := t.Exec("UPDATE accounts SET password_hash = ? WHERE id = ?", hash, a.ID); err != nil {
 			return err
 		}
@@ -284,7 +284,7 @@ func (s *Store) SetAdmin(ctx context.Context, address string, admin bool) error 
 	if err != nil {
 		return err
 	}
-	return s.Update(ctx, func(t *Tx) error {
+	return s.updateOnce(ctx, func(t *writeTx) error {
 		if !admin {
 			if err := t.keepAnAdmin(a.ID, a.Address); err != nil {
 				return err
@@ -361,10 +361,10 @@ var dummyHash = fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Versio
 // AddAlias makes alias deliver to each target account. alias may be "@domain" for a catch-all.
 // No account may have the alias's address: an address is an account or an alias, never both.
 func (s *Store) AddAlias(ctx context.Context, alias string, targets []string) error {
-	return s.Update(ctx, func(t *Tx) error { return t.insertAlias(alias, targets) })
+	return s.updateOnce(ctx, func(t *writeTx) error { return t.insertAlias(alias, targets) })
 }
 
-func (t *Tx) insertAlias(alias string, targets []string) error {
+func (t *writeTx) insertAlias(alias string, targets []string) error {
 	canon, domain, err := canonicalAlias(alias)
 	if err != nil {
 		return err
@@ -419,7 +419,7 @@ func (s *Store) RemoveAlias(ctx context.Context, alias string, targets []string)
 	if err != nil {
 		return err
 	}
-	return s.Update(ctx, func(t *Tx) error {
+	return s.updateOnce(ctx, func(t *writeTx) error {
 		var res sql.Result
 		if len(targets) == 0 {
 			res, err = t.Exec("DELETE FROM aliases WHERE address = ?", canon)

@@ -34,7 +34,7 @@ func (s *Store) RecordMailEvents(ctx context.Context, evs ...MailEvent) error {
 	if len(evs) == 0 {
 		return nil
 	}
-	return s.Update(ctx, func(t *Tx) error {
+	return s.updateOnce(ctx, func(t *writeTx) error {
 		for _, e := range evs {
 			at := e.At
 			if at.IsZero() {

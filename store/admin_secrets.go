@@ -55,7 +55,7 @@ func (s *Store) AddAppPassword(ctx context.Context, accountID int64, name string
 	}
 	secret := NewSecret(appPasswordLen)
 	ap := AppPassword{Name: name, Created: time.Now().Truncate(time.Second)}
-	err := s.Update(ctx, func(t *Tx) error {
+	err := s.updateOnce(ctx, func(t *writeTx) error {
 		res, err := t.Exec("INSERT INTO app_passwords (account_id, name, hash, created) VALUES (?, ?, ?, ?)",
 			accountID, name, secretHash(secret), ap.Created.Unix())
 		if err != nil {
@@ -102,7 +102,7 @@ func (s *Store) AppPasswords(ctx context.Context, accountID int64) ([]AppPasswor
 
 // RemoveAppPassword revokes one app password of the account.
 func (s *Store) RemoveAppPassword(ctx context.Context, accountID, id int64) error {
-	return s.Update(ctx, func(t *Tx) error {
+	return s.updateOnce(ctx, func(t *writeTx) error {
 		res, err := t.Exec("DELETE FROM app_passwords WHERE id = ? AND account_id = ?", id, accountID)
 		if err != nil {
 			return err
@@ -136,7 +136,7 @@ func (s *Store) appPasswordOK(ctx context.Context, accountID int64, pw string) (
 	var used int64
 	if s.db.QueryRowContext(ctx, "SELECT last_used FROM app_passwords WHERE id = ?", id).Scan(&used) == nil &&
 		time.Since(time.Unix(used, 0)) > time.Hour {
-		_ = s.Update(ctx, func(t *Tx) error {
+		_ = s.updateOnce(ctx, func(t *writeTx) error {
 			_, err := t.Exec("UPDATE app_passwords SET last_used = ? WHERE id = ?", time.Now().Unix(), id)
 			return err
 		})
@@ -153,7 +153,7 @@ func (s *Store) SetQuota(ctx context.Context, address string, quota int64) error
 	if err != nil {
 		return err
 	}
-	return s.Update(ctx, func(t *Tx) error {
+	return s.updateOnce(ctx, func(t *writeTx) error {
 		_, err := t.Exec("UPDATE accounts SET quota = ? WHERE id = ?", quota, a.ID)
 		if err == nil {
 			t.Publish(Event{Kind: AccountChanged, AccountID: a.ID})
@@ -166,7 +166,7 @@ func (s *Store) SetQuota(ctx context.Context, address string, quota int64) error
 func (s *Store) CreateWebSession(ctx context.Context, accountID int64, ttl time.Duration) (string, error) {
 	token := NewSecret(40)
 	now := time.Now()
-	err := s.Update(ctx, func(t *Tx) error {
+	err := s.updateOnce(ctx, func(t *writeTx) error {
 		// Expired sessions go whenever a new one starts: the table stays small without a sweeper.
 		if _, err := t.Exec("DELETE FROM web_sessions WHERE expires < ?", now.Unix()); err != nil {
 			return err
@@ -197,7 +197,7 @@ func (s *Store) WebSession(ctx context.Context, token string) (Account, error) {
 
 // EndWebSession logs a session out.
 func (s *Store) EndWebSession(ctx context.Context, token string) error {
-	return s.Update(ctx, func(t *Tx) error {
+	return s.updateOnce(ctx, func(t *writeTx) error {
 		_, err := t.Exec("DELETE FROM web_sessions WHERE hash = ?", secretHash(token))
 		return err
 	})
@@ -206,7 +206,7 @@ func (s *Store) EndWebSession(ctx context.Context, token string) error {
 // EndWebSessions logs every session of an account out, except the one with token keep (may be
 // empty): after a password change, other browsers must log in again.
 func (s *Store) EndWebSessions(ctx context.Context, accountID int64, keep string) error {
-	return s.Update(ctx, func(t *Tx) error {
+	return s.updateOnce(ctx, func(t *writeTx) error {
 		_, err := t.Exec("DELETE FROM web_sessions WHERE account_id = ? AND hash != ?", accountID, secretHash(keep))
 		return err
 	})
@@ -228,7 +228,7 @@ func (s *Store) CreateAPIToken(ctx context.Context, accountID int64, name string
 	}
 	token := "ms_" + NewSecret(40)
 	at := APIToken{Name: name, Created: time.Now().Truncate(time.Second)}
-	err := s.Update(ctx, func(t *Tx) error {
+	err := s.updateOnce(ctx, func(t *writeTx) error {
 		res, err := t.Exec("INSERT INTO api_tokens (account_id, name, hash, created) VALUES (?, ?, ?, ?)",
 			accountID, name, secretHash(token), at.Created.Unix())
 		if err != nil {
@@ -269,7 +269,7 @@ func (s *Store) APITokens(ctx context.Context, accountID int64) ([]APIToken, err
 
 // RemoveAPIToken revokes one API token of the account.
 func (s *Store) RemoveAPIToken(ctx context.Context, accountID, id int64) error {
-	return s.Update(ctx, func(t *Tx) error {
+	return s.updateOnce(ctx, func(t *writeTx) error {
 		res, err := t.Exec("DELETE FROM api_tokens WHERE id = ? AND account_id = ?", id, accountID)
 		if err != nil {
 			return err
@@ -300,7 +300,7 @@ func (s *Store) APITokenAccount(ctx context.Context, token string) (Account, err
 	}
 	a.Created = time.Unix(created, 0)
 	if time.Since(time.Unix(used, 0)) > time.Hour {
-		_ = s.Update(ctx, func(t *Tx) error {
+		_ = s.updateOnce(ctx, func(t *writeTx) error {
 			_, err := t.Exec("UPDATE api_tokens SET last_used = ? WHERE id = ?", time.Now().Unix(), id)
 			return err
 		})

@@ -228,7 +228,7 @@ func TestVerifyFindsBrokenReferences(t *testing.T) {
 		{"UPDATE blobs SET size = 99999 WHERE id = (SELECT max(blob_id) FROM messages)", "recorded size"},
 	}
 	for _, b := range breakages {
-		if err := st.Update(ctx, func(t *Tx) error { _, err := t.Exec(b.sql); return err }); err != nil {
+		if err := st.updateOnce(ctx, func(t *writeTx) error { _, err := t.Exec(b.sql); return err }); err != nil {
 			t.Fatal(err)
 		}
 		rep, err := st.Verify(ctx)

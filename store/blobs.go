@@ -15,7 +15,7 @@ const chunkSize = 256 << 10
 // insertBlob stores a body of size bytes read from r: inline when it fits in one chunk, else in
 // chunks. A body shorter or longer than size is refused, so a truncated spool file is never
 // stored as a shorter message.
-func (t *Tx) insertBlob(r io.ReaderAt, size int64) (int64, error) {
+func (t *writeTx) insertBlob(r io.ReaderAt, size int64) (int64, error) {
 	if size <= chunkSize {
 		data := make([]byte, size)
 		if err := readFullAt(r, data, 0, size); err != nil {

@@ -71,7 +71,7 @@ func (s *Store) Deliver(ctx context.Context, d *Delivery) ([]DeliveredCopy, erro
 		envelope, structure = s.opts.Describe(body, size) // outside the writer: parsing is the slow part
 	}
 	var copies []DeliveredCopy
-	err := s.Update(ctx, func(t *Tx) error {
+	err := s.updateOnce(ctx, func(t *writeTx) error {
 		copies = copies[:0]
 		blobID, err := t.insertBlob(body, size)
 		if err != nil {
@@ -119,7 +119,7 @@ func (s *Store) Deliver(ctx context.Context, d *Delivery) ([]DeliveredCopy, erro
 }
 
 // deliveryMailbox finds the mailbox for a delivery: by special use, falling back to INBOX.
-func (t *Tx) deliveryMailbox(accountID int64, specialUse string) (int64, error) {
+func (t *writeTx) deliveryMailbox(accountID int64, specialUse string) (int64, error) {
 	var id int64
 	if specialUse != "" {
 		err := t.QueryRow("SELECT id FROM mailboxes WHERE account_id = ? AND special_use = ? ORDER BY id LIMIT 1",
@@ -151,7 +151,7 @@ type newMessage struct {
 }
 
 // insertMessage adds a message to a mailbox with the next UID and MODSEQ and publishes it.
-func (t *Tx) insertMessage(mailboxID int64, m newMessage) (uint32, error) {
+func (t *writeTx) insertMessage(mailboxID int64, m newMessage) (uint32, error) {
 	var accountID int64
 	var uid uint32
 	var modseq int64

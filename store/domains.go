@@ -23,7 +23,7 @@ type NewDomain struct {
 // CreateDomain adds a local domain with its postmaster alias and key material, all or nothing.
 func (s *Store) CreateDomain(ctx context.Context, nd NewDomain) (Domain, error) {
 	var d Domain
-	err := s.Update(ctx, func(t *Tx) error {
+	err := s.updateOnce(ctx, func(t *writeTx) error {
 		var err error
 		d, err = t.createDomain(nd)
 		return err
@@ -31,7 +31,7 @@ func (s *Store) CreateDomain(ctx context.Context, nd NewDomain) (Domain, error) 
 	return d, err
 }
 
-func (t *Tx) createDomain(nd NewDomain) (Domain, error) {
+func (t *writeTx) createDomain(nd NewDomain) (Domain, error) {
 	name, err := CanonicalDomain(nd.Name)
 	if err != nil {
 		return Domain{}, err
@@ -76,7 +76,7 @@ func (s *Store) DeleteDomain(ctx context.Context, dr DomainRemoval) error {
 	if err != nil {
 		return err
 	}
-	return s.Update(ctx, func(t *Tx) error {
+	return s.updateOnce(ctx, func(t *writeTx) error {
 		var id int64
 		err := t.QueryRow("SELECT id FROM domains WHERE name = ?", name).Scan(&id)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -129,7 +129,7 @@ func (s *Store) RunSetup(ctx context.Context, su Setup) (Account, error) {
 		return Account{}, err
 	}
 	var a Account
-	err = s.Update(ctx, func(t *Tx) error {
+	err = s.updateOnce(ctx, func(t *writeTx) error {
 		var n int
 		if err := t.QueryRow("SELECT (SELECT count(*) FROM domains) + (SELECT count(*) FROM accounts)").Scan(&n); err != nil {
 			return err

@@ -60,7 +60,7 @@ type hub struct {
 }
 
 // Subscribe registers fn to be called with every event after its commit, in commit order, from the
-// writer goroutine. fn must not block and must not call Update. Cancel stops delivery.
+// writer goroutine. fn must not block and must not call updateOnce. Cancel stops delivery.
 func (s *Store) Subscribe(fn func(Event)) (cancel func()) {
 	h := &s.hub
 	h.mu.Lock()

@@ -81,7 +81,7 @@ func parents(name string) []string {
 	return out
 }
 
-func (t *Tx) mailboxByName(accountID int64, name string) (Mailbox, error) {
+func (t *writeTx) mailboxByName(accountID int64, name string) (Mailbox, error) {
 	m, err := scanMailbox(t.QueryRow("SELECT "+mailboxColumns+" FROM mailboxes WHERE account_id = ? AND name = ?", accountID, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Mailbox{}, fmt.Errorf("mailbox %q: %w", name, ErrNotFound)
@@ -89,7 +89,7 @@ func (t *Tx) mailboxByName(accountID int64, name string) (Mailbox, error) {
 	return m, err
 }
 
-func (t *Tx) mailboxExists(accountID int64, name string) (bool, error) {
+func (t *writeTx) mailboxExists(accountID int64, name string) (bool, error) {
 	var n int
 	err := t.QueryRow("SELECT count(*) FROM mailboxes WHERE account_id = ? AND name = ?", accountID, name).Scan(&n)
 	return n > 0, err
@@ -97,7 +97,7 @@ func (t *Tx) mailboxExists(accountID int64, name string) (bool, error) {
 
 // createParents makes every missing superior name of name (RFC 9051 §6.3.4: the server SHOULD
 // create superior hierarchical names that are needed). They are not subscribed.
-func (t *Tx) createParents(accountID int64, name string) error {
+func (t *writeTx) createParents(accountID int64, name string) error {
 	for _, p := range parents(name) {
 		ok, err := t.mailboxExists(accountID, p)
 		if err != nil {
@@ -127,7 +127,7 @@ func (s *Store) CreateMailbox(ctx context.Context, accountID int64, name, specia
 		specialUse = use
 	}
 	var mb Mailbox
-	err = s.update(ctx, func(t *Tx) error {
+	err = s.update(ctx, func(t *writeTx) error {
 		ok, err := t.mailboxExists(accountID, name)
 		if err != nil {
 			return err
@@ -161,7 +161,7 @@ func (s *Store) DeleteMailbox(ctx context.Context, accountID int64, name string)
 	if name == "INBOX" {
 		return fmt.Errorf("mailbox INBOX: %w", ErrCannotDelete)
 	}
-	return s.update(ctx, func(t *Tx) error {
+	return s.update(ctx, func(t *writeTx) error {
 		mb, err := t.mailboxByName(accountID, name)
 		if err != nil {
 			return err
@@ -200,7 +200,7 @@ func (s *Store) DeleteMailbox(ctx context.Context, accountID int64, name string)
 	})
 }
 
-func (t *Tx) blobIDs(query string, args ...any) ([]int64, error) {
+func (t *writeTx) blobIDs(query string, args ...any) ([]int64, error) {
 	return column[int64](t.Query(query, args...))
 }
 
@@ -219,7 +219,7 @@ func (s *Store) RenameMailbox(ctx context.Context, accountID int64, from, to str
 	if to == "INBOX" || to == from || strings.HasPrefix(to, from+"/") {
 		return fmt.Errorf("rename %q to %q: %w", from, to, ErrMailboxName)
 	}
-	return s.update(ctx, func(t *Tx) error {
+	return s.update(ctx, func(t *writeTx) error {
 		src, err := t.mailboxByName(accountID, from)
 		if err != nil {
 			return err
@@ -272,7 +272,7 @@ func (s *Store) RenameMailbox(ctx context.Context, accountID int64, from, to str
 
 // renameInbox moves every message of INBOX into a new mailbox. The messages keep their UIDs:
 // the new mailbox has a UIDVALIDITY never seen before, so no client can confuse them.
-func (t *Tx) renameInbox(inbox Mailbox, to string) error {
+func (t *writeTx) renameInbox(inbox Mailbox, to string) error {
 	if err := t.createParents(inbox.AccountID, to); err != nil {
 		return err
 	}
@@ -327,7 +327,7 @@ func (s *Store) SetSubscribed(ctx context.Context, accountID int64, name string,
 	if err != nil {
 		return err
 	}
-	return s.update(ctx, func(t *Tx) error {
+	return s.update(ctx, func(t *writeTx) error {
 		res, err := t.Exec("UPDATE mailboxes SET subscribed = ? WHERE account_id = ? AND name = ?", subscribed, accountID, name)
 		if err != nil {
 			return err
@@ -350,7 +350,7 @@ func (s *Store) SetSubscribed(ctx context.Context, accountID int64, name string,
 
 // adoptOrphanSubscriptions gives mailboxes created under a subscribed name their subscription
 // back: subscriptions are of names (RFC 3501 §6.3.6).
-func (t *Tx) adoptOrphanSubscriptions(accountID int64) error {
+func (t *writeTx) adoptOrphanSubscriptions(accountID int64) error {
 	if _, err := t.Exec(`UPDATE mailboxes SET subscribed = 1 WHERE account_id = ?1
 		AND name IN (SELECT name FROM orphan_subscriptions WHERE account_id = ?1)`, accountID); err != nil {
 		return fmt.Errorf("adopt subscriptions: %w", err)
@@ -373,7 +373,7 @@ func (s *Store) OrphanSubscriptions(ctx context.Context, accountID int64) ([]str
 // upTo is the caller's; the result is above upTo when there are none.
 func (s *Store) ClaimRecent(ctx context.Context, mailboxID int64, upTo uint32) (uint32, error) {
 	var first uint32
-	err := s.update(ctx, func(t *Tx) error {
+	err := s.update(ctx, func(t *writeTx) error {
 		err := t.QueryRow("SELECT first_recent_uid FROM mailboxes WHERE id = ?", mailboxID).Scan(&first)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("mailbox %d: %w", mailboxID, ErrNotFound)
@@ -425,7 +425,7 @@ func (s *Store) Status(ctx context.Context, mailboxID int64) (MailboxStatus, err
 }
 
 // bumpModSeq gives the mailbox a new HIGHESTMODSEQ and returns it.
-func (t *Tx) bumpModSeq(mailboxID int64) (int64, error) {
+func (t *writeTx) bumpModSeq(mailboxID int64) (int64, error) {
 	var m int64
 	err := t.QueryRow("UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = ? RETURNING highestmodseq", mailboxID).Scan(&m)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -434,11 +434,11 @@ func (t *Tx) bumpModSeq(mailboxID int64) (int64, error) {
 	return m, err
 }
 
-// update is Update retried while the database reports itself busy. The single writer means this
+// update is updateOnce retried while the database reports itself busy. The single writer means this
 // process never contends with itself; another process (a backup, the CLI with the server
 // stopped) can still hold the lock for a moment, and that must not reach an IMAP client as NO.
-func (s *Store) update(ctx context.Context, fn func(*Tx) error) error {
-	return retryBusy(ctx, func() error { return s.Update(ctx, fn) })
+func (s *Store) update(ctx context.Context, fn func(*writeTx) error) error {
+	return retryBusy(ctx, func() error { return s.updateOnce(ctx, fn) })
 }
 
 func retryBusy(ctx context.Context, fn func() error) error {

@@ -21,7 +21,7 @@ func (s *Store) Append(ctx context.Context, mailboxID int64, msg []byte, flags [
 	if s.opts.Describe != nil {
 		envelope, structure = s.opts.Describe(bytes.NewReader(msg), int64(len(msg)))
 	}
-	err = s.update(ctx, func(t *Tx) error {
+	err = s.update(ctx, func(t *writeTx) error {
 		if err := t.QueryRow("SELECT uidvalidity FROM mailboxes WHERE id = ?", mailboxID).Scan(&uidValidity); err != nil {
 			return fmt.Errorf("mailbox %d: %w", mailboxID, notFound(err))
 		}
@@ -72,7 +72,7 @@ func (s *Store) StoreFlagsUnchangedSince(ctx context.Context, mailboxID int64, u
 	if len(uids) == 0 {
 		return nil, nil, 0, nil
 	}
-	err = s.update(ctx, func(t *Tx) error {
+	err = s.update(ctx, func(t *writeTx) error {
 		res, modified, modseq = res[:0], modified[:0], 0
 		rows, err := t.Query(`SELECT id, uid, flags, modseq FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ? ORDER BY uid`,
 			mailboxID, uids[0], uids[len(uids)-1])
@@ -164,7 +164,7 @@ func applyFlags(cur []string, op FlagOp, flags []string) []string {
 // (UID EXPUNGE, RFC 4315), and returns the UIDs removed in ascending order.
 func (s *Store) Expunge(ctx context.Context, mailboxID int64, uids []uint32) ([]uint32, error) {
 	var gone []uint32
-	err := s.update(ctx, func(t *Tx) error {
+	err := s.update(ctx, func(t *writeTx) error {
 		rows, err := t.Query(`SELECT id, uid, blob_id FROM messages WHERE mailbox_id = ?
 			AND instr(' ' || flags || ' ', ' \Deleted ') > 0 ORDER BY uid`, mailboxID)
 		if err != nil {
@@ -204,7 +204,7 @@ func (s *Store) DeleteMessages(ctx context.Context, mailboxID int64, ids []int64
 	if len(ids) == 0 {
 		return nil
 	}
-	err := s.update(ctx, func(t *Tx) error {
+	err := s.update(ctx, func(t *writeTx) error {
 		return t.removeMessages(mailboxID, ids)
 	})
 	if err != nil {
@@ -215,7 +215,7 @@ func (s *Store) DeleteMessages(ctx context.Context, mailboxID int64, ids []int64
 
 // removeMessages deletes messages of one mailbox, drops bodies nothing uses any more, bumps
 // HIGHESTMODSEQ and publishes one MessagesExpunged event.
-func (t *Tx) removeMessages(mailboxID int64, ids []int64) error {
+func (t *writeTx) removeMessages(mailboxID int64, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
@@ -274,7 +274,7 @@ func (s *Store) transfer(ctx context.Context, src, dst int64, uids []uint32, mov
 	if len(uids) == 0 {
 		return res, nil
 	}
-	err := s.update(ctx, func(t *Tx) error {
+	err := s.update(ctx, func(t *writeTx) error {
 		res = CopyResult{}
 		var dstAccount int64
 		if err := t.QueryRow("SELECT uidvalidity, account_id FROM mailboxes WHERE id = ?", dst).Scan(&res.UIDValidity, &dstAccount); err != nil {

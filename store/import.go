@@ -57,7 +57,7 @@ func (s *Store) Import(ctx context.Context, accountID int64, msgs []ImportMessag
 	}
 	now := time.Now()
 	var res ImportResult
-	err := s.update(ctx, func(t *Tx) error {
+	err := s.update(ctx, func(t *writeTx) error {
 		res = ImportResult{}
 		boxes := map[string]int64{}
 		mailbox := func(name string) (int64, error) {

@@ -41,7 +41,7 @@ func (s *Store) JunkAccount(ctx context.Context, accountID int64) (bool, float64
 // SetJunkSettings switches the filter on or off for the account and sets its threshold; switching
 // it on again marks the account for training from its existing mail.
 func (s *Store) SetJunkSettings(ctx context.Context, accountID int64, enabled bool, threshold float64) error {
-	return s.Update(ctx, func(t *Tx) error {
+	return s.updateOnce(ctx, func(t *writeTx) error {
 		// Switched on again: what the user filed while it was off is the new initial training.
 		_, err := t.Exec(`INSERT INTO junk_accounts (account_id, enabled, threshold) VALUES (?, ?, ?)
 			ON CONFLICT (account_id) DO UPDATE SET enabled = excluded.enabled, threshold = excluded.threshold,
@@ -54,7 +54,7 @@ func (s *Store) SetJunkSettings(ctx context.Context, accountID int64, enabled bo
 // SetJunkBootstrapped records whether existing mail has been used as training. Clearing it (when
 // the filter is switched off) makes the next switch-on train on the mail there is then.
 func (s *Store) SetJunkBootstrapped(ctx context.Context, accountID int64, done bool) error {
-	return s.Update(ctx, func(t *Tx) error {
+	return s.updateOnce(ctx, func(t *writeTx) error {
 		_, err := t.Exec(`INSERT INTO junk_accounts (account_id, bootstrapped) VALUES (?, ?)
 			ON CONFLICT (account_id) DO UPDATE SET bootstrapped = excluded.bootstrapped`, accountID, done)
 		return err
@@ -97,7 +97,7 @@ func placeholders(n int) string {
 // if the key was trained as the other class before. It reports whether anything changed, and
 // whether counts moved from the other class (switched).
 func (s *Store) JunkTrain(ctx context.Context, accountID int64, key string, spam bool, tokens []string) (changed, switched bool, err error) {
-	err = s.Update(ctx, func(t *Tx) error {
+	err = s.updateOnce(ctx, func(t *writeTx) error {
 		changed, switched = false, false
 		var was bool
 		err := t.QueryRow("SELECT spam FROM junk_trained WHERE account_id = ? AND key = ?", accountID, key).Scan(&was)
@@ -137,7 +137,7 @@ func (s *Store) JunkTrain(ctx context.Context, accountID int64, key string, spam
 }
 
 // junkTokenDeltas adds the deltas to every token, dropping tokens whose counts reach zero.
-func (t *Tx) junkTokenDeltas(accountID int64, tokens []string, dHam, dSpam int64, now time.Time) error {
+func (t *writeTx) junkTokenDeltas(accountID int64, tokens []string, dHam, dSpam int64, now time.Time) error {
 	up, err := t.tx.PrepareContext(t.ctx, `INSERT INTO junk_tokens (account_id, token, ham, spam, last_used)
 		VALUES (?1, ?2, max(0, ?3), max(0, ?4), ?5)
 		ON CONFLICT (account_id, token) DO UPDATE SET ham = max(0, ham + ?3), spam = max(0, spam + ?4), last_used = ?5
@@ -171,7 +171,7 @@ func (t *Tx) junkTokenDeltas(accountID int64, tokens []string, dHam, dSpam int64
 // again, which is harmless). It returns how many token rows went.
 func (s *Store) JunkPrune(ctx context.Context, accountID int64, maxTokens, maxTrained int) (int64, error) {
 	var removed int64
-	err := s.Update(ctx, func(t *Tx) error {
+	err := s.updateOnce(ctx, func(t *writeTx) error {
 		removed = 0
 		var n int
 		if err := t.QueryRow("SELECT count(*) FROM junk_tokens WHERE account_id = ?", accountID).Scan(&n); err != nil {
@@ -228,7 +228,7 @@ func (s *Store) JunkMarks(ctx context.Context, accountID int64) (map[string]int,
 // JunkMark sets the bits of mark on each key.
 func (s *Store) JunkMark(ctx context.Context, accountID int64, keys []string, mark int) error {
 	now := time.Now().Unix()
-	return s.Update(ctx, func(t *Tx) error {
+	return s.updateOnce(ctx, func(t *writeTx) error {
 		for _, k := range keys {
 			if _, err := t.Exec(`INSERT INTO junk_marks (account_id, key, marks, updated) VALUES (?1, ?2, ?3, ?4)
 				ON CONFLICT (account_id, key) DO UPDATE SET marks = marks | ?3, updated = ?4`, accountID, k, mark, now); err != nil {
@@ -249,7 +249,7 @@ type JunkDay struct {
 // learner counts in memory and adds them every few seconds, so the counter costs the delivery
 // path nothing.
 func (s *Store) AddJunkFiled(ctx context.Context, accountID, day, inbox, junk int64) error {
-	return s.Update(ctx, func(t *Tx) error {
+	return s.updateOnce(ctx, func(t *writeTx) error {
 		_, err := t.Exec(`INSERT INTO junk_filed (account_id, day, inbox, junk) VALUES (?1, ?2, ?3, ?4)
 			ON CONFLICT (account_id, day) DO UPDATE SET inbox = inbox + ?3, junk = junk + ?4`, accountID, day, inbox, junk)
 		if err != nil {

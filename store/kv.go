@@ -24,7 +24,7 @@ func (s *Store) GetKV(ctx context.Context, key string) ([]byte, error) {
 
 // PutKV stores value under key durably.
 func (s *Store) PutKV(ctx context.Context, key string, value []byte) error {
-	return s.Update(ctx, func(t *Tx) error {
+	return s.updateOnce(ctx, func(t *writeTx) error {
 		_, err := t.Exec(`INSERT INTO kv (key, value, updated) VALUES (?, ?, ?)
 			ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated = excluded.updated`,
 			key, value, time.Now().Unix())
@@ -34,7 +34,7 @@ func (s *Store) PutKV(ctx context.Context, key string, value []byte) error {
 
 // DeleteKV removes key; a missing key is not an error.
 func (s *Store) DeleteKV(ctx context.Context, key string) error {
-	return s.Update(ctx, func(t *Tx) error {
+	return s.updateOnce(ctx, func(t *writeTx) error {
 		_, err := t.Exec("DELETE FROM kv WHERE key = ?", key)
 		return err
 	})

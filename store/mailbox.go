@@ -31,11 +31,11 @@ func scanMailbox(sc interface{ Scan(...any) error }) (Mailbox, error) {
 // createMailbox makes a new mailbox with a UIDVALIDITY never used before in this store, so a name
 // that is deleted and created again never lets a client mix old and new UIDs (RFC 9051 §2.3.1.1).
 // The new mailbox is subscribed.
-func (t *Tx) createMailbox(accountID int64, name, specialUse string) (Mailbox, error) {
+func (t *writeTx) createMailbox(accountID int64, name, specialUse string) (Mailbox, error) {
 	return t.newMailbox(accountID, name, specialUse, true)
 }
 
-func (t *Tx) newMailbox(accountID int64, name, specialUse string, subscribed bool) (Mailbox, error) {
+func (t *writeTx) newMailbox(accountID int64, name, specialUse string, subscribed bool) (Mailbox, error) {
 	v, err := t.nextCounter("uidvalidity", time.Now().Unix())
 	if err != nil {
 		return Mailbox{}, err
@@ -55,7 +55,7 @@ func (t *Tx) newMailbox(accountID int64, name, specialUse string, subscribed boo
 }
 
 // nextCounter returns the next value of a monotonic counter, starting at least at floor.
-func (t *Tx) nextCounter(name string, floor int64) (int64, error) {
+func (t *writeTx) nextCounter(name string, floor int64) (int64, error) {
 	var v int64
 	err := t.QueryRow(`INSERT INTO counters (name, value) VALUES (?1, ?2)
 		ON CONFLICT (name) DO UPDATE SET value = max(value + 1, ?2) RETURNING value`, name, floor).Scan(&v)
@@ -124,14 +124,14 @@ func equalFoldASCII(a, b string) bool {
 }
 
 // deleteUnreferencedBlobs drops bodies no message or queue entry uses any more.
-func (t *Tx) deleteUnreferencedBlobs() error {
+func (t *writeTx) deleteUnreferencedBlobs() error {
 	_, err := t.Exec(`DELETE FROM blobs WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.blob_id = blobs.id)
 		AND NOT EXISTS (SELECT 1 FROM queue q WHERE q.blob_id = blobs.id)`)
 	return err
 }
 
 // deleteBlobIfUnused drops one body once nothing refers to it.
-func (t *Tx) deleteBlobIfUnused(blobID int64) error {
+func (t *writeTx) deleteBlobIfUnused(blobID int64) error {
 	_, err := t.Exec(`DELETE FROM blobs WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM messages WHERE blob_id = ?1)
 		AND NOT EXISTS (SELECT 1 FROM queue WHERE blob_id = ?1)`, blobID)
 	return err

@@ -36,7 +36,7 @@ func (s *Store) QueueClaim(ctx context.Context, c QueueClaim) ([]QueueEntry, err
 		return nil, fmt.Errorf("claim queue rows: no lease owner")
 	}
 	var picked []QueueEntry
-	err := s.Update(ctx, func(t *Tx) error {
+	err := s.updateOnce(ctx, func(t *writeTx) error {
 		picked = nil
 		rows, err := t.Query("SELECT "+queueColumns+` FROM queue q JOIN blobs b ON b.id = q.blob_id
 			WHERE q.next_attempt <= ? AND q.lease_until <= ? ORDER BY q.next_attempt, q.id LIMIT ?`,
@@ -79,7 +79,7 @@ func (s *Store) QueueClaim(ctx context.Context, c QueueClaim) ([]QueueEntry, err
 // died mid-attempt: its rows become due again at once instead of at lease expiry.
 func (s *Store) QueueReleaseLeases(ctx context.Context, owner string) (int, error) {
 	var n int64
-	err := s.Update(ctx, func(t *Tx) error {
+	err := s.updateOnce(ctx, func(t *writeTx) error {
 		res, err := t.Exec("UPDATE queue SET lease_owner = '', lease_until = 0 WHERE lease_owner NOT IN ('', ?)", owner)
 		if err != nil {
 			return err

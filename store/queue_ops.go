@@ -129,7 +129,7 @@ func (s *Store) QueueDone(ctx context.Context, ids ...int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	return s.Update(ctx, func(t *Tx) error {
+	return s.updateOnce(ctx, func(t *writeTx) error {
 		blobs := map[int64]bool{}
 		for _, id := range ids {
 			var blob int64
@@ -158,7 +158,7 @@ func (s *Store) QueueDefer(ctx context.Context, ids []int64, lastError, host str
 		return nil
 	}
 	now := time.Now().Unix()
-	return s.Update(ctx, func(t *Tx) error {
+	return s.updateOnce(ctx, func(t *writeTx) error {
 		for _, id := range ids {
 			if _, err := t.Exec(`UPDATE queue SET attempts = attempts + 1, last_attempt = ?, last_error = ?,
 				last_host = ?, next_attempt = ?, lease_owner = '', lease_until = 0 WHERE id = ?`, now, lastError, host, next.Unix(), id); err != nil {
@@ -171,7 +171,7 @@ func (s *Store) QueueDefer(ctx context.Context, ids []int64, lastError, host str
 
 // QueueMarkDelayNotified records that the sender of entries was told their delivery is delayed.
 func (s *Store) QueueMarkDelayNotified(ctx context.Context, ids ...int64) error {
-	return s.Update(ctx, func(t *Tx) error {
+	return s.updateOnce(ctx, func(t *writeTx) error {
 		for _, id := range ids {
 			if _, err := t.Exec("UPDATE queue SET delay_notified = 1 WHERE id = ?", id); err != nil {
 				return fmt.Errorf("mark queue entry %d: %w", id, err)
@@ -185,7 +185,7 @@ func (s *Store) QueueMarkDelayNotified(ctx context.Context, ids ...int64) error 
 // changed, and ErrNotFound for a missing id.
 func (s *Store) QueueRetry(ctx context.Context, id int64) (int, error) {
 	var n int64
-	err := s.Update(ctx, func(t *Tx) error {
+	err := s.updateOnce(ctx, func(t *writeTx) error {
 		q, args := "UPDATE queue SET next_attempt = ?", []any{time.Now().Unix()}
 		if id != 0 {
 			q += " WHERE id = ?"
@@ -213,7 +213,7 @@ func (s *Store) QueueRetry(ctx context.Context, id int64) (int, error) {
 // returns how many entries went, and ErrNotFound for a missing id.
 func (s *Store) QueueRemove(ctx context.Context, id int64) (int, error) {
 	var n int
-	err := s.Update(ctx, func(t *Tx) error {
+	err := s.updateOnce(ctx, func(t *writeTx) error {
 		n = 0
 		q, args := "DELETE FROM queue RETURNING blob_id", []any(nil)
 		if id != 0 {

@@ -54,7 +54,7 @@ const usageQuery = `SELECT coalesce(sum(m.size), 0) FROM mailboxes b JOIN messag
 // checkQuota is the one quota check: every write that adds mail to an account (delivery,
 // submission copies, APPEND, COPY, import) calls it in its transaction before adding, so the
 // limit holds however the mail arrives. Accounts without a quota cost one primary-key read.
-func (t *Tx) checkQuota(accountID, adding int64) error {
+func (t *writeTx) checkQuota(accountID, adding int64) error {
 	var limit int64
 	if err := t.QueryRow("SELECT quota FROM accounts WHERE id = ?", accountID).Scan(&limit); err != nil {
 		return fmt.Errorf("quota of account %d: %w", accountID, notFound(err))

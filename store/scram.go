@@ -82,7 +82,7 @@ const scramSchema = 9
 
 // setSCRAM replaces the key sets of one password of an account (appID 0: its own password) by
 // those of the given forms of it, keeping the account's salt when it has one.
-func (s *Store) setSCRAM(t *Tx, accountID, appID int64, forms ...string) error {
+func (s *Store) setSCRAM(t *writeTx, accountID, appID int64, forms ...string) error {
 	if s.opts.MaxSchema != 0 && s.opts.MaxSchema < scramSchema {
 		return nil
 	}
@@ -126,7 +126,7 @@ func (s *Store) gainSCRAM(ctx context.Context, accountID, appID int64, password 
 		accountID, app).Scan(&n) != nil || n > 0 {
 		return
 	}
-	err := s.Update(ctx, func(t *Tx) error { return s.setSCRAM(t, accountID, appID, appPasswordForms(appID, password)...) })
+	err := s.updateOnce(ctx, func(t *writeTx) error { return s.setSCRAM(t, accountID, appID, appPasswordForms(appID, password)...) })
 	if err != nil {
 		s.log.Warn("scram keys not derived", "account", accountID, "err", err)
 	}

@@ -27,11 +27,11 @@ func (s *Store) SettingValue(ctx context.Context, key string) (value string, ok 
 // SetSetting stores value for key; an empty value removes it, so the default applies. The
 // caller has validated it (the operations layer, through the owner's definition).
 func (s *Store) SetSetting(ctx context.Context, key, value string) error {
-	return s.Update(ctx, func(t *Tx) error { return t.putSetting(key, value) })
+	return s.updateOnce(ctx, func(t *writeTx) error { return t.putSetting(key, value) })
 }
 
 // putSetting stores a setting inside a write and announces it after the commit.
-func (t *Tx) putSetting(key, value string) error {
+func (t *writeTx) putSetting(key, value string) error {
 	var err error
 	if value == "" {
 		_, err = t.Exec("DELETE FROM settings WHERE key = ?", key)

@@ -235,7 +235,7 @@ func TestFailedJobDoesNotSinkBatch(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			results[i] = s.Update(ctx, func(tx *Tx) error {
+			results[i] = s.updateOnce(ctx, func(tx *writeTx) error {
 				if _, err := tx.Exec("INSERT INTO settings (key, value) VALUES (?, 'v')", fmt.Sprint("k", i)); err != nil {
 					return err
 				}
@@ -302,7 +302,7 @@ func TestUIDValidityNeverRepeats(t *testing.T) {
 	seen := map[uint32]bool{}
 	for i := 0; i < 3; i++ {
 		var mb Mailbox
-		err := s.Update(ctx, func(tx *Tx) error {
+		err := s.updateOnce(ctx, func(tx *writeTx) error {
 			var err error
 			mb, err = tx.createMailbox(alice.ID, "Again", "")
 			if err != nil {
@@ -338,7 +338,7 @@ func TestQueueIDsNeverReused(t *testing.T) {
 		return id
 	}
 	first := enqueue()
-	if err := s.Update(ctx, func(tx *Tx) error {
+	if err := s.updateOnce(ctx, func(tx *writeTx) error {
 		_, err := tx.Exec("DELETE FROM queue WHERE id = ?", first)
 		return err
 	}); err != nil {

@@ -8,7 +8,7 @@ import (
 // publishExpunged records that uids left a mailbox at modseq (schema 11) and publishes the
 // event. Every removal of messages from a mailbox (EXPUNGE, POP3 and admin deletes, MOVE's
 // source, RENAME INBOX) goes through it, so QRESYNC's VANISHED (EARLIER) is exact.
-func (t *Tx) publishExpunged(accountID, mailboxID int64, uids []uint32, modseq int64) error {
+func (t *writeTx) publishExpunged(accountID, mailboxID int64, uids []uint32, modseq int64) error {
 	for _, uid := range uids {
 		if _, err := t.Exec("INSERT OR REPLACE INTO vanished (mailbox_id, uid, modseq) VALUES (?, ?, ?)", mailboxID, uid, modseq); err != nil {
 			return fmt.Errorf("record expunge of UID %d: %w", uid, err)

@@ -12,42 +12,43 @@ import (
 // maxBatch bounds how many writes share one commit, so one fsync never waits on an unbounded batch.
 const maxBatch = 256
 
-// Tx is one write inside a group-committed transaction. Its events are published only if the
-// write's changes commit.
-type Tx struct {
+// writeTx is one write inside a group-committed transaction. Its events are published only if
+// the write's changes commit. It is the store's own: callers outside get named methods.
+type writeTx struct {
 	tx     *sql.Tx
 	ctx    context.Context
 	events []Event
 }
 
 // Exec runs a statement in the write transaction.
-func (t *Tx) Exec(query string, args ...any) (sql.Result, error) {
+func (t *writeTx) Exec(query string, args ...any) (sql.Result, error) {
 	return t.tx.ExecContext(t.ctx, query, args...)
 }
 
 // QueryRow runs a query that returns at most one row in the write transaction.
-func (t *Tx) QueryRow(query string, args ...any) *sql.Row {
+func (t *writeTx) QueryRow(query string, args ...any) *sql.Row {
 	return t.tx.QueryRowContext(t.ctx, query, args...)
 }
 
 // Query runs a query in the write transaction.
-func (t *Tx) Query(query string, args ...any) (*sql.Rows, error) {
+func (t *writeTx) Query(query string, args ...any) (*sql.Rows, error) {
 	return t.tx.QueryContext(t.ctx, query, args...)
 }
 
 // Publish queues ev for delivery to subscribers once the transaction has committed.
-func (t *Tx) Publish(ev Event) { t.events = append(t.events, ev) }
+func (t *writeTx) Publish(ev Event) { t.events = append(t.events, ev) }
 
 type job struct {
-	fn   func(*Tx) error
+	fn   func(*writeTx) error
 	err  error
 	done chan struct{}
 }
 
-// Update runs fn in the single writer. It returns after fn's changes are committed and synced to
-// disk (nil), or rolled back (fn's error, or the commit's). Concurrent Updates share commits.
-// Update waits for the outcome even when ctx ends, because the write may already be committed.
-func (s *Store) Update(ctx context.Context, fn func(*Tx) error) error {
+// updateOnce runs fn in the single writer. It returns after fn's changes are committed and
+// synced to disk (nil), or rolled back (fn's error, or the commit's). Concurrent updates share
+// commits.
+// It waits for the outcome even when ctx ends, because the write may already be committed.
+func (s *Store) updateOnce(ctx context.Context, fn func(*writeTx) error) error {
 	j := &job{fn: fn, done: make(chan struct{})}
 	// The read lock orders enqueueing before Close: every job queued before Close is drained.
 	s.closing.RLock()
@@ -140,9 +141,9 @@ func (s *Store) commitBatch(batch []*job) {
 		finish(fmt.Errorf("begin write: %w", err))
 		return
 	}
-	txs := make([]*Tx, len(batch))
+	txs := make([]*writeTx, len(batch))
 	for i, j := range batch {
-		t := &Tx{tx: tx, ctx: ctx}
+		t := &writeTx{tx: tx, ctx: ctx}
 		txs[i] = t
 		if _, err := tx.ExecContext(ctx, "SAVEPOINT job"); err != nil {
 			tx.Rollback()
@@ -177,7 +178,7 @@ func (s *Store) commitBatch(batch []*job) {
 	finish(nil)
 }
 
-func runJob(fn func(*Tx) error, t *Tx) (err error) {
+func runJob(fn func(*writeTx) error, t *writeTx) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("write panicked: %v\n%s", r, debug.Stack())
