@@ -98,11 +98,16 @@ func (s *Server) startOutbound(ctx context.Context) error {
 		stopQueue(ctx)
 		return err
 	}
-	s.goBackground(func() { sub.ServeTLS(l465) })
+	// 465 has a stopper of its own that closes its listener: sub.Shutdown closes only the
+	// listeners whose accept loop has already started, so a 465 loop that started after it
+	// (seen under load) accepted for ever and Shutdown never returned.
+	stopSub := onceErr(sub.Shutdown)
+	s.serve("submissions", l465, sub.ServeTLS, stopSub)
 	// The queue stops after the submission listeners, so a message accepted during the drain
-	// is still in the store for the next start.
+	// is still in the store for the next start. (stopSub returns only once the drain is over,
+	// whichever stopper ran it.)
 	s.serve("submission", l587, sub.Serve, func(ctx context.Context) error {
-		err := sub.Shutdown(ctx)
+		err := stopSub(ctx)
 		stopQueue(ctx)
 		return err
 	})

@@ -82,10 +82,10 @@ type Server struct {
 	wg         sync.WaitGroup
 	cancelBg   context.CancelFunc
 	control    net.Listener
-	setupToken string // the setup wizard's token while no domain exists
-	devPending bool   // dev mode on an empty data directory: create the dev account once listening
-	stopping   atomic.Bool
-	metrics    *metrics // counts log lines and accepts; serves /metrics (metrics.go)
+	setupToken string      // the setup wizard's token while no domain exists
+	devPending bool        // dev mode on an empty data directory: create the dev account once listening
+	stopping   atomic.Bool // Shutdown has begun; read under mu where stoppers are registered
+	metrics    *metrics    // counts log lines and accepts; serves /metrics (metrics.go)
 
 	spoolOnce sync.Once
 	spool     *smtp.Spool // DATA and BDAT of every SMTP listener (inbound.go)
@@ -295,7 +295,15 @@ func (s *Server) domainHosts(ctx context.Context) ([]string, error) {
 	return acme.DomainHosts(names), nil
 }
 
+// goBackground runs fn as background work that Shutdown waits for. Once Shutdown has begun it
+// starts nothing: a goroutine added after Shutdown's wait began would never be waited for, and one
+// added before its stop would never be told to stop.
 func (s *Server) goBackground(fn func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopping.Load() {
+		return
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -340,28 +348,46 @@ func (s *Server) connLimits() (connlimit.Limits, error) {
 	return connlimit.Limits{MaxConns: int(total), MaxPerClient: int(perIP)}, nil
 }
 
-// serve runs a listener's accept loop in the background and registers how to stop it.
+// serve runs a listener's accept loop in the background and registers how to stop it. The
+// stopper closes l itself, so the listener stops even when its accept loop only starts after
+// stop ran (a loaded machine can run a new goroutine late; go-smtp's Serve, for one, then
+// accepts for ever). A listener served once Shutdown has taken the stoppers is stopped at once:
+// nothing else would stop it, and Shutdown would wait for its loop for ever.
 func (s *Server) serve(name string, l net.Listener, serve func(net.Listener) error, stop func(context.Context) error) {
-	s.goBackground(func() {
-		if err := serve(l); err != nil && !errors.Is(err, net.ErrClosed) && !s.stopping.Load() {
-			s.log.Error("listener stopped", "service", name, "addr", l.Addr().String(), "err", err)
-		}
-	})
-	s.mu.Lock()
-	s.stoppers = append(s.stoppers, func(ctx context.Context) error {
+	stopper := func(ctx context.Context) error {
 		err := stop(ctx)
-		// A stop that comes before serve has taken the listener (a start failing on a later
-		// port) would leave it accepting for ever: close it here too.
 		l.Close()
 		return err
-	})
+	}
+	s.mu.Lock()
+	late := s.stopping.Load() // under mu, where Shutdown takes the stoppers
+	if !late {
+		s.stoppers = append(s.stoppers, stopper)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := serve(l); err != nil && !errors.Is(err, net.ErrClosed) && !s.stopping.Load() {
+				s.log.Error("listener stopped", "service", name, "addr", l.Addr().String(), "err", err)
+			}
+		}()
+	}
 	s.mu.Unlock()
+	if late {
+		ctx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownGrace)
+		defer cancel()
+		if err := stopper(ctx); err != nil {
+			s.log.Warn("shutdown", "service", name, "err", err)
+		}
+	}
 }
 
 // Shutdown stops accepting, lets transactions in flight finish within the grace period, stops
 // background work and closes the store cleanly.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.stopping.Store(true) // listeners report their own closing as an error; that is expected now
+	// Set before the stoppers are taken under mu: a listener or background loop that starts
+	// after this (a start racing the stop) stops itself, or is not started (serve, goBackground).
+	// Listeners report their own closing as an error; that is expected now.
+	s.stopping.Store(true)
 	ctx, cancel := context.WithTimeout(ctx, s.opts.ShutdownGrace)
 	defer cancel()
 	if s.control != nil {
