@@ -19,7 +19,6 @@ import (
 
 	"mailstead/loginlimit"
 	"mailstead/manage"
-	"mailstead/store"
 )
 
 //go:embed web
@@ -52,7 +51,7 @@ type CertHost struct {
 // Config is what the server gives the admin pages.
 type Config struct {
 	Version  string // the running binary's version, shown on the overview
-	Store    *store.Store
+	Store    Store
 	Resolver Resolver
 	Logger   *slog.Logger
 	Ports    Ports // the ports clients connect to (standard ones plus --port-offset)
@@ -81,7 +80,7 @@ type Config struct {
 type Admin struct {
 	cfg    Config
 	ops    *manage.Ops
-	st     *store.Store
+	st     Store
 	log    *slog.Logger
 	pages  map[string]*template.Template
 	logins *loginlimit.Limiter
@@ -295,7 +294,7 @@ func (a *Admin) publicIPs(ctx context.Context) []net.IP {
 }
 
 // PublicIPs returns the addresses in the admin.public_ips setting, else fallback's.
-func PublicIPs(ctx context.Context, st *store.Store, fallback func() []net.IP) []net.IP {
+func PublicIPs(ctx context.Context, st Store, fallback func() []net.IP) []net.IP {
 	v, _ := SettingPublicIPs.String(ctx, st)
 	ips, _ := ParsePublicIPs(v)
 	if len(ips) == 0 && fallback != nil {
@@ -322,7 +321,7 @@ func InterfaceIPs() []net.IP {
 }
 
 // RecordsFor builds the records of domain (server records first) from the store's settings.
-func RecordsFor(ctx context.Context, st *store.Store, domain string, ips []net.IP, ports Ports,
+func RecordsFor(ctx context.Context, st Store, domain string, ips []net.IP, ports Ports,
 	dkim func(ctx context.Context, domain string) ([]DKIMKey, error)) ([]Record, bool, error) {
 	host, _ := manage.SettingHostname.Value(ctx, st)
 	if host == "" {

@@ -23,13 +23,12 @@ import (
 
 	"mailstead/connlimit"
 	"mailstead/loginlimit"
-	"mailstead/store"
 )
 
 // Config holds what a Server needs. Zero values pick the defaults documented on each field.
 type Config struct {
 	// Store is the data directory the server serves. Required.
-	Store *store.Store
+	Store Store
 	// TLSConfig serves STARTTLS on Serve and implicit TLS on ServeTLS. Required unless
 	// AllowInsecureAuth is set (then Serve works without TLS and ServeTLS is unavailable).
 	TLSConfig *tls.Config
@@ -64,7 +63,7 @@ type Config struct {
 type Server struct {
 	cfg   Config
 	log   *slog.Logger
-	st    *store.Store
+	st    Store
 	imap  *imapserver.Server
 	hub   *hub
 	unsub func()

@@ -32,7 +32,7 @@ type Certs interface {
 
 // Config is what the operations need.
 type Config struct {
-	Store *store.Store
+	Store Store
 	DKIM  DKIM  // nil: domains get no signing keys (tests)
 	Certs Certs // nil: no running certificate manager (the CLI without a server)
 	Log   *slog.Logger
@@ -48,7 +48,7 @@ type Config struct {
 // Ops runs management actions.
 type Ops struct {
 	cfg Config
-	st  *store.Store
+	st  Store
 	log *slog.Logger
 }
 
@@ -62,9 +62,6 @@ func New(cfg Config) *Ops {
 	}
 	return &Ops{cfg: cfg, st: cfg.Store, log: cfg.Log}
 }
-
-// Store is the store the operations act on (listings read it directly).
-func (o *Ops) Store() *store.Store { return o.st }
 
 // InvalidError refuses an argument before anything is stored: the CLI exits 2, the API answers
 // 400, a page shows it next to the field.

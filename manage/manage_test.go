@@ -79,7 +79,7 @@ func TestDomainAddRemove(t *testing.T) {
 		t.Fatal(err)
 	}
 	keys, _ := o.st.KVKeys(ctx, "dkim/b.test/")
-	ids, ok, _ := o.st.IsLocalAddress(ctx, "postmaster@b.test")
+	ids, ok, _ := o.st.(*store.Store).IsLocalAddress(ctx, "postmaster@b.test")
 	me, _ := o.st.AccountByAddress(ctx, "me@a.test")
 	if len(keys) != 2 || !ok || ids[0] != me.ID {
 		t.Fatalf("after add: keys %v, postmaster %v", keys, ids)

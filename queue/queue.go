@@ -33,7 +33,7 @@ type Resolver interface {
 
 // Config is what a Queue needs. Store, Resolver and Hostname are required.
 type Config struct {
-	Store    *store.Store
+	Store    Store
 	Resolver Resolver
 	Logger   *slog.Logger
 	// Hostname is our name for EHLO, Reporting-MTA and bounce senders (read at each use, so a
@@ -66,7 +66,7 @@ type Config struct {
 // Queue works the outbound queue: Run schedules deliveries, Kick wakes it after new mail.
 type Queue struct {
 	cfg Config
-	st  *store.Store
+	st  Store
 	// deliver stores DSNs the way every other message is stored.
 	deliver *delivery.Deliverer
 	// owner names this queue's leases on the rows it attempts (store.QueueClaim).

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	defs "mailstead/settings"
-	"mailstead/store"
 )
 
 // The queue's settings. Each applies from the next scheduling round (SettingsChanged).
@@ -46,7 +45,7 @@ func Settings() []defs.Def {
 
 // readSettings reads the queue's settings; a stored value its definition refuses is logged and
 // its default used.
-func readSettings(ctx context.Context, st *store.Store, log *slog.Logger) settings {
+func readSettings(ctx context.Context, st Store, log *slog.Logger) settings {
 	var errs []error
 	dur := func(d defs.Def) time.Duration {
 		v, err := d.Duration(ctx, st)

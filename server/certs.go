@@ -80,8 +80,7 @@ func (s *Server) reconfigureCerts(ctx context.Context) {
 // manageCerts is `mailstead certs`: what each certificate is, where it came from, when it
 // expires and the last error. The running server answers from memory (control.go); without one,
 // the status is read from the data directory without writing to it.
-func manageCerts(ctx context.Context, ops *manage.Ops, args []string, _ string) (string, error) {
-	st := ops.Store()
+func manageCerts(ctx context.Context, ops *manage.Ops, st *store.Store, args []string, _ string) (string, error) {
 	if len(args) != 0 {
 		return "", usage("certs")
 	}

@@ -57,7 +57,7 @@ func (s *Server) handleControl(c net.Conn) {
 	case req.Command == ProfileCommand:
 		out, err = s.profiler.run(req.Args) // of this process: only a running server has one
 	default:
-		out, err = execute(context.Background(), s.ops, req)
+		out, err = execute(context.Background(), s.ops, s.store, req)
 	}
 	resp := Response{Output: out}
 	if err != nil {

@@ -31,7 +31,7 @@ type Response struct {
 // ErrUsage marks a command line that does not fit the command's usage.
 var ErrUsage = errors.New("usage")
 
-type manageFunc func(ctx context.Context, ops *manage.Ops, args []string, stdin string) (string, error)
+type manageFunc func(ctx context.Context, ops *manage.Ops, st *store.Store, args []string, stdin string) (string, error)
 
 // commands are the management commands of the CLI and the control socket: each parses its
 // command line and calls the operations layer (mailstead/manage), as the admin pages do.
@@ -59,15 +59,15 @@ func Execute(ctx context.Context, st *store.Store, req Request) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	return execute(ctx, ops, req)
+	return execute(ctx, ops, st, req)
 }
 
-func execute(ctx context.Context, ops *manage.Ops, req Request) (string, error) {
+func execute(ctx context.Context, ops *manage.Ops, st *store.Store, req Request) (string, error) {
 	fn, ok := commands[req.Command]
 	if !ok {
 		return "", fmt.Errorf("%w: unknown command %q", ErrUsage, req.Command)
 	}
-	return fn(ctx, ops, req.Args, req.Stdin)
+	return fn(ctx, ops, st, req.Args, req.Stdin)
 }
 
 // IsUsage reports whether err is a command line or a value refused before anything was done
@@ -92,9 +92,9 @@ func newOps(st *store.Store, certs manage.Certs, junk manage.JunkFilter, log *sl
 
 func usage(format string) error { return fmt.Errorf("%w: mailstead %s", ErrUsage, format) }
 
-func manageDomain(ctx context.Context, ops *manage.Ops, args []string, _ string) (string, error) {
+func manageDomain(ctx context.Context, ops *manage.Ops, st *store.Store, args []string, _ string) (string, error) {
 	if len(args) == 1 && args[0] == "list" {
-		ds, err := ops.Store().Domains(ctx)
+		ds, err := st.Domains(ctx)
 		if err != nil {
 			return "", err
 		}
@@ -123,9 +123,9 @@ func manageDomain(ctx context.Context, ops *manage.Ops, args []string, _ string)
 	return "", usage("domain add|list|remove DOMAIN")
 }
 
-func manageAccount(ctx context.Context, ops *manage.Ops, args []string, stdin string) (string, error) {
+func manageAccount(ctx context.Context, ops *manage.Ops, st *store.Store, args []string, stdin string) (string, error) {
 	if len(args) == 1 && args[0] == "list" {
-		as, err := ops.Store().Accounts(ctx)
+		as, err := st.Accounts(ctx)
 		if err != nil {
 			return "", err
 		}
@@ -198,9 +198,9 @@ func manageAccount(ctx context.Context, ops *manage.Ops, args []string, stdin st
 	return "", usage(accountUsage)
 }
 
-func manageAlias(ctx context.Context, ops *manage.Ops, args []string, _ string) (string, error) {
+func manageAlias(ctx context.Context, ops *manage.Ops, st *store.Store, args []string, _ string) (string, error) {
 	if len(args) == 1 && args[0] == "list" {
-		as, err := ops.Store().Aliases(ctx)
+		as, err := st.Aliases(ctx)
 		if err != nil {
 			return "", err
 		}
@@ -236,7 +236,7 @@ func manageAlias(ctx context.Context, ops *manage.Ops, args []string, _ string) 
 // manageSettings is `mailstead settings list|get|set KEY [VALUE]`. A secret's value is read
 // from stdin (`settings set KEY` with no VALUE), never taken from the command line, and never
 // printed.
-func manageSettings(ctx context.Context, ops *manage.Ops, args []string, stdin string) (string, error) {
+func manageSettings(ctx context.Context, ops *manage.Ops, st *store.Store, args []string, stdin string) (string, error) {
 	const use = "settings list|get|set KEY [VALUE] (a secret: no VALUE, on stdin)"
 	switch {
 	case len(args) == 1 && args[0] == "list":
@@ -298,7 +298,7 @@ func manageSettings(ctx context.Context, ops *manage.Ops, args []string, stdin s
 }
 
 // manageSetup is the scripted form of the web wizard: hostname, first domain, admin account.
-func manageSetup(ctx context.Context, ops *manage.Ops, args []string, stdin string) (string, error) {
+func manageSetup(ctx context.Context, ops *manage.Ops, st *store.Store, args []string, stdin string) (string, error) {
 	var p manage.SetupParams
 	for i := 0; i < len(args); i += 2 {
 		if i+1 >= len(args) {
@@ -333,8 +333,7 @@ func firstLine(s string) string {
 
 // manageStats prints counters of the store: meaningful through a running server, whose commit
 // counter covers its whole run (the group-commit benchmark reads it).
-func manageStats(ctx context.Context, ops *manage.Ops, args []string, _ string) (string, error) {
-	st := ops.Store()
+func manageStats(ctx context.Context, ops *manage.Ops, st *store.Store, args []string, _ string) (string, error) {
 	if len(args) != 0 {
 		return "", usage("stats")
 	}

@@ -15,8 +15,7 @@ import (
 // shows (server addresses and PTR, MX, SPF, DKIM, DMARC, MTA-STS, TLS-RPT, SRV, autoconfig,
 // CAA), as a zone file with each record's reason as a comment. The hostname's own records come
 // once, before the domains'. Ports are the standard ones: the file is for real DNS.
-func manageDNSZone(ctx context.Context, ops *manage.Ops, args []string, _ string) (string, error) {
-	st := ops.Store()
+func manageDNSZone(ctx context.Context, ops *manage.Ops, st *store.Store, args []string, _ string) (string, error) {
 	if len(args) > 1 {
 		return "", usage("dns-records [DOMAIN]")
 	}

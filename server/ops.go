@@ -136,8 +136,7 @@ func fixOwnership(dataDir string) {
 }
 
 // manageVerify is `mailstead verify`: database integrity and cross-references.
-func manageVerify(ctx context.Context, ops *manage.Ops, args []string, _ string) (string, error) {
-	st := ops.Store()
+func manageVerify(ctx context.Context, ops *manage.Ops, st *store.Store, args []string, _ string) (string, error) {
 	if len(args) != 0 {
 		return "", usage("verify")
 	}
@@ -174,7 +173,7 @@ type importMessage struct {
 }
 
 // manageImportBatch stores one batch of an import (inside the server when it runs).
-func manageImportBatch(ctx context.Context, ops *manage.Ops, _ []string, stdin string) (string, error) {
+func manageImportBatch(ctx context.Context, ops *manage.Ops, st *store.Store, _ []string, stdin string) (string, error) {
 	var b importBatch
 	if err := json.Unmarshal([]byte(stdin), &b); err != nil {
 		return "", fmt.Errorf("import batch: %w", err)

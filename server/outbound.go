@@ -13,6 +13,7 @@ import (
 	"mailstead/manage"
 	"mailstead/queue"
 	"mailstead/smtp"
+	"mailstead/store"
 )
 
 // startOutbound starts the outbound queue and the submission listeners (587 STARTTLS, 465
@@ -116,7 +117,7 @@ func (s *Server) startOutbound(ctx context.Context) error {
 
 // manageQueue is `mailstead queue list|retry|remove [ID]`. Retry makes entries due now; a running
 // queue picks them up at its next look (within a minute).
-func manageQueue(ctx context.Context, ops *manage.Ops, args []string, _ string) (string, error) {
+func manageQueue(ctx context.Context, ops *manage.Ops, st *store.Store, args []string, _ string) (string, error) {
 	if len(args) == 0 || len(args) > 2 {
 		return "", usage("queue list|retry|remove [ID]")
 	}
@@ -130,7 +131,7 @@ func manageQueue(ctx context.Context, ops *manage.Ops, args []string, _ string) 
 	}
 	switch args[0] {
 	case "list":
-		es, err := ops.Store().QueueList(ctx)
+		es, err := st.QueueList(ctx)
 		if err != nil {
 			return "", err
 		}
