@@ -217,12 +217,12 @@ func copyDatabase(ctx context.Context, src *sql.DB, path string) (int64, error) 
 		return 0, err
 	}
 	var check string
-	if err := dstConn.QueryRowContext(ctx, "PRAGMA quick_check").Scan(&check); err != nil || check != "ok" {
+	if err := dstConn.QueryRowContext(ctx, sqlQuickCheck).Scan(&check); err != nil || check != "ok" {
 		dstConn.Close()
 		return 0, fmt.Errorf("check of the copy: %q %v", check, err)
 	}
 	// The copy carries the source's WAL mode; fold any WAL back in so one file is the backup.
-	if _, err := dstConn.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+	if _, err := dstConn.ExecContext(ctx, sqlCheckpoint); err != nil {
 		dstConn.Close()
 		return 0, fmt.Errorf("checkpoint the copy: %w", err)
 	}

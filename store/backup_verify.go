@@ -48,7 +48,7 @@ type querier interface {
 // checks. It returns one sentence per finding.
 func checkDatabase(ctx context.Context, q querier, crossRefs bool) ([]string, error) {
 	var problems []string
-	lines, err := column[string](q.QueryContext(ctx, "PRAGMA integrity_check"))
+	lines, err := column[string](q.QueryContext(ctx, sqlIntegrityCheck))
 	if err != nil {
 		return nil, fmt.Errorf("integrity check: %w", err)
 	}
@@ -57,7 +57,7 @@ func checkDatabase(ctx context.Context, q querier, crossRefs bool) ([]string, er
 			problems = append(problems, "integrity: "+l)
 		}
 	}
-	rows, err := q.QueryContext(ctx, "PRAGMA foreign_key_check")
+	rows, err := q.QueryContext(ctx, sqlForeignKeyCheck)
 	if err != nil {
 		return nil, fmt.Errorf("foreign key check: %w", err)
 	}

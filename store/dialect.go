@@ -21,3 +21,16 @@ func isBusy(err error) bool {
 	}
 	return false
 }
+
+// SQLite's maintenance statements, named so that the store's code says what it does and a
+// second database has one place to give its own (PostgreSQL: CHECKPOINT, amcheck).
+const (
+	// sqlCheckpoint copies the write-ahead log into the database file and empties it.
+	sqlCheckpoint = "PRAGMA wal_checkpoint(TRUNCATE)"
+	// sqlIntegrityCheck returns "ok", or one line per problem found in the whole file.
+	sqlIntegrityCheck = "PRAGMA integrity_check"
+	// sqlQuickCheck is sqlIntegrityCheck without the index cross-checks (a fresh backup).
+	sqlQuickCheck = "PRAGMA quick_check"
+	// sqlForeignKeyCheck returns one row per row whose reference points nowhere.
+	sqlForeignKeyCheck = "PRAGMA foreign_key_check"
+)

@@ -186,7 +186,7 @@ func (s *Store) DeleteMailbox(ctx context.Context, accountID int64, name string)
 		}
 		if mb.Subscribed {
 			// RFC 3501 §6.3.6: the subscription outlives the mailbox.
-			if _, err := t.Exec("INSERT OR IGNORE INTO orphan_subscriptions (account_id, name) VALUES (?, ?)", accountID, name); err != nil {
+			if _, err := t.Exec("INSERT INTO orphan_subscriptions (account_id, name) VALUES (?, ?) ON CONFLICT DO NOTHING", accountID, name); err != nil {
 				return fmt.Errorf("keep subscription of %q: %w", name, err)
 			}
 		}

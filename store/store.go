@@ -145,7 +145,7 @@ func (s *Store) Close() error {
 	<-s.done
 	err1 := s.db.Close()
 	// A clean close checkpoints the WAL into the main file.
-	_, _ = s.wdb.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
+	_, _ = s.wdb.Exec(sqlCheckpoint)
 	err2 := s.wdb.Close()
 	return errors.Join(err1, err2)
 }
@@ -155,7 +155,7 @@ func (s *Store) Commits() int64 { return s.commits.load() }
 
 // IntegrityCheck runs SQLite's integrity check and returns its findings ("ok" when sound).
 func (s *Store) IntegrityCheck(ctx context.Context) (string, error) {
-	lines, err := column[string](s.db.QueryContext(ctx, "PRAGMA integrity_check"))
+	lines, err := column[string](s.db.QueryContext(ctx, sqlIntegrityCheck))
 	if err != nil {
 		return "", fmt.Errorf("integrity check: %w", err)
 	}

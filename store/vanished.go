@@ -10,7 +10,8 @@ import (
 // source, RENAME INBOX) goes through it, so QRESYNC's VANISHED (EARLIER) is exact.
 func (t *writeTx) publishExpunged(accountID, mailboxID int64, uids []uint32, modseq int64) error {
 	for _, uid := range uids {
-		if _, err := t.Exec("INSERT OR REPLACE INTO vanished (mailbox_id, uid, modseq) VALUES (?, ?, ?)", mailboxID, uid, modseq); err != nil {
+		if _, err := t.Exec(`INSERT INTO vanished (mailbox_id, uid, modseq) VALUES (?, ?, ?)
+			ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = excluded.modseq`, mailboxID, uid, modseq); err != nil {
 			return fmt.Errorf("record expunge of UID %d: %w", uid, err)
 		}
 	}
