@@ -84,9 +84,9 @@ func (mc *manualCert) fail(err error) error {
 	return err
 }
 
-// state returns the loaded certificate and the last load error.
-func (mc *manualCert) state() (*tls.Certificate, error, time.Time) {
+// state returns the loaded certificate, and the last load error with when it happened.
+func (mc *manualCert) state() (*tls.Certificate, time.Time, error) {
 	mc.mu.Lock()
 	defer mc.mu.Unlock()
-	return mc.cert, mc.lastErr, mc.lastErrAt
+	return mc.cert, mc.lastErrAt, mc.lastErr
 }

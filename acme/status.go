@@ -47,7 +47,7 @@ func (m *Manager) Status() Status {
 	s := m.setup()
 	st := Status{Hostname: s.hostname}
 	if s.manual != nil {
-		cert, err, at := s.manual.state()
+		cert, at, err := s.manual.state()
 		hs := HostStatus{Name: s.hostname, Source: SourceSelfSigned, State: "manual certificate not loaded"}
 		if cert != nil {
 			hs.Source, hs.State = SourceManual, "valid"

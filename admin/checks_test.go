@@ -75,7 +75,7 @@ func TestChecksAgainstZone(t *testing.T) {
 	cases := []struct{ key, status, found string }{
 		{"MX example.test.", StatusWrong, "10 mx.elsewhere.test"},
 		{"TXT example.test.", StatusWrong, "v=spf1 ip4:198.51.100.1 -all"},
-		{fmt.Sprintf("SRV _imaps._tcp.example.test."), StatusWrong, "0 1 993 mail.example.test"},
+		{"SRV _imaps._tcp.example.test.", StatusWrong, "0 1 993 mail.example.test"},
 		{"TXT r1._domainkey.example.test.", StatusWrong, "p=OLDKEY"},
 		{"TXT e1._domainkey.example.test.", StatusOK, ""},
 		{"TXT _dmarc.example.test.", StatusWrong, "more than one record"},

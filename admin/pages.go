@@ -222,11 +222,6 @@ func (a *Admin) domainDKIM(w http.ResponseWriter, r *http.Request, s *session) {
 	a.done(w, r, "/admin/dns?domain="+url.QueryEscape(name), "DKIM keys ready for "+name+".", nil)
 }
 
-type accountView struct {
-	store.Account
-	Aliases []string
-}
-
 func (a *Admin) accountsPage(w http.ResponseWriter, r *http.Request, s *session) {
 	ctx := r.Context()
 	accts, err := a.st.Accounts(ctx)

@@ -478,7 +478,6 @@ func TestPushAcrossSessions(t *testing.T) {
 	type update struct {
 		kind string
 		n    uint32
-		uid  imap.UID
 	}
 	updates := make(chan update, 100)
 	h := &imapclient.UnilateralDataHandler{

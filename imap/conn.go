@@ -23,27 +23,25 @@ type limitListener struct {
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		key := loginlimit.ClientKey(connlimit.RemoteIP(c.RemoteAddr()))
-		wc := &limitedConn{Conn: c, idle: l.srv.cfg.IdleTimeout, release: func() {}}
-		if l.srv.acquireIP(key) {
-			wc.release = func() { l.srv.releaseIP(key) }
-		} else {
-			wc.overLimit = true
-		}
-		if l.implicitTLS {
-			// The handshake happens when imapserver writes the greeting, before it sets a read
-			// deadline of its own: a client that never starts TLS must not hold the slot.
-			c.SetReadDeadline(time.Now().Add(l.srv.cfg.HandshakeTimeout))
-			// imapserver recognises TLS by the *tls.Conn type, so TLS must be the outer layer.
-			return tls.Server(wc, l.srv.cfg.TLSConfig), nil
-		}
-		return &cleartextConn{limitedConn: wc}, nil
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
 	}
+	key := loginlimit.ClientKey(connlimit.RemoteIP(c.RemoteAddr()))
+	wc := &limitedConn{Conn: c, idle: l.srv.cfg.IdleTimeout, release: func() {}}
+	if l.srv.acquireIP(key) {
+		wc.release = func() { l.srv.releaseIP(key) }
+	} else {
+		wc.overLimit = true
+	}
+	if l.implicitTLS {
+		// The handshake happens when imapserver writes the greeting, before it sets a read
+		// deadline of its own: a client that never starts TLS must not hold the slot.
+		c.SetReadDeadline(time.Now().Add(l.srv.cfg.HandshakeTimeout))
+		// imapserver recognises TLS by the *tls.Conn type, so TLS must be the outer layer.
+		return tls.Server(wc, l.srv.cfg.TLSConfig), nil
+	}
+	return &cleartextConn{limitedConn: wc}, nil
 }
 
 // limitedConn releases its per-IP slot on Close and caps every read deadline at IdleTimeout

@@ -231,10 +231,8 @@ loop:
 			}
 		}
 	}
-	if err != nil {
-		if _, ok := err.(errOutOfStep); ok {
-			return err
-		}
+	if _, ok := err.(errOutOfStep); ok {
+		return err
 	}
 	if out.exists != nil && len(v.unannounced) > 0 && err == nil {
 		v.known = append(v.known, v.unannounced...)

@@ -175,11 +175,11 @@ func run(t *testing.T, s *scram.Server, c *client) error {
 	if err != nil || done || len(ch) != 0 {
 		t.Fatalf("start: %q %v %v", ch, done, err)
 	}
-	ch, done, err = s.Next([]byte(c.first()))
+	ch, _, err = s.Next([]byte(c.first()))
 	if err != nil {
 		return err
 	}
-	ch, done, err = s.Next([]byte(c.final(t, string(ch))))
+	ch, _, err = s.Next([]byte(c.final(t, string(ch))))
 	if err != nil {
 		return err
 	}

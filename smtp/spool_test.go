@@ -18,7 +18,6 @@ type spoolEnv struct {
 	addr string
 	dir  string
 	logs *testkit.LogBuffer
-	cfg  Config
 }
 
 func startSpoolMX(t *testing.T, lim Limits, budget int64) *spoolEnv {

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -87,10 +86,6 @@ func (s *Store) JunkModel(ctx context.Context, accountID int64) (ham, spam int64
 		return 0, 0, nil, fmt.Errorf("junk model of account %d: %w", accountID, err)
 	}
 	return js.Ham, js.Spam, tokens, nil
-}
-
-func placeholders(n int) string {
-	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
 }
 
 // JunkTrain counts tokens once for the message with content key: as spam or ham, moving the counts

@@ -130,10 +130,6 @@ func (s *Store) Dir() string { return s.dir }
 // Path is the database file.
 func (s *Store) Path() string { return filepath.Join(s.dir, DBFile) }
 
-// DB gives read-only SQL access for tools inside this package's tests and for backup.
-// Protocol packages must not use it.
-func (s *Store) readDB() *sql.DB { return s.db }
-
 // Close waits for queued writes to finish and closes the database cleanly.
 func (s *Store) Close() error {
 	s.once.Do(func() {
