@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
 
 	"mailstead/message"
 )
@@ -82,4 +83,45 @@ func (st streamed) write(wc io.WriteCloser) error {
 		err = cerr
 	}
 	return err
+}
+
+// partSection, binarySection and binarySectionSize hand go-imap's MIME walker the stored message
+// as a stream (chunk by chunk through a 4 KiB bufio.Reader): the walker stops once the part is
+// read, so memory is bounded by the section answered, not the message (a small BODY[1] of a
+// 20 MiB message reads the first chunk or two). The walker drops read errors, so they are kept
+// here and a store failure is never answered as an empty section.
+func partSection(msg message.Source, sec *imap.FetchItemBodySection) ([]byte, error) {
+	r := stream(msg)
+	b := imapserver.ExtractBodySection(r, sec)
+	return b, r.err
+}
+
+func binarySection(msg message.Source, sec *imap.FetchItemBinarySection) ([]byte, error) {
+	r := stream(msg)
+	b := imapserver.ExtractBinarySection(r, sec)
+	return b, r.err
+}
+
+func binarySectionSize(msg message.Source, sec *imap.FetchItemBinarySectionSize) (uint32, error) {
+	r := stream(msg)
+	n := imapserver.ExtractBinarySectionSize(r, sec)
+	return n, r.err
+}
+
+// errReader reads msg in order and remembers the first error that is not EOF.
+type errReader struct {
+	r   io.Reader
+	err error
+}
+
+func stream(msg message.Source) *errReader {
+	return &errReader{r: io.NewSectionReader(msg, 0, msg.Size())}
+}
+
+func (e *errReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) && e.err == nil {
+		e.err = fmt.Errorf("read message: %w", err)
+	}
+	return n, err
 }

@@ -303,12 +303,16 @@ func (s *session) fetchOne(ctx context.Context, w *imapserver.FetchWriter, m *st
 	sections := make([][]byte, len(options.BodySection))
 	streams := make([]*streamed, len(options.BodySection))
 	var stored *store.MessageReader
+	openStored := func() (*store.MessageReader, error) {
+		if stored == nil {
+			stored, err = s.srv.st.OpenMessage(ctx, m.ID)
+		}
+		return stored, err
+	}
 	for i, sec := range options.BodySection {
 		if streamable(sec) && full == nil {
-			if stored == nil {
-				if stored, err = s.srv.st.OpenMessage(ctx, m.ID); err != nil {
-					return s.fetchError("fetch body", err)
-				}
+			if _, err := openStored(); err != nil {
+				return s.fetchError("fetch body", err)
 			}
 			st, err := streamSection(stored, sec)
 			if err == errNULInLiteral {
@@ -320,18 +324,27 @@ func (s *session) fetchOne(ctx context.Context, w *imapserver.FetchWriter, m *st
 			streams[i] = &st
 			continue
 		}
-		var src []byte
 		if sec.Specifier == imap.PartSpecifierHeader && len(sec.Part) == 0 {
 			if header == nil {
 				if header, err = s.srv.st.MessageHeader(ctx, m.ID); err != nil {
 					return s.fetchError("fetch header", err)
 				}
 			}
-			src = header
-		} else if src, err = loadFull(); err != nil {
-			return s.fetchError("fetch body", err)
+			sections[i] = bodySection(header, sec)
+		} else if full != nil {
+			sections[i] = bodySection(full, sec)
+		} else {
+			// A part (BODY[2], BODY[1.MIME], BODY[1.HEADER.FIELDS (…)]) is found by go-imap's MIME
+			// walker reading the stored chunks in order: it stops at the part's end, so what is
+			// held is the section being answered, never the whole message.
+			r, err := openStored()
+			if err != nil {
+				return s.fetchError("fetch body", err)
+			}
+			if sections[i], err = partSection(r, sec); err != nil {
+				return s.fetchError("fetch body", err)
+			}
 		}
-		sections[i] = bodySection(src, sec)
 		if bytes.IndexByte(sections[i], 0) >= 0 {
 			// An IMAP literal cannot hold NUL (RFC 9051 §4.3); only BINARY[] may send it, in a
 			// literal8 (RFC 3516 §4.2).
@@ -349,19 +362,23 @@ func (s *session) fetchOne(ctx context.Context, w *imapserver.FetchWriter, m *st
 	}
 	binaries := make([][]byte, len(options.BinarySection))
 	for i, sec := range options.BinarySection {
-		msg, err := loadFull()
+		r, err := openStored()
 		if err != nil {
 			return s.fetchError("fetch body", err)
 		}
-		binaries[i] = imapserver.ExtractBinarySection(bytes.NewReader(msg), sec)
+		if binaries[i], err = binarySection(r, sec); err != nil {
+			return s.fetchError("fetch body", err)
+		}
 	}
 	binarySizes := make([]uint32, len(options.BinarySectionSize))
 	for i, sec := range options.BinarySectionSize {
-		msg, err := loadFull()
+		r, err := openStored()
 		if err != nil {
 			return s.fetchError("fetch body", err)
 		}
-		binarySizes[i] = imapserver.ExtractBinarySectionSize(bytes.NewReader(msg), sec)
+		if binarySizes[i], err = binarySectionSize(r, sec); err != nil {
+			return s.fetchError("fetch body", err)
+		}
 	}
 
 	if (options.Flags || withFlags) && s.view.learnKeywords(m.Flags) {
