@@ -12,8 +12,6 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-
-	sqlite3 "github.com/mattn/go-sqlite3"
 )
 
 // A backup is a data directory: DEST/mailstead.db, written with SQLite's online backup API from
@@ -193,25 +191,7 @@ func copyDatabase(ctx context.Context, src *sql.DB, path string) (int64, error) 
 	if err != nil {
 		return 0, err
 	}
-	err = dstConn.Raw(func(dc any) error {
-		return srcConn.Raw(func(sc any) error {
-			d, ok1 := dc.(*sqlite3.SQLiteConn)
-			s, ok2 := sc.(*sqlite3.SQLiteConn)
-			if !ok1 || !ok2 {
-				return errors.New("not a go-sqlite3 connection")
-			}
-			b, err := d.Backup("main", s, "main")
-			if err != nil {
-				return fmt.Errorf("start online backup: %w", err)
-			}
-			// -1: all pages in one step, inside one read transaction of the source.
-			if _, err := b.Step(-1); err != nil {
-				b.Finish()
-				return fmt.Errorf("online backup: %w", err)
-			}
-			return b.Finish()
-		})
-	})
+	err = copyPages(dstConn, srcConn)
 	if err != nil {
 		dstConn.Close()
 		return 0, err

@@ -117,22 +117,14 @@ func checkDatabase(ctx context.Context, q querier, crossRefs bool) ([]string, er
 // blobReferences lists every (table, column) with a foreign key to blobs, so a table added by a
 // later migration is counted as a reference without this file knowing it.
 func blobReferences(ctx context.Context, q querier) ([][2]string, error) {
-	rows, err := q.QueryContext(ctx, `SELECT m.name, f."from" FROM sqlite_schema m, pragma_foreign_key_list(m.name) f
-		WHERE m.type = 'table' AND f."table" = 'blobs' ORDER BY m.name`)
+	refs, err := foreignKeysTo(ctx, q, "blobs")
 	if err != nil {
 		return nil, fmt.Errorf("list references to bodies: %w", err)
 	}
-	defer rows.Close()
-	var out [][2]string
-	for rows.Next() {
-		var r [2]string
-		if err := rows.Scan(&r[0], &r[1]); err != nil {
-			return nil, err
-		}
+	for _, r := range refs {
 		if strings.ContainsAny(r[0]+r[1], `"`) {
 			return nil, fmt.Errorf("odd table name %q", r[0])
 		}
-		out = append(out, r)
 	}
-	return out, rows.Err()
+	return refs, nil
 }

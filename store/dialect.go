@@ -1,7 +1,10 @@
 package store
 
 import (
+	"context"
+	"database/sql"
 	"errors"
+	"fmt"
 
 	sqlite3 "github.com/mattn/go-sqlite3"
 )
@@ -34,3 +37,48 @@ const (
 	// sqlForeignKeyCheck returns one row per row whose reference points nowhere.
 	sqlForeignKeyCheck = "PRAGMA foreign_key_check"
 )
+
+// foreignKeysTo lists every (table, column) whose foreign key points at table, read from the
+// schema itself (PostgreSQL: information_schema.referential_constraints).
+func foreignKeysTo(ctx context.Context, q querier, table string) ([][2]string, error) {
+	rows, err := q.QueryContext(ctx, `SELECT m.name, f."from" FROM sqlite_schema m, pragma_foreign_key_list(m.name) f
+		WHERE m.type = 'table' AND f."table" = ? ORDER BY m.name`, table)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out [][2]string
+	for rows.Next() {
+		var r [2]string
+		if err := rows.Scan(&r[0], &r[1]); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// copyPages copies every page of src's main database into dst (a new, empty database) in one
+// step, inside one read transaction of src: a consistent snapshot while src keeps committing.
+// This is SQLite's online backup API; PostgreSQL would take pg_dump or a base backup instead.
+func copyPages(dst, src *sql.Conn) error {
+	return dst.Raw(func(dc any) error {
+		return src.Raw(func(sc any) error {
+			d, ok1 := dc.(*sqlite3.SQLiteConn)
+			s, ok2 := sc.(*sqlite3.SQLiteConn)
+			if !ok1 || !ok2 {
+				return errors.New("not a go-sqlite3 connection")
+			}
+			b, err := d.Backup("main", s, "main")
+			if err != nil {
+				return fmt.Errorf("start online backup: %w", err)
+			}
+			// -1: all pages in one step, inside one read transaction of the source.
+			if _, err := b.Step(-1); err != nil {
+				b.Finish()
+				return fmt.Errorf("online backup: %w", err)
+			}
+			return b.Finish()
+		})
+	})
+}
