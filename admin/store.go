@@ -24,7 +24,7 @@ type Store interface {
 	EndWebSession(ctx context.Context, token string) error
 	JunkFiled(ctx context.Context, accountID int64, days int) ([]store.JunkDay, error)
 	JunkSettingsOf(ctx context.Context, accountID int64) (store.JunkSettings, error)
-	QueueData(ctx context.Context, blobID int64) ([]byte, error)
+	QueueBody(ctx context.Context, blobID int64) (*store.MessageReader, error)
 	QueueList(ctx context.Context) ([]store.QueueEntry, error)
 	RecentMailEvents(ctx context.Context, kind string, limit int) ([]store.MailEvent, error)
 	WebSession(ctx context.Context, token string) (store.Account, error)

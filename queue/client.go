@@ -231,7 +231,8 @@ type transaction struct {
 	mailParams []string
 	rcpts      []string
 	rcptParams [][]string // per recipient, index-aligned with rcpts; nil means none
-	data       []byte
+	body       io.Reader  // the message, read once from its first byte
+	size       int64      // of body
 }
 
 // rcptCommand is the RCPT command for recipient i with its parameters.
@@ -327,10 +328,25 @@ func (c *client) send(t transaction) (result, error) {
 		_, err := c.read()
 		return res, err
 	}
-	c.nc.SetWriteDeadline(time.Now().Add(c.timeout + time.Duration(len(t.data)/1024)*time.Second))
-	dw := c.tp.DotWriter()
-	if _, err := dw.Write(t.data); err != nil {
-		return res, fmt.Errorf("sending message: %w", err)
+	c.nc.SetWriteDeadline(time.Now().Add(c.timeout + time.Duration(t.size/1024)*time.Second))
+	dw := c.tp.DotWriter() // dot-stuffs (RFC 5321 §4.5.2) across the pieces it is given
+	buf := make([]byte, 32<<10)
+	for {
+		n, rerr := t.body.Read(buf)
+		if n > 0 {
+			if _, err := dw.Write(buf[:n]); err != nil {
+				return res, fmt.Errorf("sending message: %w", err)
+			}
+		}
+		if errors.Is(rerr, io.EOF) {
+			break
+		}
+		if rerr != nil {
+			// The message cannot be finished: end the session without the final dot, so
+			// the far side never takes a truncated message as complete.
+			c.close()
+			return res, fmt.Errorf("reading the queued message: %w", rerr)
+		}
 	}
 	if err := dw.Close(); err != nil {
 		return res, fmt.Errorf("sending message: %w", err)

@@ -51,7 +51,7 @@ type target struct {
 // deliverGroup makes one delivery round for a group and records each recipient's outcome.
 func (q *Queue) deliverGroup(ctx context.Context, g *group, set settings) {
 	out := make([]outcome, len(g.entries))
-	data, err := q.st.QueueData(ctx, g.blobID)
+	b, err := q.openBody(ctx, g.blobID)
 	if err != nil {
 		if ctx.Err() != nil {
 			return // shutting down: the entries stay due and run again after the restart
@@ -60,11 +60,11 @@ func (q *Queue) deliverGroup(ctx context.Context, g *group, set settings) {
 			out[i] = outcome{status: deferred, code: "4.3.0", reason: "reading the queued message: " + err.Error()}
 		}
 	} else {
-		q.attempt(ctx, g, data, set, out)
+		q.attempt(ctx, g, b, set, out)
 	}
 	// The outcome is recorded even when shutdown has begun: a 250 already received must be
 	// written down, or a restart would send the message again.
-	q.record(context.WithoutCancel(ctx), g, data, set, out)
+	q.record(context.WithoutCancel(ctx), g, b, set, out)
 }
 
 func setOpen(out []outcome, o outcome) {
@@ -86,7 +86,7 @@ func anyOpen(out []outcome) bool {
 
 // attempt tries each target in turn until every recipient has a final answer (RFC 5321 §5.1:
 // the next MX on connection failure or a temporary reply).
-func (q *Queue) attempt(ctx context.Context, g *group, data []byte, set settings, out []outcome) {
+func (q *Queue) attempt(ctx context.Context, g *group, b *body, set settings, out []outcome) {
 	if q.cfg.DevMode {
 		setOpen(out, outcome{status: deferred, code: "4.3.2", reason: "dev mode: no mail leaves this machine"})
 		return
@@ -100,7 +100,7 @@ func (q *Queue) attempt(ctx context.Context, g *group, data []byte, set settings
 		if !anyOpen(out) || ctx.Err() != nil {
 			break
 		}
-		q.tryTarget(ctx, t, g, data, set, out)
+		q.tryTarget(ctx, t, g, b, set, out)
 	}
 	if ctx.Err() != nil {
 		setOpen(out, outcome{status: deferred, code: "4.3.2", reason: "shutting down"})
@@ -153,7 +153,7 @@ func isASCII(s string) bool {
 
 // record writes each recipient's outcome: delivered entries go first, so that nothing that was
 // delivered is ever sent again; then bounces; then deferrals with the next attempt.
-func (q *Queue) record(ctx context.Context, g *group, data []byte, set settings, out []outcome) {
+func (q *Queue) record(ctx context.Context, g *group, b *body, set settings, out []outcome) {
 	now := q.cfg.Now()
 	var done []int64
 	var bounced, delayed []int
@@ -185,9 +185,6 @@ func (q *Queue) record(ctx context.Context, g *group, data []byte, set settings,
 		}
 		delayed = append(delayed, i)
 	}
-	if err := q.st.QueueDone(ctx, done...); err != nil {
-		q.log.Error("queue: recording deliveries", "ids", done, "err", err)
-	}
 	// RFC 3461 §6.2.1: a success report was asked for and the next hop cannot send it.
 	var relayed []int
 	for i, e := range g.entries {
@@ -195,14 +192,23 @@ func (q *Queue) record(ctx context.Context, g *group, data []byte, set settings,
 			relayed = append(relayed, i)
 		}
 	}
+	// The report's header is read first: QueueDone may free the body.
+	if len(relayed) > 0 && b != nil {
+		if err := b.keepHeader(ctx); err != nil {
+			q.log.Error("queue: reading the header for a relayed report", "from", g.from, "err", err)
+		}
+	}
+	if err := q.st.QueueDone(ctx, done...); err != nil {
+		q.log.Error("queue: recording deliveries", "ids", done, "err", err)
+	}
 	if len(relayed) > 0 {
-		if err := q.notify(ctx, g, data, relayed, out, "relayed", set.maxAge); err != nil {
+		if err := q.notify(ctx, g, b, relayed, out, "relayed", set.maxAge); err != nil {
 			q.log.Error("queue: sending relayed report", "from", g.from, "err", err)
 		}
 	}
 
 	if len(bounced) > 0 {
-		if err := q.notify(ctx, g, data, bounced, out, "failed", set.maxAge); err != nil {
+		if err := q.notify(ctx, g, b, bounced, out, "failed", set.maxAge); err != nil {
 			// Without its bounce the entry must stay: it will bounce again next round.
 			q.log.Error("queue: sending bounce", "from", g.from, "err", err)
 			for _, i := range bounced {
@@ -241,7 +247,7 @@ func (q *Queue) record(ctx context.Context, g *group, data []byte, set settings,
 		}
 	}
 	if len(notice) > 0 {
-		if err := q.notify(ctx, g, data, notice, out, "delayed", set.maxAge); err != nil {
+		if err := q.notify(ctx, g, b, notice, out, "delayed", set.maxAge); err != nil {
 			q.log.Error("queue: sending delay notice", "from", g.from, "err", err)
 			return
 		}
@@ -263,7 +269,7 @@ var dsnKind = map[string]string{"failed": "FAILURE", "delayed": "DELAY", "relaye
 
 // notify sends the sender a DSN about recipients idx of g. A message from the null sender is
 // itself a notification: it is never answered (RFC 5321 §4.5.5), only logged.
-func (q *Queue) notify(ctx context.Context, g *group, data []byte, idx []int, out []outcome, action string, maxAge time.Duration) error {
+func (q *Queue) notify(ctx context.Context, g *group, b *body, idx []int, out []outcome, action string, maxAge time.Duration) error {
 	if g.from == "" {
 		return nil
 	}
@@ -278,7 +284,16 @@ func (q *Queue) notify(ctx context.Context, g *group, data []byte, idx []int, ou
 	if len(rcpts) == 0 {
 		return nil
 	}
-	msg := q.composeDSN(g.from, data, rcpts, action, maxAge)
+	// Only a RET=FULL failure report carries the message; the others need its header alone.
+	var orig original
+	if b != nil {
+		var err error
+		full := action == "failed" && rcpts[0].entry.DSN.Ret == "FULL"
+		if orig, err = b.forReport(ctx, full); err != nil {
+			return err
+		}
+	}
+	msg := q.composeDSN(g.from, orig, rcpts, action, maxAge)
 	return q.sendDSN(ctx, g.from, msg)
 }
 

@@ -21,7 +21,7 @@ type dsnRecipient struct {
 // multipart/report (RFC 6522) with a human-readable part, the message/delivery-status part and
 // the original message's header (text/rfc822-headers) or, for RET=FULL failures, the message.
 // action is "failed", "delayed", "relayed" or "delivered" (RFC 3464 §2.3.3).
-func (q *Queue) composeDSN(sender string, original []byte, rcpts []dsnRecipient, action string, maxAge time.Duration) []byte {
+func (q *Queue) composeDSN(sender string, orig original, rcpts []dsnRecipient, action string, maxAge time.Duration) []byte {
 	hostname := q.cfg.Hostname()
 	now := q.cfg.Now()
 	boundary := "dsn-" + randomHex(12)
@@ -29,7 +29,7 @@ func (q *Queue) composeDSN(sender string, original []byte, rcpts []dsnRecipient,
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 
 	subject := dsnSubjects[action]
-	hdr, _ := message.ParseHeader(original)
+	hdr, _ := message.ParseHeader(orig.header)
 	origSubject := hdr.Get("Subject")
 	if origSubject == "" {
 		origSubject = "your message"
@@ -72,6 +72,11 @@ func (q *Queue) composeDSN(sender string, original []byte, rcpts []dsnRecipient,
 		} else {
 			w("    %s\r\n", oneLine(r.outcome.reason))
 		}
+	}
+
+	if action == "failed" && len(rcpts) > 0 && rcpts[0].entry.DSN.Ret == "FULL" && orig.full == nil && orig.size > maxFullReturn {
+		w("\r\nYou asked for the message back; at %d bytes it is larger than the %d bytes a\r\n", orig.size, maxFullReturn)
+		w("report carries, so only its header is attached.\r\n")
 	}
 
 	// Part 2: for programs (RFC 3464 §2.2, §2.3).
@@ -123,15 +128,15 @@ func (q *Queue) composeDSN(sender string, original []byte, rcpts []dsnRecipient,
 
 	// Part 3: the original header (RFC 6522 text/rfc822-headers), or the whole message when the
 	// sender asked for it with RET=FULL and the report says it failed (RFC 3461 §4.3).
-	if action == "failed" && len(rcpts) > 0 && rcpts[0].entry.DSN.Ret == "FULL" {
+	if action == "failed" && len(rcpts) > 0 && rcpts[0].entry.DSN.Ret == "FULL" && orig.full != nil {
 		w("\r\n--%s\r\nContent-Type: message/rfc822\r\n\r\n", boundary)
-		b.Write(original)
-		if !bytes.HasSuffix(original, []byte("\r\n")) {
+		b.Write(orig.full)
+		if !bytes.HasSuffix(orig.full, []byte("\r\n")) {
 			w("\r\n")
 		}
 	} else {
 		w("\r\n--%s\r\nContent-Type: text/rfc822-headers\r\n\r\n", boundary)
-		b.Write(message.HeaderBytes(original))
+		b.Write(message.HeaderBytes(orig.header))
 	}
 	w("\r\n--%s--\r\n", boundary)
 	return b.Bytes()

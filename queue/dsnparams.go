@@ -72,5 +72,5 @@ func (q *Queue) NotifyDelivered(ctx context.Context, sender string, msg []byte, 
 			outcome: outcome{status: delivered, code: "2.0.0", reason: "delivered to the recipient's mailbox"},
 		})
 	}
-	return q.sendDSN(ctx, sender, q.composeDSN(sender, msg, rs, "delivered", 0))
+	return q.sendDSN(ctx, sender, q.composeDSN(sender, original{header: msg, size: int64(len(msg))}, rs, "delivered", 0))
 }

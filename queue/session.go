@@ -12,7 +12,7 @@ import (
 
 // tryTarget delivers on an idle connection to the host if one is cached, else tries the host's
 // addresses (IPv4 and IPv6, in the resolver's order) until a session takes place.
-func (q *Queue) tryTarget(ctx context.Context, t target, g *group, data []byte, set settings, out []outcome) {
+func (q *Queue) tryTarget(ctx context.Context, t target, g *group, b *body, set settings, out []outcome) {
 	key := t.connKey()
 	for {
 		c := q.conns.get(key)
@@ -25,7 +25,7 @@ func (q *Queue) tryTarget(ctx context.Context, t target, g *group, data []byte, 
 			c.close()
 			continue
 		}
-		q.deliverOn(ctx, c, key, t, g, data, set, out)
+		q.deliverOn(ctx, c, key, t, g, b, set, out)
 		return
 	}
 	ips, err := q.cfg.Resolver.LookupIP(ctx, t.host)
@@ -52,7 +52,7 @@ func (q *Queue) tryTarget(ctx context.Context, t target, g *group, data []byte, 
 				}
 				return
 			}
-			q.deliverOn(ctx, c, key, t, g, data, set, out)
+			q.deliverOn(ctx, c, key, t, g, b, set, out)
 			return
 		}
 	}
@@ -60,9 +60,9 @@ func (q *Queue) tryTarget(ctx context.Context, t target, g *group, data []byte, 
 
 // deliverOn runs the transaction on an open session, then keeps the session for the next message
 // to the same host or ends it.
-func (q *Queue) deliverOn(ctx context.Context, c *client, key connKey, t target, g *group, data []byte, set settings, out []outcome) {
+func (q *Queue) deliverOn(ctx context.Context, c *client, key connKey, t target, g *group, b *body, set settings, out []outcome) {
 	stop := context.AfterFunc(ctx, func() { c.close() })
-	reusable := q.transact(c, t, g, data, out)
+	reusable := q.transact(ctx, c, t, g, b, out)
 	if stop() && reusable && q.conns.put(key, c, set.perDestination) {
 		return
 	}
@@ -157,7 +157,7 @@ func (q *Queue) open(nc net.Conn, t target, plain bool, set settings, out []outc
 
 // transact sends one message to the open recipients of g on an open session and fills in their
 // outcomes. It reports whether the session may carry another message.
-func (q *Queue) transact(c *client, t target, g *group, data []byte, out []outcome) (reusable bool) {
+func (q *Queue) transact(ctx context.Context, c *client, t target, g *group, b *body, out []outcome) (reusable bool) {
 	temp := func(code, format string, args ...any) {
 		setOpen(out, outcome{status: deferred, code: code, host: t.host, reason: fmt.Sprintf(format, args...)})
 	}
@@ -170,11 +170,15 @@ func (q *Queue) transact(c *client, t target, g *group, data []byte, out []outco
 		capFail("5.7.30", "REQUIRETLS: %s does not offer REQUIRETLS over TLS with a valid certificate (RFC 8689)", t.host)
 		return true
 	}
-	if max := c.maxSize(); max > 0 && int64(len(data)) > max {
-		capFail("5.3.4", "message of %d bytes exceeds the %d byte limit of %s", len(data), max, t.host)
+	if max := c.maxSize(); max > 0 && b.size > max {
+		capFail("5.3.4", "message of %d bytes exceeds the %d byte limit of %s", b.size, max, t.host)
 		return true
 	}
-	eightBit := has8bit(data)
+	eightBit, err := b.has8bit(ctx)
+	if err != nil {
+		temp("4.3.0", "%v", err)
+		return true
+	}
 	if eightBit && !c.has("8BITMIME") {
 		capFail("5.6.3", "message has 8-bit content and %s does not accept it (no 8BITMIME, RFC 6152)", t.host)
 		return true
@@ -201,7 +205,7 @@ func (q *Queue) transact(c *client, t target, g *group, data []byte, out []outco
 	}
 	var params []string
 	if c.has("SIZE") {
-		params = append(params, "SIZE="+strconv.Itoa(len(data)))
+		params = append(params, "SIZE="+strconv.FormatInt(b.size, 10))
 	}
 	if eightBit {
 		params = append(params, "BODY=8BITMIME")
@@ -215,7 +219,13 @@ func (q *Queue) transact(c *client, t target, g *group, data []byte, out []outco
 	if dsn {
 		params = append(params, dsnMailParams(first.DSN)...)
 	}
-	res, err := c.send(transaction{from: g.from, mailParams: params, rcpts: rcpts, rcptParams: rcptParams, data: data})
+	// A fresh reader each time: a retry on another host or a reused session sends from byte 0.
+	r, err := b.reader(ctx)
+	if err != nil {
+		temp("4.3.0", "%v", err)
+		return true
+	}
+	res, err := c.send(transaction{from: g.from, mailParams: params, rcpts: rcpts, rcptParams: rcptParams, body: r, size: b.size})
 	// 421 means the server is closing the session (RFC 5321 §3.8).
 	reusable = err == nil && res.mail.code != 421 && res.data.code != 421
 	if res.mail.code != 0 && res.mail.code/100 != 2 {

@@ -18,7 +18,7 @@ type Store interface {
 	GetKV(ctx context.Context, key string) ([]byte, error)
 	PutKV(ctx context.Context, key string, value []byte) error
 	QueueClaim(ctx context.Context, c store.QueueClaim) ([]store.QueueEntry, error)
-	QueueData(ctx context.Context, blobID int64) ([]byte, error)
+	QueueBody(ctx context.Context, blobID int64) (*store.MessageReader, error)
 	QueueDefer(ctx context.Context, ids []int64, lastError, host string, next time.Time) error
 	QueueDone(ctx context.Context, ids ...int64) error
 	QueueMarkDelayNotified(ctx context.Context, ids ...int64) error

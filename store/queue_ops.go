@@ -109,17 +109,11 @@ func (s *Store) QueueNextAttempt(ctx context.Context) (next time.Time, ok bool, 
 	return time.Unix(v.Int64, 0), true, nil
 }
 
-// QueueData returns the message body an entry refers to.
-func (s *Store) QueueData(ctx context.Context, blobID int64) ([]byte, error) {
-	r, err := s.openBlob(ctx, blobID)
-	if err != nil {
-		return nil, err
-	}
-	data, err := r.readAll()
-	if err != nil {
-		return nil, fmt.Errorf("blob %d: %w", blobID, err)
-	}
-	return data, nil
+// QueueBody returns a reader of the message body an entry refers to. It reads one chunk at a
+// time (schema 12), so the queue sends and reports on a large message without holding it whole;
+// each call is a fresh reader, so every attempt starts from the first byte.
+func (s *Store) QueueBody(ctx context.Context, blobID int64) (*MessageReader, error) {
+	return s.openBlob(ctx, blobID)
 }
 
 // QueueDone removes entries that are finished: delivered (the far side said 250), bounced, or

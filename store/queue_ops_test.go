@@ -53,7 +53,7 @@ func TestQueueLifecycle(t *testing.T) {
 	if all, _ := s.QueueList(ctx); len(all) != 0 {
 		t.Fatalf("queue after done: %v", all)
 	}
-	if _, err := s.QueueData(ctx, due[0].BlobID); err != nil {
+	if _, err := s.QueueBody(ctx, due[0].BlobID); err != nil {
 		t.Fatalf("body freed while a mailbox copy uses it: %v", err)
 	}
 	if _, ok, _ := s.QueueNextAttempt(ctx); ok {
@@ -72,7 +72,7 @@ func TestQueueRemoveFreesBody(t *testing.T) {
 	if n, err := s.QueueRemove(ctx, 0); err != nil || n != 1 {
 		t.Fatalf("remove all = %d, %v", n, err)
 	}
-	if _, err := s.QueueData(ctx, all[0].BlobID); !errors.Is(err, ErrNotFound) {
+	if _, err := s.QueueBody(ctx, all[0].BlobID); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("body of a removed entry still there: %v", err)
 	}
 }
