@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -158,5 +159,31 @@ func TestInteropImaplibLargeParts(t *testing.T) {
 	out, err := exec.Command("/usr/bin/python3", "-c", imaplibPartsScript, host, port, dir).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "parts complete") {
 		t.Fatalf("imaplib: %v\n%s\nserver log:\n%s", err, out, e.logs.String())
+	}
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}
+
+// PREVIEW of a message whose text comes before a large attachment reads the text and stops: the
+// attachment is never read.
+func TestPreviewStopsAfterTheText(t *testing.T) {
+	msg, part1, _ := bigMultipart()
+	r := &countingReader{r: bytes.NewReader(msg)}
+	got := preview(r)
+	if want := strings.Join(strings.Fields(string(part1)), " "); !strings.HasPrefix(want, got) || got == "" {
+		t.Errorf("preview = %q, want the start of %q", got, want)
+	}
+	if r.n > len(msg)/8 {
+		t.Errorf("preview read %d of the message's %d bytes; want only up to its text part", r.n, len(msg))
 	}
 }

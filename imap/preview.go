@@ -1,7 +1,6 @@
 package imap
 
 import (
-	"bytes"
 	"io"
 	"regexp"
 	"strings"
@@ -18,9 +17,10 @@ var htmlTag = regexp.MustCompile(`(?s)<!--.*?-->|<(script|style)[^>]*>.*?</(scri
 
 // preview is FETCH PREVIEW (RFC 8970): the start of the message's first text part, decoded
 // (transfer encoding and charset), white space runs shown as one space, at most 256 characters
-// and never a partial one. A message without text gets "".
-func preview(msg []byte) string {
-	e, _ := gomessage.Read(bytes.NewReader(msg)) // unknown charsets still give a readable entity
+// and never a partial one. A message without text gets "". The message is read as a stream, up
+// to the end of its first text part, so a large attachment after it is never read.
+func preview(msg io.Reader) string {
+	e, _ := gomessage.Read(msg) // unknown charsets still give a readable entity
 	if e == nil {
 		return ""
 	}

@@ -354,11 +354,14 @@ func (s *session) fetchOne(ctx context.Context, w *imapserver.FetchWriter, m *st
 	}
 	var prev string
 	if options.Preview {
-		msg, err := loadFull()
+		r, err := openStored()
 		if err != nil {
 			return s.fetchError("fetch preview", err)
 		}
-		prev = preview(msg)
+		sr := stream(r)
+		if prev = preview(sr); sr.err != nil {
+			return s.fetchError("fetch preview", sr.err)
+		}
 	}
 	binaries := make([][]byte, len(options.BinarySection))
 	for i, sec := range options.BinarySection {
