@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"mailstead/maillog"
 	"net"
 	"strings"
 	"sync"
@@ -27,6 +28,9 @@ import (
 
 // Config holds what a Server needs. Zero values pick the defaults documented on each field.
 type Config struct {
+	// MailLog writes the stable lines that are also typed events (failed TLS handshakes);
+	// nil still writes the lines.
+	MailLog *maillog.Log
 	// Store is the data directory the server serves. Required.
 	Store Store
 	// TLSConfig serves STARTTLS on Serve and implicit TLS on ServeTLS. Required unless
@@ -155,7 +159,7 @@ func NewServer(cfg Config) (*Server, error) {
 	s.imap = imapserver.New(&imapserver.Options{
 		NewSession:   s.newSession,
 		Caps:         capabilities,
-		Logger:       libLogger{s.log},
+		Logger:       libLogger{s.log, s.cfg.MailLog},
 		TLSConfig:    cfg.TLSConfig,
 		InsecureAuth: cfg.AllowInsecureAuth,
 	})
@@ -293,12 +297,15 @@ func (s *Server) releaseAccount(id int64) {
 }
 
 // libLogger sends imapserver's own messages (mostly clients going away) to debug level.
-type libLogger struct{ log *slog.Logger }
+type libLogger struct {
+	log *slog.Logger
+	ml  *maillog.Log
+}
 
 func (l libLogger) Printf(format string, args ...any) {
 	detail := fmt.Sprintf(format, args...)
 	if strings.Contains(detail, "tls: ") || strings.Contains(detail, "handshake") {
-		l.log.Info("tls handshake failed", "proto", "imap", "detail", detail)
+		l.ml.HandshakeFailed(l.log, "imap", "detail", detail)
 		return
 	}
 	l.log.Debug("imapserver", "detail", detail)

@@ -1,6 +1,7 @@
 // Package maillog writes mailstead's stable mail log lines, one per message received, rejected,
-// submitted, delivered, deferred or bounced and one per failed login, and hands each event,
-// typed, to its subscribers (the Prometheus counters, the admin page's recent events). Operators
+// submitted, delivered, deferred or bounced, one per failed login and one per failed TLS
+// handshake, and hands each event, typed, to its subscribers (the Prometheus counters, the
+// admin page's recent events). Operators
 // grep these lines and fail2ban reads "auth failed": their text and attributes must not change.
 // It decides nothing and never touches the store; subscribers must not block.
 package maillog
@@ -14,13 +15,14 @@ import (
 type Kind int
 
 const (
-	Received   Kind = iota + 1 // accepted and committed from another server (port 25, LMTP)
-	Rejected                   // refused after DATA (policy, authentication, quota, identity)
-	Submitted                  // accepted and committed from an own user (587, 465)
-	Delivered                  // the remote server accepted one outbound recipient
-	Deferred                   // one outbound attempt failed temporarily
-	Bounced                    // an outbound recipient was given up on
-	AuthFailed                 // a login failed
+	Received        Kind = iota + 1 // accepted and committed from another server (port 25, LMTP)
+	Rejected                        // refused after DATA (policy, authentication, quota, identity)
+	Submitted                       // accepted and committed from an own user (587, 465)
+	Delivered                       // the remote server accepted one outbound recipient
+	Deferred                        // one outbound attempt failed temporarily
+	Bounced                         // an outbound recipient was given up on
+	AuthFailed                      // a login failed
+	HandshakeFailed                 // a client's TLS handshake failed (implicit TLS or STARTTLS)
 )
 
 // Event is one mail event as the subscribers see it.
@@ -32,7 +34,7 @@ type Event struct {
 	Rcpts    []string // the envelope recipients; for queue events the one recipient
 	Remote   string   // the client's IP (SMTP, logins) or the remote host (queue)
 	Detail   string   // the reply or the reason
-	Proto    string   // AuthFailed: smtp, imap, pop3, admin, api
+	Proto    string   // AuthFailed: smtp, imap, pop3, admin, api; HandshakeFailed: smtp, imap, pop3, https
 	User     string   // AuthFailed: the user name tried
 	// Queued is when a Delivered entry entered the queue (for the delivery latency).
 	Queued time.Time
@@ -121,4 +123,13 @@ func (l *Log) Bounced(log *slog.Logger, ev Event, attrs ...any) {
 func (l *Log) AuthFailed(log *slog.Logger, proto, ip, user string) {
 	log.Warn("auth failed", "proto", proto, "ip", ip, "user", user)
 	l.notify(Event{Kind: AuthFailed, Proto: proto, Remote: ip, User: user})
+}
+
+// HandshakeFailed writes the one INFO line for a client whose TLS handshake failed (scanners,
+// old clients: the client's problem, not an error of ours) and counts it for the metrics:
+//
+//	level=INFO msg="tls handshake failed" proto=imap detail="…"
+func (l *Log) HandshakeFailed(log *slog.Logger, proto string, attrs ...any) {
+	log.Info("tls handshake failed", append([]any{"proto", proto}, attrs...)...)
+	l.notify(Event{Kind: HandshakeFailed, Proto: proto})
 }

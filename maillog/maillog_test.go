@@ -38,6 +38,10 @@ func TestLinesAndEvents(t *testing.T) {
 		{func() { l.SubmissionRejected(log, Event{}, "reason", "why") }, `level=WARN msg="smtp submission rejected" reason=why`, Rejected},
 		{func() { l.Delivered(log, Event{Queued: queued}, "id", 7) }, `level=INFO msg=delivered id=7`, Delivered},
 		{func() { l.Deferred(log, Event{}, "id", 8) }, `level=INFO msg=deferred id=8`, Deferred},
+		{func() {
+			l.HandshakeFailed(log, "imap", "detail", "tls: first record does not look like a TLS handshake")
+		},
+			`level=INFO msg="tls handshake failed" proto=imap detail="tls: first record does not look like a TLS handshake"`, HandshakeFailed},
 		{func() { l.Bounced(log, Event{}, "id", 9) }, `level=INFO msg=bounced id=9`, Bounced},
 	} {
 		buf.Reset()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mailstead/maillog"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -22,6 +23,9 @@ var ErrServerClosed = errors.New("pop3: server closed")
 // Config is everything a Server needs. Zero values select the defaults named
 // on each field.
 type Config struct {
+	// MailLog writes the stable lines that are also typed events (failed TLS handshakes);
+	// nil still writes the lines.
+	MailLog *maillog.Log
 	// Backend authenticates users and opens their maildrop. Required.
 	Backend Backend
 	// TLSConfig is used for STLS on the plain port (RFC 2595) and for

@@ -121,7 +121,7 @@ func (s *session) run() {
 	if s.implicit {
 		tc := tls.Server(s.raw, s.srv.cfg.TLSConfig)
 		if err := s.handshake(tc); err != nil {
-			s.log.Info("tls handshake failed", "proto", "pop3", "ip", s.ip, "err", err)
+			s.srv.cfg.MailLog.HandshakeFailed(s.log, "pop3", "ip", s.ip, "err", err)
 			return
 		}
 	}

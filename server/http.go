@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log"
 	"log/slog"
+	"mailstead/maillog"
 	"net"
 	"net/http"
 	"strings"
@@ -34,7 +35,7 @@ func (s *Server) startHTTP(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	errorLog := log.New(httpErrorLog{s.log.With("service", "http")}, "", 0)
+	errorLog := log.New(httpErrorLog{s.log.With("service", "http"), s.maillog}, "", 0)
 	l443, err := s.listen(PortHTTPS)
 	if err != nil {
 		return err
@@ -75,12 +76,15 @@ func (s *Server) startHTTP(ctx context.Context) error {
 
 // httpErrorLog takes net/http's own lines: a failed TLS handshake (scanners, old clients) is one
 // INFO line the metrics count; the rest (clients going away) is debug.
-type httpErrorLog struct{ log *slog.Logger }
+type httpErrorLog struct {
+	log *slog.Logger
+	ml  *maillog.Log
+}
 
 func (l httpErrorLog) Write(p []byte) (int, error) {
 	detail := strings.TrimSpace(string(p))
 	if strings.Contains(detail, "TLS handshake error") {
-		l.log.Info("tls handshake failed", "proto", "https", "detail", detail)
+		l.ml.HandshakeFailed(l.log, "https", "detail", detail)
 	} else {
 		l.log.Debug("http", "detail", detail)
 	}

@@ -22,6 +22,7 @@ func (s *Server) startIMAP(ctx context.Context) error {
 		s.log.Warn("imap connection limits", "err", err) // the defaults stand in
 	}
 	srv, err := imap.NewServer(imap.Config{
+		MailLog:            s.maillog,
 		Store:              s.store,
 		TLSConfig:          s.certs.TLSConfig(),
 		Logger:             s.log.With("service", "imap"),

@@ -265,7 +265,7 @@ func TestFailedHandshakesAreCounted(t *testing.T) {
 		if missing == 0 {
 			return
 		}
-		time.Sleep(50 * time.Millisecond) // the counters follow the log lines
+		time.Sleep(50 * time.Millisecond) // a handshake fails when the server gives up on it
 	}
 	t.Errorf("handshake failures not counted per protocol:\n%s", grepLines(page, "handshake"))
 }

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -22,10 +21,9 @@ import (
 const PortMetrics = 9025
 
 // Metrics are counted without reaching into the services: mail events arrive typed from the
-// maillog the services write their stable lines with (MailEvent); failed TLS handshakes, which
-// only libraries' error logs report, are counted by a slog.Handler in front of the logger. Gauges (queue, store size, certificate
-// expiry) are read from the store and the certificate manager at scrape time. Each server has its
-// own registry: no global state.
+// maillog the services write their stable lines with (MailEvent), failed TLS handshakes
+// included. Gauges (queue, store size, certificate expiry) are read from the store and the
+// certificate manager at scrape time. Each server has its own registry: no global state.
 type metrics struct {
 	s          *Server
 	reg        *prometheus.Registry
@@ -67,7 +65,7 @@ func newMetrics(s *Server) *metrics {
 	m.authFailed = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailstead_auth_failures_total",
 		Help: "Failed logins, by protocol (the same events as the \"auth failed\" log lines)."}, []string{"proto"})
 	m.handshakes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mailstead_tls_handshake_failures_total",
-		Help: "Failed TLS handshakes (implicit TLS and STARTTLS), by protocol: the \"tls handshake failed\" log lines."},
+		Help: "Failed TLS handshakes (implicit TLS and STARTTLS), by protocol."},
 		[]string{"proto"})
 	m.latency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "mailstead_delivery_latency_seconds",
 		Help:    "Time from queueing to delivery at the remote server, for delivered outbound recipients.",
@@ -80,13 +78,11 @@ func newMetrics(s *Server) *metrics {
 	return m
 }
 
-// startMetrics puts the counting handler in front of the server's logger (every service started
-// after it logs through it) and serves /metrics. A metrics page that cannot listen is logged,
-// not fatal: mail matters more than graphs.
+// startMetrics makes the counters, which the typed mail events (maillog) feed, and serves
+// /metrics. A metrics page that cannot listen is logged, not fatal: mail matters more than graphs.
 func (s *Server) startMetrics(ctx context.Context) {
 	m := newMetrics(s)
 	s.metrics = m
-	s.log = slog.New(&countingHandler{next: s.log.Handler(), m: m})
 
 	addr, err := s.metricsAddr(ctx)
 	if err != nil {
@@ -178,62 +174,6 @@ func (l countingListener) Accept() (net.Conn, error) {
 	return c, err
 }
 
-// countingHandler counts the stable log lines, then passes every record on unchanged. It is
-// enabled at Info and above even when the handler behind it is not, so that counts do not depend
-// on the log level.
-type countingHandler struct {
-	next  slog.Handler
-	m     *metrics
-	proto string // a proto attribute given through Logger.With
-}
-
-func (h *countingHandler) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= slog.LevelInfo || h.next.Enabled(ctx, l)
-}
-
-func (h *countingHandler) Handle(ctx context.Context, r slog.Record) error {
-	h.count(r)
-	if h.next.Enabled(ctx, r.Level) {
-		return h.next.Handle(ctx, r)
-	}
-	return nil
-}
-
-func (h *countingHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	c := &countingHandler{next: h.next.WithAttrs(as), m: h.m, proto: h.proto}
-	for _, a := range as {
-		if a.Key == "proto" {
-			c.proto = a.Value.String()
-		}
-	}
-	return c
-}
-
-func (h *countingHandler) WithGroup(name string) slog.Handler {
-	return &countingHandler{next: h.next.WithGroup(name), m: h.m, proto: h.proto}
-}
-
-// count counts the one line that is not a mail event: a failed TLS handshake, which go-smtp,
-// go-imap and net/http report only through their error logs.
-func (h *countingHandler) count(r slog.Record) {
-	if r.Message == "tls handshake failed" {
-		h.m.handshakes.WithLabelValues(h.protoOf(r)).Inc()
-	}
-}
-
-// protoOf is the record's proto attribute, else the logger's.
-func (h *countingHandler) protoOf(r slog.Record) string {
-	proto := h.proto
-	r.Attrs(func(a slog.Attr) bool {
-		if a.Key == "proto" {
-			proto = a.Value.String()
-			return false
-		}
-		return true
-	})
-	return proto
-}
-
 // MailEvent counts one typed mail event (maillog). The delivery latency comes with the event
 // (the entry's queue time), so no database query runs on the queue's goroutine.
 func (m *metrics) MailEvent(ev maillog.Event) {
@@ -246,6 +186,8 @@ func (m *metrics) MailEvent(ev maillog.Event) {
 		m.rejected.Inc()
 	case maillog.AuthFailed:
 		m.authFailed.WithLabelValues(ev.Proto).Inc()
+	case maillog.HandshakeFailed:
+		m.handshakes.WithLabelValues(ev.Proto).Inc()
 	case maillog.Delivered:
 		m.sent.Inc()
 		if !ev.Queued.IsZero() {

@@ -22,6 +22,7 @@ func (s *Server) startPOP3(ctx context.Context) error {
 		s.log.Warn("pop3 connection limits", "err", err) // the defaults stand in
 	}
 	srv, err := pop3.NewServer(pop3.Config{
+		MailLog:             s.maillog,
 		Backend:             pop3Backend{s.store},
 		TLSConfig:           s.certs.TLSConfig(),
 		Logger:              s.log.With("service", "pop3"),

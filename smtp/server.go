@@ -196,7 +196,7 @@ func (s *Server) goSMTP(be gosmtp.Backend, tlsConfig *tls.Config) *gosmtp.Server
 	srv.EnableSMTPUTF8 = true
 	srv.EnableREQUIRETLS = true
 	srv.EnableDSN = true // RFC 3461: NOTIFY, ORCPT, RET, ENVID are kept with the message (dsn.go)
-	srv.ErrorLog = log.New(slogWriter{s.cfg.Logger}, "", 0)
+	srv.ErrorLog = log.New(slogWriter{s.cfg.Logger, s.cfg.MailLog}, "", 0)
 	return srv
 }
 
@@ -264,14 +264,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 // slogWriter routes go-smtp's own log lines (accept errors, panics) into slog.
-type slogWriter struct{ l *slog.Logger }
+type slogWriter struct {
+	l  *slog.Logger
+	ml *maillog.Log
+}
 
 // A failed TLS handshake is the client's problem (scanners, old clients): one INFO line that the
 // metrics count, not an ERROR.
 func (w slogWriter) Write(p []byte) (int, error) {
 	detail := strings.TrimSpace(string(p))
 	if strings.Contains(detail, "tls: ") || strings.Contains(detail, "handshake") {
-		w.l.Info("tls handshake failed", "proto", "smtp", "detail", detail)
+		w.ml.HandshakeFailed(w.l, "smtp", "detail", detail)
 		return len(p), nil
 	}
 	w.l.Error("smtp", "detail", detail)
