@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"io"
+	"mailstead/mailtest/storetest"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -40,11 +41,7 @@ func newEmptyEnv(t *testing.T) *env { return newEnvWith(t, false) }
 
 func newEnvWith(t *testing.T, populated bool) *env {
 	t.Helper()
-	st, err := store.Open(t.TempDir(), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := storetest.Open(t)
 	ctx := context.Background()
 	must(t, st.SetSetting(ctx, "admin.port25_probe", "127.0.0.1:1")) // never a real host
 	if populated {

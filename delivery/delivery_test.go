@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"mailstead/mailtest/storetest"
 	"strings"
 	"testing"
 	"time"
@@ -13,21 +14,11 @@ import (
 
 func openStore(t *testing.T) *store.Store {
 	t.Helper()
-	st, err := store.Open(t.TempDir(), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	ctx := context.Background()
-	if _, err := st.AddDomain(ctx, "example.test"); err != nil {
-		t.Fatal(err)
-	}
+	st := storetest.Open(t, "example.test")
 	for _, a := range []string{"alice@example.test", "bob@example.test"} {
-		if _, err := st.AddAccount(ctx, a, "pw", false); err != nil {
-			t.Fatal(err)
-		}
+		storetest.Account(t, st, a, "pw")
 	}
-	if err := st.AddAlias(ctx, "team@example.test", []string{"alice@example.test", "bob@example.test"}); err != nil {
+	if err := st.AddAlias(context.Background(), "team@example.test", []string{"alice@example.test", "bob@example.test"}); err != nil {
 		t.Fatal(err)
 	}
 	return st

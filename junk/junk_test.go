@@ -3,6 +3,7 @@ package junk_test
 import (
 	"context"
 	"fmt"
+	"mailstead/mailtest/storetest"
 	"slices"
 	"strings"
 	"testing"
@@ -87,19 +88,8 @@ func TestRemoveHeader(t *testing.T) {
 // newFilter opens a real store in a temp dir with one account.
 func newFilter(t testing.TB) (*junk.Filter, *store.Store, int64) {
 	t.Helper()
-	st, err := store.Open(t.TempDir(), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	ctx := context.Background()
-	if _, err := st.AddDomain(ctx, "example.net"); err != nil {
-		t.Fatal(err)
-	}
-	acc, err := st.AddAccount(ctx, "me@example.net", "correct horse battery", false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := storetest.Open(t, "example.net")
+	acc := storetest.Account(t, st, "me@example.net", "correct horse battery")
 	return &junk.Filter{Store: st}, st, acc.ID
 }
 

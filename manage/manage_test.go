@@ -3,6 +3,7 @@ package manage
 import (
 	"context"
 	"errors"
+	"mailstead/mailtest/storetest"
 	"testing"
 
 	"mailstead/settings"
@@ -22,11 +23,7 @@ func (c *countCerts) Refresh() { c.n++ }
 
 func newOps(t *testing.T) (*Ops, *countCerts) {
 	t.Helper()
-	st, err := store.Open(t.TempDir(), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := storetest.Open(t)
 	reg, err := settings.NewRegistry(Settings())
 	if err != nil {
 		t.Fatal(err)

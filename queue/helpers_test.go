@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mailstead/mailtest/storetest"
 	"math/big"
 	"net"
 	"strconv"
@@ -280,19 +281,9 @@ func freeOffset(t testing.TB, ips ...string) int {
 // may be changed before start.
 func newEnv(t *testing.T, farIPs ...string) *env {
 	t.Helper()
-	st, err := store.Open(t.TempDir(), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := storetest.Open(t, "a.test")
+	alice := storetest.Account(t, st, "alice@a.test", "pw")
 	ctx := context.Background()
-	if _, err := st.AddDomain(ctx, "a.test"); err != nil {
-		t.Fatal(err)
-	}
-	alice, err := st.AddAccount(ctx, "alice@a.test", "pw", false)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for k, v := range map[string]string{"queue.retry_initial": "1s", "queue.retry_max": "2s", "queue.timeout": "10s"} {
 		if err := st.SetSetting(ctx, k, v); err != nil {
 			t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"mailstead/mailtest/storetest"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -45,16 +46,8 @@ func startMXWith(t *testing.T, mutate func(*Config)) (string, *store.Store) {
 // mxStore is a store with example.test and alice@example.test.
 func mxStore(t *testing.T) *store.Store {
 	t.Helper()
-	st, err := store.Open(t.TempDir(), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	ctx := context.Background()
-	st.AddDomain(ctx, "example.test")
-	if _, err := st.AddAccount(ctx, "alice@example.test", "pw", false); err != nil {
-		t.Fatal(err)
-	}
+	st := storetest.Open(t, "example.test")
+	storetest.Account(t, st, "alice@example.test", "pw")
 	return st
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"io"
 	"log/slog"
+	"mailstead/mailtest/storetest"
 	"net"
 	"strings"
 	"sync"
@@ -34,13 +35,8 @@ type subEnv struct {
 // owning the alias team@example.test.
 func startSubmission(t *testing.T) *subEnv {
 	t.Helper()
-	st, err := store.Open(t.TempDir(), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := storetest.Open(t, "example.test")
 	ctx := context.Background()
-	st.AddDomain(ctx, "example.test")
 	alice, err := st.AddAccount(ctx, "alice@example.test", "alice-pw", false)
 	if err != nil {
 		t.Fatal(err)
