@@ -14,8 +14,7 @@ import (
 
 // verifyDKIM verifies every DKIM-Signature of msg with go-msgauth, up to
 // MaxSignatures, and reports each in header order.
-func (c *Checker) verifyDKIM(ctx context.Context, header []byte, msg Message) []DKIMResult {
-	fields, _ := message.ParseHeader(header)
+func (c *Checker) verifyDKIM(ctx context.Context, fields message.Header, msg Message) []DKIMResult {
 	var results []DKIMResult
 	for _, f := range fields {
 		if !strings.EqualFold(f.Name, "DKIM-Signature") {
@@ -76,8 +75,7 @@ var errNoFrom = errors.New("message has no single RFC5322.From domain")
 // fromDomain returns the lower-case, A-label domain of the RFC5322.From
 // field. Several From fields, or authors in several domains, are an error,
 // since DMARC could not tell which to evaluate (RFC 7489 section 6.6.1).
-func fromDomain(msg []byte) (string, error) {
-	fields, _ := message.ParseHeader(msg)
+func fromDomain(fields message.Header) (string, error) {
 	var value string
 	n := 0
 	for _, f := range fields {

@@ -27,9 +27,8 @@ type Identity struct {
 	Shown []string
 }
 
-// ParseIdentity reads the identity fields of msg with the message package's one parser.
-func ParseIdentity(msg []byte) Identity {
-	h, _ := message.ParseHeader(msg)
+// identityOf reads the identity fields of a header parsed by the message package's one parser.
+func identityOf(h message.Header) Identity {
 	var id Identity
 	seen := map[string]bool{}
 	for _, name := range identityFields {

@@ -168,13 +168,15 @@ func (c *Checker) Check(ctx context.Context, in Input) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mailauth: read header: %w", err)
 	}
-	res := &Result{Identity: ParseIdentity(header)}
-	fromDomain, fromErr := fromDomain(header)
+	// One parse of the header serves the identity, DMARC's From domain and DKIM.
+	fields, _ := message.ParseHeader(header)
+	res := &Result{Identity: identityOf(fields)}
+	fromDomain, fromErr := fromDomain(fields)
 
 	var wg sync.WaitGroup
 	var policy dmarcPolicy
 	wg.Go(func() { res.SPF, res.HeloSPF = c.checkSPF(ctx, in.IP, in.Helo, in.MailFrom) })
-	wg.Go(func() { res.DKIM = c.verifyDKIM(ctx, header, in.Message) })
+	wg.Go(func() { res.DKIM = c.verifyDKIM(ctx, fields, in.Message) })
 	wg.Go(func() { res.IPRev = c.checkIPRev(ctx, in.IP) })
 	if len(c.DNSBL) > 0 {
 		wg.Go(func() {
